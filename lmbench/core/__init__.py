@@ -1,0 +1,34 @@
+"""The LM engine: pure PyTorch, no Hydra or MLflow. See ``LevenbergMarquardt``."""
+
+from lmbench.core.callbacks import Callback, EpochInfo, MetricsCallback
+from lmbench.core.damping import (
+    DampingRule,
+    GainRatioDamping,
+    MarquardtDamping,
+    SeedDamping,
+    make_damping,
+)
+from lmbench.core.errors import DiskSpaceError, InvalidInputError, LMError, NonFiniteLossError
+from lmbench.core.history import TrainingHistory
+from lmbench.core.params import FlatParameters, get_weights_count
+from lmbench.core.trainer import LevenbergMarquardt, StoppingRules
+
+__all__ = [
+    "Callback",
+    "DampingRule",
+    "DiskSpaceError",
+    "EpochInfo",
+    "FlatParameters",
+    "GainRatioDamping",
+    "InvalidInputError",
+    "LMError",
+    "LevenbergMarquardt",
+    "MarquardtDamping",
+    "MetricsCallback",
+    "NonFiniteLossError",
+    "SeedDamping",
+    "StoppingRules",
+    "TrainingHistory",
+    "get_weights_count",
+    "make_damping",
+]

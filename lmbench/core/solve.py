@@ -1,0 +1,66 @@
+"""Damped Gauss-Newton solves: one Cholesky factorisation per damping trial, no inverse.
+
+``solve_damped`` returns the step and the reduction of E that the linear model predicts,
+``1/2 * (mu * delta^T D delta - g^T delta)``, which the gain-ratio rule compares with the actual
+reduction. A system that is not positive definite at this mu (singular J^T J with mu ~ 0, or
+rounding in float32) returns ``None``: the caller treats it as a rejected trial and raises mu.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from lmbench.core.system import GaussNewtonSystem
+
+
+@dataclass(frozen=True)
+class Step:
+    """One candidate LM step and the reduction of E it is predicted to bring."""
+
+    delta: torch.Tensor
+    predicted_reduction: float
+
+
+def _factor_shifted(matrix: torch.Tensor, shift: torch.Tensor) -> torch.Tensor | None:
+    """Upper Cholesky factor of matrix + diag(shift), reading only the upper triangle.
+
+    The diagonal is shifted in place and restored exactly from a saved copy, so the (large)
+    system matrix is never copied.
+    """
+    diagonal = matrix.diagonal()
+    saved = diagonal.clone()
+    try:
+        diagonal.add_(shift)
+        factor, info = torch.linalg.cholesky_ex(matrix, upper=True)
+    finally:
+        diagonal.copy_(saved)
+    if int(info) != 0 or not bool(torch.isfinite(factor.diagonal()).all()):
+        return None
+    return factor
+
+
+def solve_damped(system: GaussNewtonSystem, mu: float, scale_by_diagonal: bool) -> Step | None:
+    """Solve (J^T J + mu*D) delta = -J^T r in the system's form; None if not factorable."""
+    scale = system.scaling(scale_by_diagonal)
+    g = system.gradient
+    if system.form == "primal":
+        assert system.gram is not None
+        factor = _factor_shifted(system.gram, mu * scale)
+        if factor is None:
+            return None
+        delta = torch.cholesky_solve(-g.unsqueeze(1), factor, upper=True).squeeze(1)
+    else:
+        assert system.jacobian is not None and system.residuals is not None
+        kernel = system.dual_kernel(scale_by_diagonal)
+        shift = torch.full((kernel.shape[0],), mu, dtype=kernel.dtype, device=kernel.device)
+        factor = _factor_shifted(kernel, shift)
+        if factor is None:
+            return None
+        z = torch.cholesky_solve(system.residuals.unsqueeze(1), factor, upper=True).squeeze(1)
+        delta = -(system.jacobian.T @ z) / scale
+    if not bool(torch.isfinite(delta).all()):
+        return None
+    predicted = 0.5 * float(mu * (delta * scale * delta).sum() - g @ delta)
+    return Step(delta=delta, predicted_reduction=predicted)

@@ -1,0 +1,139 @@
+"""Where residual rows come from: tensors in memory, or a DataLoader streamed chunk by chunk.
+
+A source yields (x_chunk, y_chunk) on the training device, with y_chunk shaped (m, O) to match
+the flattened model outputs. The trainer never asks a source for more than one chunk at a time,
+so in-memory and streaming training share one loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from lmbench.core.errors import InvalidInputError
+
+
+class RowSource(Protocol):
+    """An iterable of training chunks that can be walked many times per epoch."""
+
+    n_samples: int | None
+
+    def chunks(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield (x, y) chunks on the training device; y is 2-D (rows, outputs)."""
+        ...
+
+
+def as_tensor(value: Any, name: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Tensor on ``device`` in ``dtype``, from a tensor or array; clear error otherwise."""
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach()
+    elif isinstance(value, np.ndarray):
+        tensor = torch.from_numpy(np.ascontiguousarray(value))
+    else:
+        try:
+            tensor = torch.as_tensor(np.asarray(value))
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(
+                f"{name} must be a torch.Tensor or numpy array, got {type(value).__name__}"
+            ) from exc
+    if not (tensor.is_floating_point() or tensor.dtype in (torch.int32, torch.int64, torch.bool)):
+        raise InvalidInputError(f"{name} has non-numeric dtype {tensor.dtype}")
+    return tensor.to(device=device, dtype=dtype)
+
+
+def check_finite(tensor: torch.Tensor, name: str) -> None:
+    """Raise naming how many values of ``tensor`` are NaN or infinite, and the first row."""
+    bad = ~torch.isfinite(tensor)
+    if bool(bad.any()):
+        rows = bad.reshape(bad.shape[0], -1).any(dim=1).nonzero().flatten()
+        raise InvalidInputError(
+            f"{name} contains {int(bad.sum())} non-finite value(s) (NaN or Inf) in "
+            f"{rows.numel()} row(s), first at row {int(rows[0])}. Impute or drop those rows "
+            "before training."
+        )
+
+
+def match_targets(y: torch.Tensor, n_outputs: int, name: str = "y") -> torch.Tensor:
+    """y reshaped to (rows, n_outputs); a 1-D y is accepted for a single-output model."""
+    if y.dim() == 1 and n_outputs == 1:
+        return y.unsqueeze(1)
+    flat = y.reshape(y.shape[0], -1) if y.dim() > 0 else y
+    if y.dim() == 0 or flat.shape[1] != n_outputs:
+        raise InvalidInputError(
+            f"{name} has shape {tuple(y.shape)} but the model produces {n_outputs} output(s) per "
+            f"sample; {name} must be (n_samples, {n_outputs}) (one-hot for classification, "
+            "as the model's output layer)."
+        )
+    return flat
+
+
+class TensorSource:
+    """Rows held in memory, served in chunks of ``chunk_rows`` samples (all at once if None)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, chunk_rows: int | None = None) -> None:
+        if x.shape[0] != y.shape[0]:
+            raise InvalidInputError(
+                f"x has {x.shape[0]} samples but y has {y.shape[0]}; they must have the same "
+                "first dimension."
+            )
+        self.x = x
+        self.y = y
+        self.n_samples: int | None = x.shape[0]
+        self.chunk_rows = chunk_rows
+
+    def chunks(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        step = self.chunk_rows or self.x.shape[0]
+        for start in range(0, self.x.shape[0], step):
+            yield self.x[start : start + step], self.y[start : start + step]
+
+
+class LoaderSource:
+    """Rows streamed from an iterable of (x, y) batches, e.g. a DataLoader without shuffling.
+
+    Each batch is moved to ``device``/``dtype``, checked for non-finite values on the first pass
+    and reshaped to (rows, n_outputs). Shuffling is harmless but useless: every row enters every
+    LM step.
+    """
+
+    def __init__(
+        self,
+        loader: Iterable[Any],
+        n_outputs: int,
+        dtype: torch.dtype,
+        device: torch.device,
+        name: str = "x_loader",
+    ) -> None:
+        self.loader = loader
+        self.n_outputs = n_outputs
+        self.dtype = dtype
+        self.device = device
+        self.name = name
+        self.n_samples: int | None = None
+        self._checked = False
+
+    def chunks(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        rows = 0
+        for index, batch in enumerate(self.loader):
+            if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+                raise InvalidInputError(
+                    f"{self.name} must yield (x, y) pairs; batch {index} is {type(batch).__name__}"
+                )
+            x = as_tensor(batch[0], f"{self.name} batch {index} x", self.dtype, self.device)
+            y = as_tensor(batch[1], f"{self.name} batch {index} y", self.dtype, self.device)
+            if x.shape[0] != y.shape[0]:
+                raise InvalidInputError(
+                    f"{self.name} batch {index}: x has {x.shape[0]} rows but y has {y.shape[0]}"
+                )
+            y = match_targets(y, self.n_outputs, f"{self.name} batch {index} y")
+            if not self._checked:
+                check_finite(x, f"{self.name} batch {index} x")
+                check_finite(y, f"{self.name} batch {index} y")
+            rows += x.shape[0]
+            yield x, y
+        if rows == 0:
+            raise InvalidInputError(f"{self.name} yielded no rows")
+        self._checked = True
+        self.n_samples = rows
