@@ -187,10 +187,12 @@ class LevenbergMarquardt:
         n_outputs: int | None = None,
     ) -> TrainingHistory:
         """Train on any ``RowSource`` (the loop shared by every engine)."""
-        if n_outputs is None:
+        if n_outputs is None or self._probe_row is None:
             x0, _ = next(iter(source.chunks()))
             n_outputs = self._probe_outputs(x0[:1])
         self._residual_fn = ResidualFunction(self.flat, n_outputs, self.jacobian_mode)
+        # The first torch.func call imports torch._dynamo (~3 s): pay it here, not in epoch 1.
+        self._residual_fn.jacobian(self.flat.vector(), self._probe_row)
         val_source = self._validation_source(val, n_outputs)
         state = _LoopState(mu=self.damping.mu_init)
         self.history = TrainingHistory(jacobian_mode=self._residual_fn.mode)
@@ -403,6 +405,7 @@ class LevenbergMarquardt:
         self.history = TrainingHistory.from_dict(payload["history"])
 
     def _probe_outputs(self, x_row: torch.Tensor) -> int:
+        self._probe_row = x_row
         with torch.no_grad():
             out = self.model(x_row)
         if not isinstance(out, torch.Tensor):
@@ -418,6 +421,7 @@ class LevenbergMarquardt:
         return max(1, self.jacobian_budget_bytes // per_row)
 
     _n_outputs: int = 1
+    _probe_row: torch.Tensor | None = None
 
 
 @dataclass
