@@ -8,13 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import psutil
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from lmbench.core.callbacks import CallbackSpec
 from lmbench.core.damping import SeedDamping
+from lmbench.core.distributed import AllReduce
+from lmbench.core.params import get_weights_count
+from lmbench.core.system import choose_solver
 from lmbench.core.trainer import LevenbergMarquardt, StoppingRules
 
 SeedHistory = tuple[list[float], list[float], list[float], list[float]]
@@ -55,3 +60,69 @@ def train_levenberg(
         device=device,
     )
     return trainer.fit(x, y, val=val_loader).to_seed_tuple()
+
+
+def train_distributed_levenberg(
+    model: nn.Module,
+    x_loader: Iterable[Any],
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    val_loader: Iterable[Any] | None = None,
+    snap_folder: str | Path | None = None,
+    mu_init: float = 10,
+    min_error: float = 1e-2,
+    max_epochs: int = 10,
+    inner_steps: int = 10,
+    demping_coef: float = 10,
+    device: str | torch.device | None = None,
+    temp_folder: str | Path = "./temp",
+    metrics_callbacks: CallbackSpec = None,
+    engine: Literal["auto", "streaming", "cache"] = "auto",
+    memory_budget_bytes: int | None = None,
+) -> SeedHistory:
+    """LM on data streamed from ``x_loader`` (chunks of (x, y)); every row enters every step.
+
+    engine: ``streaming`` accumulates J^T J chunk by chunk (memory O(P^2 + chunk*O*P), no
+    Jacobian kept); ``cache`` writes Jacobian chunks to ``temp_folder`` once per epoch and
+    solves by conjugate gradients (for P x P too large for memory); ``auto`` picks streaming
+    when J^T J and its factor fit ``memory_budget_bytes`` (default: 3/4 of available memory).
+    Under ``torchrun`` with an initialised process group, each rank passes the loader of its
+    own shard and the system is all-reduced (data-parallel LM). Returns the seed's 4 lists.
+    """
+    if engine not in ("auto", "streaming", "cache"):
+        raise ValueError(f"engine must be 'auto', 'streaming' or 'cache', got {engine!r}")
+    if device is not None:
+        model.to(device)
+    n_params = get_weights_count(model)
+    itemsize = next(p for p in model.parameters() if p.requires_grad).element_size()
+    if engine == "auto":
+        budget = memory_budget_bytes or available_memory_bytes(device_of(model))
+        solver = choose_solver(n_params, itemsize, budget)
+    else:
+        solver = "cholesky" if engine == "streaming" else "cg"
+    reducer = AllReduce() if dist.is_available() and dist.is_initialized() else None
+    trainer = LevenbergMarquardt(
+        model,
+        loss_fn=loss_fn,
+        damping=SeedDamping(mu_init=float(mu_init), factor=float(demping_coef)),
+        stopping=StoppingRules(max_epochs=max_epochs, min_error=min_error),
+        inner_steps=inner_steps,
+        form="primal",
+        solver=solver,
+        temp_folder=temp_folder,
+        reducer=reducer,
+        callbacks=metrics_callbacks,
+        checkpoint_dir=snap_folder,
+    )
+    return trainer.fit_loader(x_loader, val=val_loader).to_seed_tuple()
+
+
+def device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def available_memory_bytes(device: torch.device) -> int:
+    """3/4 of the free memory where the system lives (GPU memory on CUDA, else RAM)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free * 0.75)
+    return int(psutil.virtual_memory().available * 0.75)

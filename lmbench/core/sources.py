@@ -111,7 +111,11 @@ class LoaderSource:
         self.dtype = dtype
         self.device = device
         self.name = name
-        self.n_samples: int | None = None
+        dataset = getattr(loader, "dataset", None)
+        sized = dataset is not None and hasattr(dataset, "__len__")
+        drops = bool(getattr(loader, "drop_last", False))
+        # Known up front for a plain DataLoader; otherwise learnt after the first full pass.
+        self.n_samples: int | None = len(dataset) if sized and not drops else None
         self._checked = False
 
     def chunks(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

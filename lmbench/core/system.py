@@ -8,6 +8,8 @@ An LM step solves (J^T J + mu*D) delta = -J^T r, with D = I or D = diag(J^T J) (
   Wilamowski & Yu's quasi-Hessian); the Cholesky factorisation reads only that triangle.
 * Dual form (M < P): keep J (M x P) and factor the smaller K = J D^-1 J^T (M x M); then
   delta = -D^-1 J^T (K + mu*I)^-1 r, which equals the primal step exactly.
+* Matrix-free form (P x P does not fit): only g, diag(J^T J) and an operator v -> J^T (J v)
+  (over the on-disk Jacobian cache); the step comes from conjugate gradients.
 
 dtype policy: J is computed in the model's dtype; the system is formed in ``system_dtype``
 (default: the model's dtype). float32 is the fast default; pass float64 for ill-conditioned
@@ -17,12 +19,16 @@ rejected damping trial (mu grows), never as NaN weights.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 
+from lmbench.core.distributed import LocalReducer, Reducer
+
 SystemForm = Literal["auto", "primal", "dual"]
+FormName = Literal["primal", "dual", "matrix_free"]
 
 #: Column block of the upper-triangular Gram product; ~512 keeps each GEMM efficient.
 GRAM_BLOCK = 512
@@ -50,7 +56,7 @@ def symmetrize_upper(upper: torch.Tensor) -> torch.Tensor:
 class GaussNewtonSystem:
     """What every damping trial of one epoch needs; built once per accepted point."""
 
-    form: Literal["primal", "dual"]
+    form: FormName
     gradient: torch.Tensor  # g = J^T r, shape (P,)
     diagonal: torch.Tensor  # diag(J^T J), shape (P,)
     objective: float  # E = 1/2 ||r||^2 at the current weights
@@ -58,6 +64,7 @@ class GaussNewtonSystem:
     gram: torch.Tensor | None = None  # primal: upper triangle of J^T J
     jacobian: torch.Tensor | None = None  # dual: J (M x P)
     residuals: torch.Tensor | None = None  # dual: r (M,)
+    operator: Callable[[torch.Tensor], torch.Tensor] | None = None  # matrix-free: J^T J v
     _kernels: dict[bool, torch.Tensor] = field(default_factory=dict, repr=False)
 
     @property
@@ -92,10 +99,12 @@ class SystemAccumulator:
     def __init__(
         self,
         n_params: int,
-        form: Literal["primal", "dual"],
+        form: FormName,
         dtype: torch.dtype,
         device: torch.device,
     ) -> None:
+        if form not in ("primal", "dual", "matrix_free"):
+            raise ValueError(f"form must be primal, dual or matrix_free, got {form!r}")
         self.form = form
         self.dtype = dtype
         self.device = device
@@ -103,14 +112,12 @@ class SystemAccumulator:
         self.objective = 0.0
         self.n_residuals = 0
         self.gradient = torch.zeros(n_params, dtype=dtype, device=device)
+        self.gram: torch.Tensor | None = None
+        self.diagonal = torch.zeros(n_params, dtype=dtype, device=device)
+        self._jac_chunks: list[torch.Tensor] = []
+        self._res_chunks: list[torch.Tensor] = []
         if form == "primal":
-            self.gram: torch.Tensor | None = torch.zeros(
-                n_params, n_params, dtype=dtype, device=device
-            )
-        else:
-            self.gram = None
-            self._jac_chunks: list[torch.Tensor] = []
-            self._res_chunks: list[torch.Tensor] = []
+            self.gram = torch.zeros(n_params, n_params, dtype=dtype, device=device)
 
     def add(self, jac: torch.Tensor, residuals: torch.Tensor) -> None:
         """Fold one chunk in: J_c of shape (m, P) and r_c of shape (m,)."""
@@ -119,24 +126,45 @@ class SystemAccumulator:
         self.gradient.addmv_(jac.T, residuals)
         self.objective += 0.5 * float(residuals @ residuals)
         self.n_residuals += residuals.numel()
-        if self.gram is not None:
+        if self.form == "primal":
             accumulate_upper_gram(self.gram, jac)
-        else:
+        elif self.form == "dual":
             self._jac_chunks.append(jac)
             self._res_chunks.append(residuals)
+        else:
+            self.diagonal.add_((jac * jac).sum(dim=0))
 
-    def add_partial(
-        self, gram: torch.Tensor | None, gradient: torch.Tensor, objective: float, n_rows: int
-    ) -> None:
-        """Fold in sums computed elsewhere (another rank, a cache pass), primal form only."""
-        assert self.gram is not None and gram is not None
-        self.gram.add_(gram)
-        self.gradient.add_(gradient)
-        self.objective += objective
-        self.n_residuals += n_rows
+    def reduce(self, reducer: Reducer) -> None:
+        """Sum the partial system over data-parallel workers (no-op on one process)."""
+        if isinstance(reducer, LocalReducer):
+            return
+        if self.form == "dual":
+            raise ValueError("the dual form cannot be split over workers; use form='primal'")
+        totals = torch.tensor([self.objective, self.n_residuals], dtype=torch.float64,
+                              device=self.device)
+        reducer.sum_(totals)
+        self.objective, self.n_residuals = float(totals[0]), int(totals[1])
+        reducer.sum_(self.gradient)
+        if self.gram is not None:
+            reducer.sum_(self.gram)
+        else:
+            reducer.sum_(self.diagonal)
 
-    def finish(self) -> GaussNewtonSystem:
-        """The assembled system; the accumulator should not be used afterwards."""
+    def finish(
+        self, operator: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> GaussNewtonSystem:
+        """The assembled system (matrix-free needs ``operator``: v -> J^T J v)."""
+        if self.form == "matrix_free":
+            if operator is None:
+                raise ValueError("the matrix-free form needs an operator v -> J^T (J v)")
+            return GaussNewtonSystem(
+                form="matrix_free",
+                gradient=self.gradient,
+                diagonal=self.diagonal,
+                objective=self.objective,
+                n_residuals=self.n_residuals,
+                operator=operator,
+            )
         if self.gram is not None:
             return GaussNewtonSystem(
                 form="primal",
@@ -157,3 +185,15 @@ class SystemAccumulator:
             jacobian=jac,
             residuals=res,
         )
+
+
+def solver_memory_bytes(n_params: int, itemsize: int) -> int:
+    """Memory of a Cholesky solve: J^T J, its factor and one P-sized workspace row block."""
+    return 2 * n_params * n_params * itemsize + GRAM_BLOCK * n_params * itemsize
+
+
+def choose_solver(
+    n_params: int, itemsize: int, memory_budget_bytes: int
+) -> Literal["cholesky", "cg"]:
+    """Cholesky while J^T J and its factor fit the budget, else matrix-free CG over a cache."""
+    return "cholesky" if solver_memory_bytes(n_params, itemsize) <= memory_budget_bytes else "cg"

@@ -18,14 +18,16 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from lmbench.core.cache import JacobianCache, check_disk_space, estimate_cache_bytes
 from lmbench.core.callbacks import CallbackSpec, EpochInfo, as_callbacks
 from lmbench.core.checkpoint import load_checkpoint, save_checkpoint
 from lmbench.core.damping import DampingRule, SeedDamping
+from lmbench.core.distributed import LocalReducer, Reducer
 from lmbench.core.errors import InvalidInputError, NonFiniteLossError
 from lmbench.core.history import TrainingHistory
 from lmbench.core.jacobian import JacobianMode, ResidualFunction
@@ -39,7 +41,13 @@ from lmbench.core.sources import (
     check_finite,
     match_targets,
 )
-from lmbench.core.system import GaussNewtonSystem, SystemAccumulator, SystemForm, choose_form
+from lmbench.core.system import (
+    FormName,
+    GaussNewtonSystem,
+    SystemAccumulator,
+    SystemForm,
+    choose_form,
+)
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ValidationData = tuple[Any, Any] | Iterable[Any] | None
@@ -87,6 +95,12 @@ class LevenbergMarquardt:
         stopping: stopping rules (default ``StoppingRules()``).
         inner_steps: damping trials per epoch before giving up on that epoch.
         form: ``primal`` (J^T J), ``dual`` (J J^T) or ``auto`` (the smaller system).
+        solver: ``cholesky`` (one factorisation per damping trial) or ``cg`` (matrix-free
+            conjugate gradients over a Jacobian cache on disk, for P x P too large to hold).
+        temp_folder: where the ``cg`` solver's Jacobian cache lives (a private sub-folder is
+            created and always removed).
+        reducer: sums partial systems across data-parallel workers (``AllReduce``); default
+            single process.
         jacobian_mode: ``reverse``, ``forward`` or ``auto`` (by shape).
         system_dtype: dtype of J^T J and the solves; default the model's dtype.
         chunk_rows: samples per Jacobian chunk; default from ``jacobian_budget_bytes``.
@@ -106,6 +120,10 @@ class LevenbergMarquardt:
         stopping: StoppingRules | None = None,
         inner_steps: int = 10,
         form: SystemForm = "auto",
+        solver: Literal["cholesky", "cg"] = "cholesky",
+        temp_folder: str | Path | None = None,
+        cg_max_iter: int = 500,
+        reducer: Reducer | None = None,
         jacobian_mode: JacobianMode = "auto",
         system_dtype: torch.dtype | None = None,
         chunk_rows: int | None = None,
@@ -119,6 +137,10 @@ class LevenbergMarquardt:
             raise ValueError(f"inner_steps must be >= 1, got {inner_steps}")
         if form not in ("auto", "primal", "dual"):
             raise ValueError(f"form must be 'auto', 'primal' or 'dual', got {form!r}")
+        if solver not in ("cholesky", "cg"):
+            raise ValueError(f"solver must be 'cholesky' or 'cg', got {solver!r}")
+        if solver == "cg" and temp_folder is None:
+            raise ValueError("solver='cg' caches the Jacobian on disk: pass temp_folder=...")
         if chunk_rows is not None and chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1 or None, got {chunk_rows}")
         if device is not None:
@@ -130,6 +152,11 @@ class LevenbergMarquardt:
         self.stopping = stopping if stopping is not None else StoppingRules()
         self.inner_steps = inner_steps
         self.form: SystemForm = form
+        self.solver = solver
+        self.temp_folder = Path(temp_folder) if temp_folder is not None else None
+        self.cg_max_iter = cg_max_iter
+        self.reducer: Reducer = reducer if reducer is not None else LocalReducer()
+        self._cache: JacobianCache | None = None
         self.jacobian_mode: JacobianMode = jacobian_mode
         self.system_dtype = system_dtype or self.flat.dtype
         self.chunk_rows = chunk_rows
@@ -199,14 +226,28 @@ class LevenbergMarquardt:
         if resume_from is not None:
             self._resume(resume_from, state)
         try:
+            if self.solver == "cg":
+                self._open_cache(source, n_outputs)
             self._loop(source, val_source, state)
         except KeyboardInterrupt:
             self.history.stop_reason = "interrupted"
             raise
         finally:
+            if self._cache is not None:
+                self._cache.close()
+                self._cache = None
             if state.best_theta is not None and self.history.stop_reason != "interrupted":
                 self.flat.assign(state.best_theta)
         return self.history
+
+    def _open_cache(self, source: RowSource, n_outputs: int) -> None:
+        """Check the disk for one epoch of J, then create this run's private cache folder."""
+        assert self.temp_folder is not None
+        if source.n_samples is not None:
+            itemsize = torch.finfo(self.system_dtype).bits // 8
+            needed = estimate_cache_bytes(source.n_samples, n_outputs, self.flat.count, itemsize)
+            check_disk_space(self.temp_folder, needed)
+        self._cache = JacobianCache(self.temp_folder, self.system_dtype)
 
     # ------------------------------------------------------------------ the loop
     def _loop(self, source: RowSource, val_source: RowSource | None, state: _LoopState) -> None:
@@ -243,7 +284,9 @@ class LevenbergMarquardt:
             while trials < self.inner_steps:
                 trials += 1
                 tick = time.perf_counter()
-                step = solve_damped(system, state.mu, self.damping.scale_by_diagonal)
+                step = solve_damped(
+                    system, state.mu, self.damping.scale_by_diagonal, self.cg_max_iter
+                )
                 times["time_solve"] += time.perf_counter() - tick
                 if step is None:  # not positive definite at this mu: damp harder
                     state.mu = self.damping.after_reject(state.mu)
@@ -290,16 +333,36 @@ class LevenbergMarquardt:
     # ------------------------------------------------------------------ pieces of an epoch
     def _assemble(self, source: RowSource, theta: torch.Tensor) -> GaussNewtonSystem:
         assert self._residual_fn is not None
-        form = self.form
-        if form == "auto":
-            n_samples = source.n_samples
-            n_rows = None if n_samples is None else n_samples * self._n_outputs
-            form = "primal" if n_rows is None else choose_form(n_rows, self.flat.count)
+        form = self._resolve_form(source)
         acc = SystemAccumulator(self.flat.count, form, self.system_dtype, theta.device)
+        cache = self._cache
+        if cache is not None:
+            cache.start_epoch()
         for x, y in source.chunks():
             jac, out = self._residual_fn.jacobian(theta, x)
-            acc.add(jac, (out - y).reshape(-1))
-        return acc.finish()
+            residuals = (out - y).reshape(-1)
+            acc.add(jac, residuals)
+            if cache is not None:
+                cache.append(jac, residuals)
+        if cache is not None:
+            cache.finish_epoch()
+        acc.reduce(self.reducer)
+        if cache is None:
+            return acc.finish()
+
+        def gram_matvec(vector: torch.Tensor) -> torch.Tensor:
+            return self.reducer.sum_(cache.gram_matvec(vector))
+
+        return acc.finish(operator=gram_matvec)
+
+    def _resolve_form(self, source: RowSource) -> FormName:
+        if self.solver == "cg":
+            return "matrix_free"
+        if self.form != "auto":
+            return self.form
+        if source.n_samples is None or not isinstance(self.reducer, LocalReducer):
+            return "primal"  # rows unknown, or spread over workers: J^T J is what adds up
+        return choose_form(source.n_samples * self._n_outputs, self.flat.count)
 
     def _evaluate(self, source: RowSource, theta: torch.Tensor) -> tuple[float, float]:
         """(E, reporting loss) at ``theta``: one forward pass over the source, no autograd."""
@@ -314,7 +377,10 @@ class LevenbergMarquardt:
             with torch.no_grad():
                 loss_sum += float(self.loss_fn(out, y)) * x.shape[0]
             rows += x.shape[0]
-        return objective, loss_sum / max(rows, 1)
+        totals = self.reducer.sum_(torch.tensor([objective, loss_sum, rows], dtype=torch.float64,
+                                                device=theta.device))
+        objective, loss_sum, rows = (float(v) for v in totals)
+        return objective, loss_sum / max(rows, 1.0)
 
     def _loss_only(self, source: RowSource | None, theta: torch.Tensor) -> float:
         if source is None:
@@ -371,11 +437,14 @@ class LevenbergMarquardt:
 
     def _end_of_epoch(self, epoch: int, state: _LoopState) -> bool:
         stop = False
-        info = EpochInfo(epoch=epoch, model=self.model, history=self.history)
-        for callback in self.callbacks:
-            stop = bool(callback.on_epoch_end(info)) or stop
-        if self.checkpoint_dir is not None:
-            save_checkpoint(self.checkpoint_dir, epoch, self._checkpoint_payload(epoch, state))
+        if self.reducer.is_primary:
+            info = EpochInfo(epoch=epoch, model=self.model, history=self.history)
+            for callback in self.callbacks:
+                stop = bool(callback.on_epoch_end(info)) or stop
+            if self.checkpoint_dir is not None:
+                save_checkpoint(self.checkpoint_dir, epoch, self._checkpoint_payload(epoch, state))
+        if not isinstance(self.reducer, LocalReducer):  # every worker stops together
+            stop = bool(self.reducer.sum_(torch.tensor([float(stop)])).item() > 0)
         return stop
 
     def _checkpoint_payload(self, epoch: int, state: _LoopState) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from lmbench.core.solve import solve_damped
 from lmbench.core.system import SystemAccumulator, accumulate_upper_gram, symmetrize_upper
 
 
-def one_step_model(x, y, mu, form="auto", scale_by_diagonal=False):
+def one_step_model(x, y, mu, form="primal", scale_by_diagonal=False):
     model = nn.Sequential(nn.Linear(x.shape[1], 5), nn.Tanh(), nn.Linear(5, y.shape[1])).double()
     flat = FlatParameters(model)
     theta = flat.vector()
