@@ -1,0 +1,80 @@
+"""Multilayer perceptrons for tabular data: widths, activation and output head by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+#: Hidden-layer activations by config name.
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "softplus": nn.Softplus,
+    "identity": nn.Identity,
+}
+
+#: Output heads by config name; ``linear`` adds no layer after the last Linear.
+HEADS: dict[str, Callable[[], nn.Module] | None] = {
+    "softmax": lambda: nn.Softmax(dim=-1),
+    "sigmoid": nn.Sigmoid,
+    "linear": None,
+}
+
+_HEAD_BY_TASK = {"binary": "softmax", "multiclass": "softmax", "regression": "linear"}
+
+
+def head_for_task(task: str) -> str:
+    """The output head for a task: softmax for classification (binary too, over two one-hot
+    columns, as the original library does, trained with MSE), linear for regression."""
+    try:
+        return _HEAD_BY_TASK[task]
+    except KeyError:
+        raise ValueError(
+            f"unknown task {task!r}; expected one of {sorted(_HEAD_BY_TASK)}"
+        ) from None
+
+
+def build_mlp(
+    in_features: int,
+    out_features: int,
+    hidden: Sequence[int] = (16,),
+    activation: str = "tanh",
+    head: str = "linear",
+    dtype: torch.dtype = torch.float32,
+) -> nn.Sequential:
+    """``Linear -> activation`` per hidden width, a final ``Linear``, then the head.
+
+    Weights use PyTorch's default initialisation: seed ``torch.manual_seed`` (or fork the RNG)
+    before calling to make them reproducible.
+    """
+    if in_features < 1 or out_features < 1:
+        raise ValueError(
+            f"in_features and out_features must be >= 1, got {in_features}, {out_features}"
+        )
+    widths = [int(w) for w in hidden]
+    if any(w < 1 for w in widths):
+        raise ValueError(f"hidden widths must be >= 1, got {list(hidden)}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(
+            f"unknown activation {activation!r}; expected one of {sorted(ACTIVATIONS)}"
+        )
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; expected one of {sorted(HEADS)}")
+
+    layers: list[nn.Module] = []
+    previous = in_features
+    for width in widths:
+        layers += [nn.Linear(previous, width, dtype=dtype), ACTIVATIONS[activation]()]
+        previous = width
+    layers.append(nn.Linear(previous, out_features, dtype=dtype))
+    make_head = HEADS[head]
+    if make_head is not None:
+        layers.append(make_head())
+    return nn.Sequential(*layers)
