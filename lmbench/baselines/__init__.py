@@ -1,0 +1,21 @@
+"""Baselines the LM trainer is compared with: XGBoost and CatBoost tuned by grid search, and the
+same MLP trained with Adam. All return a ``BaselineResult``; ``run_baseline`` dispatches by name."""
+
+from lmbench.baselines.adam import AdamSettings, count_parameters, search_adam
+from lmbench.baselines.common import BUDGETS, BaselineResult, GridPointScore, grid_points
+from lmbench.baselines.dispatch import BASELINES, run_baseline
+from lmbench.baselines.gbdt import search_catboost, search_xgboost
+
+__all__ = [
+    "BASELINES",
+    "BUDGETS",
+    "AdamSettings",
+    "BaselineResult",
+    "GridPointScore",
+    "count_parameters",
+    "grid_points",
+    "run_baseline",
+    "search_adam",
+    "search_catboost",
+    "search_xgboost",
+]

@@ -1,0 +1,301 @@
+"""The same MLP the LM trainer gets, trained with Adam: the first-order baseline.
+
+The caller passes a ``model_factory`` that builds the very network it gives to LM, so the only
+difference in the comparison is the optimiser. Protocol:
+
+* mini-batch Adam, data reshuffled every epoch by a generator seeded from the run seed;
+* loss ``mse`` (default): ``torch.nn.MSELoss`` on the network output against the one-hot or
+  standardised targets, the loss LM minimises; ``cross_entropy`` trains the pre-softmax logits
+  with ``F.cross_entropy`` instead, which needs an ``nn.Sequential`` ending in ``nn.Softmax``
+  (the softmax is skipped while training and kept for prediction);
+* after each epoch the loss on the whole train and validation splits is measured (eval mode);
+  training stops after ``patience`` epochs without a validation improvement larger than
+  ``min_delta``, or at ``max_epochs``, and the best-validation weights are restored;
+* every grid point (learning rates by default) starts from the same initial weights:
+  ``torch.manual_seed(seed)`` runs before ``model_factory()`` at each point;
+* points are compared on the validation split by ``PRIMARY_METRIC``; no refit afterwards.
+
+History of the selected run (``BaselineResult.history``, one entry per epoch): ``train_loss``,
+``val_loss`` and ``epoch_time_s`` (the optimisation steps of the epoch only, without the two
+evaluation passes). Model size: ``n_parameters`` (trainable).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lmbench.baselines.common import (
+    BaselineResult,
+    FitOutcome,
+    InverseTarget,
+    check_split,
+    grid_points,
+    run_grid_search,
+)
+from lmbench.metrics import to_labels
+
+ModelFactory = Callable[[], nn.Module]
+LOSSES: tuple[str, ...] = ("mse", "cross_entropy")
+PREDICT_CHUNK_ROWS = 65_536
+
+
+@dataclass(frozen=True)
+class AdamSettings:
+    """The settings of one Adam run; every field can sit in ``params`` or in the grid."""
+
+    lr: float = 1e-3
+    batch_size: int = 128
+    max_epochs: int = 500
+    patience: int = 20
+    min_delta: float = 0.0
+    weight_decay: float = 0.0
+    loss: str = "mse"
+    n_threads: int = 2
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> AdamSettings:
+        """Typed settings from a config mapping; unknown keys and bad values name the knob."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown trainer.params for adam: {unknown}; known: {sorted(known)}")
+        settings = cls(
+            lr=float(values.get("lr", cls.lr)),
+            batch_size=int(values.get("batch_size", cls.batch_size)),
+            max_epochs=int(values.get("max_epochs", cls.max_epochs)),
+            patience=int(values.get("patience", cls.patience)),
+            min_delta=float(values.get("min_delta", cls.min_delta)),
+            weight_decay=float(values.get("weight_decay", cls.weight_decay)),
+            loss=str(values.get("loss", cls.loss)),
+            n_threads=int(values.get("n_threads", cls.n_threads)),
+        )
+        if settings.loss not in LOSSES:
+            raise ValueError(f"trainer.params.loss must be one of {LOSSES}, got {settings.loss!r}")
+        for name in ("lr", "batch_size", "max_epochs", "patience", "n_threads"):
+            if getattr(settings, name) <= 0:
+                raise ValueError(f"trainer.params.{name} must be positive")
+        return settings
+
+
+def search_adam(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    *,
+    task: str,
+    cfg: Mapping[str, Any],
+    seed: int,
+    model_factory: ModelFactory,
+    inverse_target: InverseTarget | None = None,
+) -> BaselineResult:
+    """Grid-search Adam settings (``conf/trainer/adam.yaml``) for ``model_factory``'s network.
+
+    Each grid point trains a fresh network (same seed, same initial weights) with early stopping
+    on validation loss and best-weights restore; the point with the best validation
+    ``PRIMARY_METRIC`` is returned. See the module docstring for losses and history.
+    """
+    check_split(task, x_train, y_train, x_val, y_val)
+    points = grid_points(cfg)
+    all_settings = [AdamSettings.from_mapping(p) for p in points]  # validate before training
+    if task == "regression" and any(s.loss == "cross_entropy" for s in all_settings):
+        raise ValueError("trainer.params.loss=cross_entropy needs a classification task")
+    train = _tensors(task, x_train, y_train)
+    val = _tensors(task, x_val, y_val)
+    _warm_up_optimizer()
+
+    def fit_point(params: dict[str, Any]) -> FitOutcome:
+        settings = AdamSettings.from_mapping(params)
+        with _torch_threads(settings.n_threads):
+            torch.manual_seed(seed)
+            model = model_factory()
+            history, best_epoch = train_with_early_stopping(
+                model, train, val, settings, generator=torch.Generator().manual_seed(seed)
+            )
+        return FitOutcome(
+            model=model,
+            predictor=_torch_predictor(model, settings.n_threads),
+            best_iteration=best_epoch,
+            history=history,
+        )
+
+    return run_grid_search(
+        "adam",
+        task,
+        points,
+        fit_point,
+        x_val,
+        y_val,
+        inverse_target=inverse_target,
+        model_size=lambda outcome: {"n_parameters": count_parameters(outcome.model)},
+    )
+
+
+@dataclass(frozen=True)
+class TensorSplit:
+    """One split as tensors, ready for the loss functions."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    """Float targets as given (one-hot / standardised), for the MSE loss."""
+    labels: torch.Tensor | None
+    """Integer class labels, for the cross-entropy loss; None for regression."""
+
+
+def train_with_early_stopping(
+    model: nn.Module,
+    train: TensorSplit,
+    val: TensorSplit,
+    settings: AdamSettings,
+    *,
+    generator: torch.Generator,
+) -> tuple[dict[str, list[float]], int]:
+    """Train ``model`` in place; restore its best-validation weights; return (history, best epoch).
+
+    The best epoch is 1-based; 0 means no epoch reached a finite validation loss (the network
+    diverged) and the last weights are left in place, so the point scores NaN and is not selected.
+    """
+    loss_of = _loss_function(model, settings.loss)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+    )
+    history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "epoch_time_s": []}
+    best_val, best_epoch, best_state, stale = math.inf, 0, None, 0
+    n_rows = train.x.shape[0]
+    for epoch in range(1, settings.max_epochs + 1):
+        start = time.perf_counter()
+        model.train()
+        order = torch.randperm(n_rows, generator=generator)
+        for first in range(0, n_rows, settings.batch_size):
+            batch = order[first : first + settings.batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_of(train, batch)
+            loss.backward()
+            optimizer.step()
+        epoch_time = time.perf_counter() - start
+
+        train_loss, val_loss = _full_loss(model, loss_of, train), _full_loss(model, loss_of, val)
+        history["train_loss"].append(train_loss)
+        history["val_loss"].append(val_loss)
+        history["epoch_time_s"].append(epoch_time)
+        if not math.isfinite(val_loss):
+            break
+        if val_loss < best_val - settings.min_delta or best_state is None:
+            best_val, best_epoch, stale = val_loss, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+            if stale >= settings.patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return history, best_epoch
+
+
+def _warm_up_optimizer() -> None:
+    """Build a throwaway Adam once: the first construction in a process imports lazily (~2 s),
+    which would otherwise be charged to the first grid point's fit time."""
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable weights of a network: the model-size figure set against GBDT leaf counts."""
+    return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+
+
+def evaluation_loss(model: nn.Module, x: np.ndarray, y: np.ndarray, task: str, loss: str) -> float:
+    """The training loss (``mse`` or ``cross_entropy``) of ``model`` on a whole split, eval mode."""
+    split = _tensors(task, x, y)
+    return _full_loss(model, _loss_function(model, loss), split)
+
+
+def _tensors(task: str, x: np.ndarray, y: np.ndarray) -> TensorSplit:
+    targets = np.asarray(y, dtype=np.float32)
+    if task == "regression":
+        if targets.ndim == 1:
+            targets = targets.reshape(-1, 1)
+        labels = None
+    else:
+        labels = torch.as_tensor(to_labels(targets))
+    return TensorSplit(
+        x=torch.as_tensor(np.asarray(x, dtype=np.float32)),
+        y=torch.as_tensor(targets),
+        labels=labels,
+    )
+
+
+def _loss_function(model: nn.Module, loss: str) -> Callable[[TensorSplit, Any], torch.Tensor]:
+    """``loss_of(split, rows)``: the mean training loss over ``split`` rows ``rows``."""
+    if loss == "mse":
+
+        def mse(split: TensorSplit, rows: Any) -> torch.Tensor:
+            output, target = model(split.x[rows]), split.y[rows]
+            if output.shape != target.shape:
+                raise ValueError(
+                    f"network output shape {tuple(output.shape)} != target shape "
+                    f"{tuple(target.shape)}; the model's output head must match the targets"
+                )
+            return F.mse_loss(output, target)
+
+        return mse
+
+    if not (isinstance(model, nn.Sequential) and isinstance(model[-1], nn.Softmax)):
+        raise ValueError(
+            "trainer.params.loss=cross_entropy needs an nn.Sequential ending in nn.Softmax "
+            "(its input is taken as the logits); use loss=mse for other networks"
+        )
+    logits_net = model[:-1]
+
+    def cross_entropy(split: TensorSplit, rows: Any) -> torch.Tensor:
+        assert split.labels is not None
+        return F.cross_entropy(logits_net(split.x[rows]), split.labels[rows])
+
+    return cross_entropy
+
+
+def _full_loss(
+    model: nn.Module, loss_of: Callable[[TensorSplit, Any], torch.Tensor], split: TensorSplit
+) -> float:
+    model.eval()
+    with torch.no_grad():
+        return float(loss_of(split, slice(None)))
+
+
+@contextmanager
+def _torch_threads(n_threads: int):
+    """Pin torch's intra-op threads for fair timing; restore the previous value afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _torch_predictor(model: nn.Module, n_threads: int):
+    """``predict(x)``: the network output (softmax probabilities / values), in eval mode."""
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        model.eval()
+        inputs = torch.as_tensor(np.asarray(x, dtype=np.float32))
+        with _torch_threads(n_threads), torch.no_grad():
+            chunks = [
+                model(inputs[i : i + PREDICT_CHUNK_ROWS])
+                for i in range(0, inputs.shape[0], PREDICT_CHUNK_ROWS)
+            ]
+        out = torch.cat(chunks).double().numpy() if chunks else np.empty((0, 0))
+        return out.reshape(-1, 1) if out.ndim == 1 else out
+
+    return predict

@@ -1,0 +1,233 @@
+"""XGBoost and CatBoost baselines: grid search with early stopping on the validation split.
+
+Protocol, the same for both libraries:
+
+* every grid point is fitted on the train split with ``n_estimators`` / ``iterations`` as an upper
+  bound and early stopping on the validation split's loss (log-loss, multi-class log-loss or
+  RMSE: the library's training objective);
+* grid points are compared on the validation split by ``PRIMARY_METRIC``;
+* refit rule: none. The early-stopped model of the best grid point is kept as it is; there is no
+  refit on train+val, so the validation score reported is the score of the returned model and the
+  test split is touched exactly once, by the caller, after the search;
+* threads are pinned (``n_jobs`` / ``thread_count``, default 2) for fair timing and the seed is the
+  run seed (``random_state`` / ``random_seed``), overriding anything in the config.
+
+Model size (``BaselineResult.model_size``), read from the final (early-stopped) ensemble:
+
+* ``n_trees``: trees kept (XGBoost multiclass grows one tree per class per round);
+* ``n_leaves`` and ``n_internal_nodes`` (split nodes, each storing a feature index and a
+  threshold); ``n_nodes = n_leaves + n_internal_nodes``;
+* ``n_leaf_values``: the fitted numbers stored in leaves, the figure closest to a network's
+  parameter count (equals ``n_leaves`` except for CatBoost multiclass, where each leaf holds one
+  value per class).
+
+XGBoost counts come from ``Booster.trees_to_dataframe()`` of the booster sliced to the best
+iteration (the booster itself also holds the ``early_stopping_rounds`` rounds grown after it).
+CatBoost grows symmetric (oblivious) trees: a tree of depth ``d`` has ``2**d`` leaves, ``d``
+distinct split conditions (reported as ``n_split_conditions``) and ``2**d - 1`` internal nodes when
+drawn as a binary tree. CatBoost may stop a tree short of the configured depth, so
+``tree_count * 2**depth`` overestimates; the counts are read from the model
+(``get_tree_leaf_counts()``, ``get_leaf_values()``) instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from lmbench.baselines.common import (
+    BaselineResult,
+    FitOutcome,
+    InverseTarget,
+    check_split,
+    grid_points,
+    run_grid_search,
+)
+from lmbench.metrics import n_classes_of, to_labels
+
+DEFAULT_THREADS = 2
+DEFAULT_EARLY_STOPPING_ROUNDS = 50
+
+
+def search_xgboost(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    *,
+    task: str,
+    cfg: Mapping[str, Any],
+    seed: int,
+    inverse_target: InverseTarget | None = None,
+) -> BaselineResult:
+    """Grid-search XGBoost (``XGBClassifier`` / ``XGBRegressor``) on train, select on val.
+
+    ``cfg`` is ``conf/trainer/xgboost.yaml``: ``params`` are passed to the estimator at every
+    grid point, overlaid by the points of ``grid[budget]``. ``early_stopping_rounds`` defaults
+    to 50 and ``n_jobs`` to 2. See the module docstring for the refit rule and model size.
+    """
+    import xgboost as xgb
+
+    check_split(task, x_train, y_train, x_val, y_val)
+    n_classes = _n_classes(task, y_train, y_val)
+    y_fit, y_stop = _fit_targets(task, y_train), _fit_targets(task, y_val)
+    eval_metric = {"binary": "logloss", "multiclass": "mlogloss", "regression": "rmse"}[task]
+
+    def fit_point(params: dict[str, Any]) -> FitOutcome:
+        params.setdefault("n_jobs", DEFAULT_THREADS)
+        params.setdefault("early_stopping_rounds", DEFAULT_EARLY_STOPPING_ROUNDS)
+        params.setdefault("eval_metric", eval_metric)
+        params["random_state"] = seed
+        estimator_cls = xgb.XGBRegressor if task == "regression" else xgb.XGBClassifier
+        model = estimator_cls(**params)
+        model.fit(x_train, y_fit, eval_set=[(x_val, y_stop)], verbose=False)
+        return FitOutcome(
+            model=model,
+            predictor=_sklearn_predictor(model, task, n_classes),
+            best_iteration=_xgboost_rounds_kept(model),
+        )
+
+    return run_grid_search(
+        "xgboost",
+        task,
+        grid_points(cfg),
+        fit_point,
+        x_val,
+        y_val,
+        inverse_target=inverse_target,
+        model_size=lambda outcome: xgboost_model_size(outcome.model),
+    )
+
+
+def search_catboost(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    *,
+    task: str,
+    cfg: Mapping[str, Any],
+    seed: int,
+    inverse_target: InverseTarget | None = None,
+) -> BaselineResult:
+    """Grid-search CatBoost (``CatBoostClassifier``/``CatBoostRegressor``) on train, select on val.
+
+    ``cfg`` is ``conf/trainer/catboost.yaml``, used like XGBoost's. ``use_best_model=True`` trims
+    the ensemble to the best validation iteration; ``early_stopping_rounds`` defaults to 50 and
+    ``thread_count`` to 2; CatBoost writes no ``catboost_info/`` folder.
+    """
+    import catboost as cb
+
+    check_split(task, x_train, y_train, x_val, y_val)
+    n_classes = _n_classes(task, y_train, y_val)
+    y_fit, y_stop = _fit_targets(task, y_train), _fit_targets(task, y_val)
+
+    def fit_point(params: dict[str, Any]) -> FitOutcome:
+        params.setdefault("thread_count", DEFAULT_THREADS)
+        params.setdefault("early_stopping_rounds", DEFAULT_EARLY_STOPPING_ROUNDS)
+        params["random_seed"] = seed
+        params["use_best_model"] = True
+        params["allow_writing_files"] = False
+        params["verbose"] = False
+        if task == "regression":
+            params.setdefault("loss_function", "RMSE")
+            model = cb.CatBoostRegressor(**params)
+        else:
+            params.setdefault("loss_function", "Logloss" if task == "binary" else "MultiClass")
+            params.setdefault("class_names", list(range(n_classes)))
+            model = cb.CatBoostClassifier(**params)
+        model.fit(x_train, y_fit, eval_set=(x_val, y_stop))
+        return FitOutcome(
+            model=model,
+            predictor=_sklearn_predictor(model, task, n_classes),
+            best_iteration=int(model.tree_count_),
+        )
+
+    return run_grid_search(
+        "catboost",
+        task,
+        grid_points(cfg),
+        fit_point,
+        x_val,
+        y_val,
+        inverse_target=inverse_target,
+        model_size=lambda outcome: catboost_model_size(outcome.model),
+    )
+
+
+def xgboost_model_size(model: Any) -> dict[str, int]:
+    """Tree, leaf and node counts of a fitted XGBoost estimator, up to its best iteration."""
+    booster = model.get_booster()[: _xgboost_rounds_kept(model)]
+    frame = booster.trees_to_dataframe()
+    n_leaves = int((frame["Feature"] == "Leaf").sum())
+    n_internal = int(len(frame) - n_leaves)
+    return {
+        "n_trees": int(frame["Tree"].nunique()),
+        "n_leaves": n_leaves,
+        "n_internal_nodes": n_internal,
+        "n_nodes": n_leaves + n_internal,
+        "n_leaf_values": n_leaves,
+    }
+
+
+def catboost_model_size(model: Any) -> dict[str, int]:
+    """Tree, leaf and node counts of a fitted CatBoost model, read from the model itself."""
+    leaf_counts = [int(c) for c in model.get_tree_leaf_counts()]
+    n_leaves = sum(leaf_counts)
+    n_internal = sum(c - 1 for c in leaf_counts)
+    symmetric = model.get_all_params().get("grow_policy", "SymmetricTree") == "SymmetricTree"
+    n_split_conditions = (
+        sum(int(round(math.log2(c))) for c in leaf_counts) if symmetric else n_internal
+    )
+    return {
+        "n_trees": int(model.tree_count_),
+        "n_leaves": n_leaves,
+        "n_internal_nodes": n_internal,
+        "n_nodes": n_leaves + n_internal,
+        "n_leaf_values": int(len(model.get_leaf_values())),
+        "n_split_conditions": n_split_conditions,
+    }
+
+
+def _xgboost_rounds_kept(model: Any) -> int:
+    """Boosting rounds used for prediction: up to the best iteration when early stopping ran."""
+    try:
+        return int(model.best_iteration) + 1
+    except AttributeError:  # early_stopping_rounds: null -> no best_iteration, all rounds used
+        return int(model.get_booster().num_boosted_rounds())
+
+
+def _n_classes(task: str, y_train: np.ndarray, y_val: np.ndarray) -> int:
+    if task == "regression":
+        return 1
+    return max(n_classes_of(task, y_train), n_classes_of(task, y_val))
+
+
+def _fit_targets(task: str, y: np.ndarray) -> np.ndarray:
+    """Labels for classifiers (one-hot accepted), a flat float vector for regressors."""
+    if task == "regression":
+        y = np.asarray(y, dtype=np.float32)
+        if y.ndim == 2 and y.shape[1] != 1:
+            raise ValueError(f"regression targets must have one column, got shape {y.shape}")
+        return y.reshape(-1)
+    return to_labels(y)
+
+
+def _sklearn_predictor(model: Any, task: str, n_classes: int):
+    """``predict`` with the BaselineResult convention: probas ``(n, k)`` or values ``(n, 1)``."""
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        if task == "regression":
+            return np.asarray(model.predict(x), dtype=np.float64).reshape(-1, 1)
+        proba = np.asarray(model.predict_proba(x), dtype=np.float64)
+        if proba.shape[1] != n_classes:
+            raise ValueError(
+                f"model predicts {proba.shape[1]} classes but the targets have {n_classes}; "
+                "is a class missing from the train split?"
+            )
+        return proba
+
+    return predict

@@ -1,0 +1,112 @@
+"""Adam baseline: best-weights restore, equal starts per grid point, losses, config checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lmbench.baselines import AdamSettings, count_parameters, search_adam
+from lmbench.baselines.adam import evaluation_loss
+
+
+def _cfg(**params) -> dict:
+    params.setdefault("n_threads", 1)
+    grid = {"lr": [params.pop("lr", 0.01)]}
+    return {"budget": "quick", "params": params, "grid": {"quick": grid}}
+
+
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
+def test_early_stopping_restores_the_best_validation_weights(loss, splits, factory_for) -> None:
+    split = splits["multiclass"]
+    # a wide net, a high learning rate and 1/4 of wine's train rows: overfits within a few epochs
+    x_train, y_train = split.x_train[::4], split.y_train[::4]
+    cfg = _cfg(lr=0.05, batch_size=8, max_epochs=300, patience=5, loss=loss)
+    result = search_adam(
+        x_train, y_train, split.x_val, split.y_val,
+        task="multiclass", cfg=cfg, seed=0,
+        model_factory=lambda: torch.nn.Sequential(
+            torch.nn.Linear(13, 64), torch.nn.Tanh(), torch.nn.Linear(64, 3), torch.nn.Softmax(1)
+        ),
+    )  # fmt: skip
+    val_history = result.history["val_loss"]
+    best_epoch = result.grid_scores[0].best_iteration
+    assert len(val_history) < 300, "early stopping never triggered"
+    assert len(val_history) == best_epoch + 5  # patience epochs after the best one
+    assert val_history[-1] > min(val_history)  # restoring changes something
+    assert best_epoch == int(np.argmin(val_history)) + 1
+    restored = evaluation_loss(result.model, split.x_val, split.y_val, "multiclass", loss)
+    assert restored == pytest.approx(min(val_history), rel=1e-6)
+
+
+def test_every_grid_point_starts_from_the_same_weights(splits, factory_for) -> None:
+    split = splits["binary"]
+    cfg = _cfg(max_epochs=3)
+    cfg["grid"]["quick"]["lr"] = [0.01, 0.01]
+    result = search_adam(
+        **split.train_val(), task="binary", cfg=cfg, seed=5, model_factory=factory_for(split)
+    )
+    first, second = result.grid_scores
+    assert first.val_metrics == second.val_metrics
+    assert result.best_params == first.params  # ties keep the first point
+
+
+def test_seed_changes_the_run_and_repeats_it(splits, factory_for) -> None:
+    split = splits["regression"]
+
+    def run(seed: int) -> list[float]:
+        result = search_adam(
+            **split.train_val(), task="regression", cfg=_cfg(max_epochs=4), seed=seed,
+            model_factory=factory_for(split),
+        )  # fmt: skip
+        return result.history["train_loss"]
+
+    assert run(0) == run(0)
+    assert run(0) != run(1)
+
+
+def test_model_size_and_thread_setting_is_restored(splits, factory_for) -> None:
+    split = splits["binary"]
+    before = torch.get_num_threads()
+    during = 2 if before == 1 else 1
+    result = search_adam(
+        **split.train_val(), task="binary", cfg=_cfg(max_epochs=2, n_threads=during), seed=0,
+        model_factory=factory_for(split),
+    )  # fmt: skip
+    assert torch.get_num_threads() == before
+    assert result.model_size == {"n_parameters": count_parameters(factory_for(split)())}
+    assert result.model_size["n_parameters"] == 30 * 16 + 16 + 16 * 2 + 2
+
+
+def test_a_diverging_learning_rate_is_never_selected(splits, factory_for) -> None:
+    split = splits["regression"]
+    cfg = _cfg(max_epochs=5, batch_size=32)
+    cfg["grid"]["quick"]["lr"] = [1e12, 0.01]
+    result = search_adam(
+        **split.train_val(), task="regression", cfg=cfg, seed=0, model_factory=factory_for(split)
+    )
+    assert result.best_params["lr"] == 0.01
+    assert np.isnan(result.grid_scores[0].val_score) or (
+        result.grid_scores[0].val_score > result.grid_scores[1].val_score
+    )
+
+
+def test_bad_settings_name_the_knob(splits, factory_for) -> None:
+    split = splits["binary"]
+    with pytest.raises(ValueError, match="unknown trainer.params for adam: \\['momentum'\\]"):
+        AdamSettings.from_mapping({"momentum": 0.9})
+    with pytest.raises(ValueError, match="trainer.params.loss"):
+        AdamSettings.from_mapping({"loss": "hinge"})
+    with pytest.raises(ValueError, match="trainer.params.batch_size"):
+        AdamSettings.from_mapping({"batch_size": 0})
+    no_softmax = lambda: torch.nn.Sequential(torch.nn.Linear(30, 2))  # noqa: E731
+    with pytest.raises(ValueError, match="cross_entropy needs an nn.Sequential"):
+        search_adam(
+            **split.train_val(), task="binary", cfg=_cfg(loss="cross_entropy"), seed=0,
+            model_factory=no_softmax,
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="output shape"):
+        search_adam(
+            **split.train_val(), task="binary", cfg=_cfg(), seed=0,
+            model_factory=lambda: torch.nn.Linear(30, 1),
+        )  # fmt: skip
