@@ -1,0 +1,82 @@
+"""MLflow tracking for lmbench: flattened config, per-epoch metrics, artifacts and tags.
+
+The only package that imports MLflow (lazily: importing ``lmbench.tracking`` does not). The
+default store is an embedded SQLite file ``<launch dir>/mlflow.db`` with artifacts in
+``<launch dir>/mlruns``; no server is needed. Typical use in the harness::
+
+    experiment_id = prepare_store_from_config(cfg.tracking)    # parent, before workers
+    with tracker_from_config(cfg.tracking, run_name=name, sweep_id=sweep,
+                             device=str(device), dataset_hash=digest) as tracker:
+        tracker.log_config(cfg)
+        ...
+        tracker.log_epoch_history({"train_loss": [...], "val_loss": [...], "mu": [...]})
+        tracker.log_metrics({"test_rmse": rmse, "wall_time_s": wall})
+"""
+
+from lmbench.tracking.config import TrackingConfig, prepare_store_from_config, tracker_from_config
+from lmbench.tracking.flatten import (
+    MAX_KEY_LENGTH,
+    MAX_PARAM_VALUE_LENGTH,
+    MAX_TAG_VALUE_LENGTH,
+    flatten_config,
+    sanitize_key,
+    truncate_value,
+)
+from lmbench.tracking.provenance import git_commit
+from lmbench.tracking.run import (
+    CONFIG_ARTIFACT,
+    ERROR_ARTIFACT,
+    TAG_DATASET_HASH,
+    TAG_DEVICE,
+    TAG_ERROR,
+    TAG_GIT_COMMIT,
+    TAG_GIT_DIRTY,
+    TAG_LMBENCH_VERSION,
+    TAG_MLFLOW_VERSION,
+    TAG_PARENT_RUN_ID,
+    TAG_PYTHON_VERSION,
+    TAG_SWEEP_ID,
+    TAG_TORCH_VERSION,
+    WEIGHTS_ARTIFACT_DIR,
+    NullTracker,
+    RunStatus,
+    RunTracker,
+    Tracker,
+)
+from lmbench.tracking.store import get_client, prepare_store
+from lmbench.tracking.uri import TRACKING_URI_ENV, resolve_tracking_uri
+
+__all__ = [
+    "CONFIG_ARTIFACT",
+    "ERROR_ARTIFACT",
+    "MAX_KEY_LENGTH",
+    "MAX_PARAM_VALUE_LENGTH",
+    "MAX_TAG_VALUE_LENGTH",
+    "TAG_DATASET_HASH",
+    "TAG_DEVICE",
+    "TAG_ERROR",
+    "TAG_GIT_COMMIT",
+    "TAG_GIT_DIRTY",
+    "TAG_LMBENCH_VERSION",
+    "TAG_MLFLOW_VERSION",
+    "TAG_PARENT_RUN_ID",
+    "TAG_PYTHON_VERSION",
+    "TAG_SWEEP_ID",
+    "TAG_TORCH_VERSION",
+    "TRACKING_URI_ENV",
+    "WEIGHTS_ARTIFACT_DIR",
+    "NullTracker",
+    "RunStatus",
+    "RunTracker",
+    "Tracker",
+    "TrackingConfig",
+    "flatten_config",
+    "get_client",
+    "git_commit",
+    "prepare_store",
+    "prepare_store_from_config",
+    "resolve_tracking_uri",
+    "sanitize_key",
+    "tracker_from_config",
+    "truncate_value",
+]
