@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 
 ## Main job: the quick experiment on the embedded defaults (local MLflow store, packaged data).
 run: $(STAMP)
-	$(PY) -m lmbench.examples.quickstart
+	$(VENV)/bin/lmbench-run +experiment=quick
 
 ## Test suite (what CI runs).
 test: $(STAMP)

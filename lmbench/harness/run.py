@@ -1,0 +1,53 @@
+"""``lmbench-run``: the Hydra app. One job per config; --multirun sweeps; +experiment=NAME
+applies a named overlay from experiments/. Tracking goes to MLflow (embedded SQLite store by
+default)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from lmbench.harness.jobs import run_job
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+_log = logging.getLogger("lmbench")
+
+
+def _sweep_id() -> str | None:
+    """Jobs of one --multirun share an id derived from the sweep directory."""
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return None
+    sweep_dir = os.path.abspath(hydra_cfg.sweep.dir)
+    return hashlib.sha256(sweep_dir.encode()).hexdigest()[:12]
+
+
+def _show_progress(cfg: DictConfig) -> bool:
+    setting = cfg.get("progress", "auto")
+    if setting == "auto":
+        return HydraConfig.get().mode != RunMode.MULTIRUN
+    return bool(setting)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def main(cfg: DictConfig) -> float:
+    """Run one job; returns the primary test metric (for Hydra sweepers)."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # offline machines: no pings
+    outcome = run_job(cfg, sweep_id=_sweep_id(), progress=_show_progress(cfg))
+    _log.info(
+        "%s on %s: %s=%.4g (%s params, %.1fs) run_id=%s",
+        outcome.method, outcome.dataset, outcome.primary_metric, outcome.primary_value,
+        outcome.n_parameters, outcome.train_time_s, outcome.run_id,
+    )
+    return outcome.primary_value
+
+
+if __name__ == "__main__":
+    main()
