@@ -1,0 +1,99 @@
+"""Runs of named experiments, read from the MLflow store into one tidy table."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from lmbench.metrics import PRIMARY_METRIC
+from lmbench.tracking import get_client, resolve_tracking_uri
+
+#: Columns of the table ``load_runs`` returns, in order.
+RUN_COLUMNS = [
+    "run_id", "experiment", "status", "method", "dataset", "task", "model", "seed",
+    "primary_metric", "primary_value", "higher_is_better", "n_parameters", "train_time_s",
+    "wall_time_s", "git_commit", "dataset_hash", "error",
+]
+
+
+def load_runs(
+    experiments: str | Sequence[str], tracking_uri: str | None = None
+) -> pd.DataFrame:
+    """Every run of ``experiments`` (FAILED and unfinished ones included, never dropped).
+
+    ``primary_value`` is the task's primary test metric (``lmbench.metrics.PRIMARY_METRIC``);
+    the full metric/param/tag columns stay available under ``metrics.*``, ``params.*``,
+    ``tags.*``.
+    """
+    names = [experiments] if isinstance(experiments, str) else list(experiments)
+    uri = resolve_tracking_uri(tracking_uri)
+    client = get_client(uri)
+    found = [e for e in (client.get_experiment_by_name(n) for n in names) if e is not None]
+    if not found:
+        raise LookupError(
+            f"no experiment named {', '.join(names)} in {uri}; run it first "
+            "(lmbench-run +experiment=NAME) or pass the store with --tracking-uri"
+        )
+    raw = _runs_frame(client, [e.experiment_id for e in found])
+    id_to_name = {e.experiment_id: e.name for e in found}
+    tidy = pd.DataFrame(index=raw.index)
+    tidy["run_id"] = raw["run_id"]
+    tidy["experiment"] = raw["experiment_id"].map(id_to_name)
+    tidy["status"] = raw["status"]
+    for column in ("method", "dataset", "task", "model", "git_commit", "dataset_hash", "error"):
+        tidy[column] = _column(raw, f"tags.{column}")
+    tidy["seed"] = pd.to_numeric(_column(raw, "params.seed"), errors="coerce")
+    tidy["primary_metric"] = tidy["task"].map(
+        lambda task: PRIMARY_METRIC[task][0] if task in PRIMARY_METRIC else None
+    )
+    tidy["higher_is_better"] = tidy["task"].map(
+        lambda task: PRIMARY_METRIC[task][1] == "max" if task in PRIMARY_METRIC else None
+    )
+    tidy["primary_value"] = [
+        _metric(raw, i, f"metrics.test_{metric}") if metric else math.nan
+        for i, metric in zip(raw.index, tidy["primary_metric"], strict=True)
+    ]
+    for name in ("n_parameters", "train_time_s", "wall_time_s"):
+        tidy[name] = pd.to_numeric(_column(raw, f"metrics.{name}"), errors="coerce")
+    extra = raw[[c for c in raw.columns if c.startswith(("metrics.", "params.", "tags."))]]
+    return pd.concat([tidy[RUN_COLUMNS], extra], axis=1).sort_values(
+        ["dataset", "method", "seed", "run_id"], na_position="last", kind="stable"
+    ).reset_index(drop=True)
+
+
+def _runs_frame(client: Any, experiment_ids: list[str]) -> pd.DataFrame:
+    """All runs (every status), paged, as mlflow.search_runs' column layout."""
+    records: list[dict[str, Any]] = []
+    token = None
+    while True:
+        page = client.search_runs(experiment_ids, max_results=1000, page_token=token)
+        for run in page:
+            record: dict[str, Any] = {
+                "run_id": run.info.run_id,
+                "experiment_id": run.info.experiment_id,
+                "status": run.info.status,
+                "start_time": run.info.start_time,
+            }
+            record.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
+            record.update({f"params.{k}": v for k, v in run.data.params.items()})
+            record.update({f"tags.{k}": v for k, v in run.data.tags.items()})
+            records.append(record)
+        token = page.token
+        if not token:
+            break
+    columns = ["run_id", "experiment_id", "status", "start_time"]
+    return pd.DataFrame.from_records(records, columns=None if records else columns)
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    return frame[name] if name in frame.columns else pd.Series([None] * len(frame), frame.index)
+
+
+def _metric(frame: pd.DataFrame, index: int, name: str) -> float:
+    if name not in frame.columns:
+        return math.nan
+    value = frame.at[index, name]
+    return math.nan if value is None or pd.isna(value) else float(value)
