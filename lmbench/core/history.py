@@ -24,6 +24,7 @@ SERIES = (
     "gain_ratio",
     "objective",
     "time_jacobian",
+    "time_system",
     "time_solve",
     "time_evaluate",
 )
@@ -37,8 +38,8 @@ class TrainingHistory:
     mu: damping after the epoch; epoch_time: seconds; trials: damping trials tried;
     accepted: whether the epoch moved the weights; gradient_norm: ||J^T r||_2 at the start of the
     epoch; gain_ratio: actual/predicted reduction of the accepted trial (NaN if none);
-    objective: 1/2 ||r||^2; time_*: the split of epoch_time between Jacobian + system
-    assembly, factorisations and loss evaluations of trials.
+    objective: 1/2 ||r||^2; time_*: the split of epoch_time between Jacobians, system
+    assembly (J^T J accumulation, cache writes, all-reduce), solves and loss evaluations.
     """
 
     loss: list[float] = field(default_factory=list)
@@ -51,6 +52,7 @@ class TrainingHistory:
     gain_ratio: list[float] = field(default_factory=list)
     objective: list[float] = field(default_factory=list)
     time_jacobian: list[float] = field(default_factory=list)
+    time_system: list[float] = field(default_factory=list)
     time_solve: list[float] = field(default_factory=list)
     time_evaluate: list[float] = field(default_factory=list)
     metrics: dict[str, list[float]] = field(default_factory=dict)

@@ -166,6 +166,7 @@ class LevenbergMarquardt:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.history = TrainingHistory()
         self._residual_fn: ResidualFunction | None = None
+        self._assembly_split: dict[str, float] = {}
 
     # ------------------------------------------------------------------ public entry points
     def fit(
@@ -273,21 +274,22 @@ class LevenbergMarquardt:
         while state.epoch < rules.max_epochs:
             state.epoch += 1
             started = time.perf_counter()
-            times = {"time_jacobian": 0.0, "time_solve": 0.0, "time_evaluate": 0.0}
+            times = {"time_jacobian": 0.0, "time_system": 0.0, "time_solve": 0.0,
+                     "time_evaluate": 0.0}
             if system is None:
-                tick = time.perf_counter()
                 system = self._assemble(source, theta)
-                times["time_jacobian"] = time.perf_counter() - tick
+                times["time_jacobian"] = self._assembly_split.get("jacobian", 0.0)
+                times["time_system"] = self._assembly_split.get("system", 0.0)
                 history.form = system.form
             grad_norm = system.gradient_norm
             accepted, trials, gain = False, 0, math.nan
             while trials < self.inner_steps:
                 trials += 1
-                tick = time.perf_counter()
-                step = solve_damped(
-                    system, state.mu, self.damping.scale_by_diagonal, self.cg_max_iter
-                )
-                times["time_solve"] += time.perf_counter() - tick
+                with _PhaseTimer(theta.device) as solve_timer:
+                    step = solve_damped(
+                        system, state.mu, self.damping.scale_by_diagonal, self.cg_max_iter
+                    )
+                times["time_solve"] += solve_timer.elapsed
                 if step is None:  # not positive definite at this mu: damp harder
                     state.mu = self.damping.after_reject(state.mu)
                     if state.mu > rules.mu_max:
@@ -338,15 +340,20 @@ class LevenbergMarquardt:
         cache = self._cache
         if cache is not None:
             cache.start_epoch()
+        timer = _PhaseTimer(theta.device)
         for x, y in source.chunks():
-            jac, out = self._residual_fn.jacobian(theta, x)
-            residuals = (out - y).reshape(-1)
-            acc.add(jac, residuals)
+            with timer("jacobian"):
+                jac, out = self._residual_fn.jacobian(theta, x)
+                residuals = (out - y).reshape(-1)
+            with timer("system"):
+                acc.add(jac, residuals)
+                if cache is not None:
+                    cache.append(jac, residuals)
+        with timer("system"):
             if cache is not None:
-                cache.append(jac, residuals)
-        if cache is not None:
-            cache.finish_epoch()
-        acc.reduce(self.reducer)
+                cache.finish_epoch()
+            acc.reduce(self.reducer)
+        self._assembly_split = timer.totals
         if cache is None:
             return acc.finish()
 
@@ -491,6 +498,34 @@ class LevenbergMarquardt:
 
     _n_outputs: int = 1
     _probe_row: torch.Tensor | None = None
+
+
+class _PhaseTimer:
+    """Wall time of code phases; synchronises CUDA so GPU work lands in the right phase."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.totals: dict[str, float] = {}
+        self.elapsed = 0.0
+        self._phase: str | None = None
+        self._start = 0.0
+
+    def __call__(self, phase: str) -> _PhaseTimer:
+        self._phase = phase
+        return self
+
+    def __enter__(self) -> _PhaseTimer:
+        if self.cuda:
+            torch.cuda.synchronize()
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+        self.elapsed = time.perf_counter() - self._start
+        if self._phase is not None:
+            self.totals[self._phase] = self.totals.get(self._phase, 0.0) + self.elapsed
 
 
 @dataclass

@@ -202,6 +202,7 @@ def lm_epoch_metrics(history: TrainingHistory) -> dict[str, list[float]]:
         "gradient_norm": history.gradient_norm,
         "gain_ratio": history.gain_ratio,
         "time_jacobian_s": history.time_jacobian,
+        "time_system_s": history.time_system,
         "time_solve_s": history.time_solve,
         "time_evaluate_s": history.time_evaluate,
     }
