@@ -349,6 +349,7 @@ class LevenbergMarquardt:
                 acc.add(jac, residuals)
                 if cache is not None:
                     cache.append(jac, residuals)
+            del jac, out, residuals  # free this chunk before the next one is computed
         with timer("system"):
             if cache is not None:
                 cache.finish_epoch()

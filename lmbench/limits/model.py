@@ -1,0 +1,184 @@
+"""Memory and work model of each LM engine, and the engine/chunk choice it implies.
+
+Symbols: N samples, O outputs per sample, M = N*O residual rows, P weights, c rows per Jacobian
+chunk (samples), s bytes per element (4 for float32), t damping trials in the epoch.
+
+Peak memory of one epoch beyond the data and the model itself (what the engine allocates):
+
+* in-memory primal / streaming (the same tensors; streaming reads chunks from a loader):
+  ``s * (P^2 + 2*c*O*P + P^2)`` at most: J^T J (P^2) is alive throughout; during assembly one
+  chunk's Jacobian (c*O*P) plus the per-layer pieces torch.func builds before concatenating
+  them (another c*O*P); during a trial the Cholesky factor (P^2). The two phases do not overlap,
+  so the peak is ``s * (P^2 + max(2*c*O*P, P^2))``.
+* in-memory dual: J whole (M*P) and K = J D^-1 J^T (M^2) kept, plus the factor (M^2), after
+  J was built whole (2*M*P transiently): ``s * max(2*M*P, M*P + 2*M^2)``.
+* cache (matrix-free CG): one chunk in memory at a time while writing and while reading back,
+  plus O(P) CG vectors: ``s * (2*c*O*P + 12*P)``; on disk ``s * (M*P + M)`` (the seed's formula).
+
+Floating-point work of one epoch (multiply-adds counted as 2 flops):
+
+* Jacobian: ~ ``2 * (1 + O) * M/O * F`` where F ~ 2P is one sample's forward cost (one forward
+  pass plus O vector-Jacobian products per sample); we use ``6 * M * P``;
+* system: ``M * P^2`` for the upper triangle of J^T J (half the 2*M*P^2 of a full GEMM),
+  ``M^2 * P`` for the dual kernel;
+* solves: ``t * P^3 / 3`` (Cholesky) or ``t * M^3 / 3`` (dual); CG: ``t * k * 4 * M * P`` for k
+  iterations;
+* loss evaluations: ``t * 2 * N * P``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+Engine = Literal["in_memory_primal", "in_memory_dual", "streaming", "cache"]
+ENGINES: tuple[Engine, ...] = ("in_memory_primal", "in_memory_dual", "streaming", "cache")
+
+#: The original library's documented limits on a 12 GB GPU.
+SEED_MAX_WEIGHTS = 7000
+SEED_MAX_ROWS = 7000  # samples x outputs
+SEED_GPU_BYTES = 12 * 10**9
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Shape of one LM problem: samples, outputs, weights, dtype size."""
+
+    n_samples: int
+    n_outputs: int
+    n_params: int
+    itemsize: int = 4
+
+    @property
+    def n_rows(self) -> int:
+        """M = N * O residual rows."""
+        return self.n_samples * self.n_outputs
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Predicted peak memory (bytes), disk (bytes) and work (flops) of one epoch."""
+
+    engine: Engine
+    chunk_samples: int
+    memory_bytes: int
+    disk_bytes: int
+    flops: float
+
+
+def estimate(
+    problem: Problem,
+    engine: Engine,
+    chunk_samples: int | None = None,
+    trials: int = 1,
+    cg_iterations: int = 50,
+) -> Estimate:
+    """Memory and work of one epoch of ``engine`` on ``problem`` (formulas in the module doc)."""
+    n, o, p, s = problem.n_samples, problem.n_outputs, problem.n_params, problem.itemsize
+    m = problem.n_rows
+    c = n if engine == "in_memory_dual" else min(chunk_samples or n, n)
+    chunk_jacobian = 2 * c * o * p
+    jacobian_flops = 6.0 * m * p
+    evaluate_flops = trials * 2.0 * n * p
+    if engine in ("in_memory_primal", "streaming"):
+        memory = s * (p * p + max(chunk_jacobian, p * p))
+        flops = jacobian_flops + m * p * p + trials * p**3 / 3 + evaluate_flops
+        disk = 0
+    elif engine == "in_memory_dual":
+        memory = s * max(2 * m * p, m * p + 2 * m * m)
+        flops = jacobian_flops + m * m * p + trials * m**3 / 3 + evaluate_flops
+        disk = 0
+    else:
+        memory = s * (chunk_jacobian + 12 * p)
+        flops = jacobian_flops + trials * cg_iterations * 4.0 * m * p + evaluate_flops
+        disk = s * (m * p + m)
+    return Estimate(engine, c, int(memory), int(disk), float(flops))
+
+
+def largest_chunk(problem: Problem, engine: Engine, budget_bytes: int) -> int | None:
+    """The most samples per chunk that keep ``engine`` within ``budget_bytes`` (None: none)."""
+    p, o, s = problem.n_params, problem.n_outputs, problem.itemsize
+    if engine == "in_memory_dual":
+        fits = estimate(problem, engine).memory_bytes <= budget_bytes
+        return problem.n_samples if fits else None
+    fixed = s * p * p if engine != "cache" else s * 12 * p
+    if engine != "cache" and 2 * fixed > budget_bytes:
+        return None  # J^T J and its factor alone do not fit
+    spare = budget_bytes - fixed
+    per_sample = s * 2 * o * p
+    chunk = min(problem.n_samples, spare // per_sample) if per_sample else problem.n_samples
+    return int(chunk) if chunk >= 1 else None
+
+
+def feasible(problem: Problem, engine: Engine, budget_bytes: int) -> bool:
+    """Whether ``engine`` can run ``problem`` within the memory budget at all."""
+    if engine == "in_memory_primal":
+        # the whole data set's Jacobian in one chunk is the in-memory engine's default
+        return estimate(problem, engine).memory_bytes <= budget_bytes
+    return largest_chunk(problem, engine, budget_bytes) is not None
+
+
+def best_engine(
+    problem: Problem, budget_bytes: int, disk_bytes: int | None = None
+) -> tuple[Engine, int] | None:
+    """The fastest engine that fits the budget, with its chunk size; None if nothing fits.
+
+    Preference follows the work model: the dual form when M < P (its M^3 solve is the smaller),
+    else in-memory primal, then streaming (same work, bounded memory), then the disk cache.
+    """
+    order: list[Engine] = ["in_memory_primal", "streaming", "cache"]
+    if problem.n_rows < problem.n_params:
+        order.insert(0, "in_memory_dual")
+    for engine in order:
+        if not feasible(problem, engine, budget_bytes):
+            continue
+        too_big_for_disk = (
+            engine == "cache"
+            and disk_bytes is not None
+            and estimate(problem, engine).disk_bytes > disk_bytes
+        )
+        if too_big_for_disk:
+            continue
+        chunk = largest_chunk(problem, engine, budget_bytes) or problem.n_samples
+        return engine, min(chunk, problem.n_samples)
+    return None
+
+
+def max_params(
+    n_rows: int, engine: Engine, budget_bytes: int, itemsize: int = 4, chunk_rows: int = 4096
+) -> int:
+    """The largest P that ``engine`` fits in ``budget_bytes`` for M = ``n_rows`` (O = 1)."""
+    low, high = 1, 10**7
+    while low < high:
+        mid = (low + high + 1) // 2
+        problem = Problem(n_rows, 1, mid, itemsize)
+        if engine in ("streaming", "cache"):
+            ok = estimate(problem, engine, min(chunk_rows, n_rows)).memory_bytes <= budget_bytes
+        else:
+            ok = feasible(problem, engine, budget_bytes)
+        low, high = (mid, high) if ok else (low, mid - 1)
+    return low
+
+
+_UNITS = {"": 1, "B": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+          "KI": 2**10, "MI": 2**20, "GI": 2**30, "TI": 2**40}
+
+
+def parse_bytes(text: str) -> int:
+    """'12GB' -> 12e9, '12GiB' -> 12 * 2^30, '512M' -> 512e6, plain numbers are bytes."""
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([KMGT]I?)?B?\s*", text.upper())
+    if not match:
+        raise ValueError(f"cannot read a memory size from {text!r}; write e.g. 12GB or 16GiB")
+    number, unit = match.groups()
+    return int(float(number) * _UNITS[unit or ""])
+
+
+def format_bytes(value: float) -> str:
+    if not math.isfinite(value):
+        return "–"
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if value >= size:
+            return f"{value / size:.2f} {unit}"
+    return f"{value:.0f} B"
