@@ -27,16 +27,19 @@ class Step:
 
 
 def _factor_shifted(matrix: torch.Tensor, shift: torch.Tensor) -> torch.Tensor | None:
-    """Upper Cholesky factor of matrix + diag(shift), reading only the upper triangle.
+    """Lower Cholesky factor L of matrix + diag(shift), reading only its upper triangle.
 
     The diagonal is shifted in place and restored exactly from a saved copy, so the (large)
-    system matrix is never copied.
+    system matrix is never copied. The factorisation is asked of ``matrix.mT`` (lower
+    triangle): that view of the row-major matrix is column-major, the layout LAPACK/cuSOLVER
+    factor in, so the only P x P allocation is the factor itself (``upper=True`` on the
+    row-major matrix costs one more P x P transposed copy on CUDA).
     """
     diagonal = matrix.diagonal()
     saved = diagonal.clone()
     try:
         diagonal.add_(shift)
-        factor, info = torch.linalg.cholesky_ex(matrix, upper=True)
+        factor, info = torch.linalg.cholesky_ex(matrix.mT, upper=False)
     finally:
         diagonal.copy_(saved)
     if int(info) != 0 or not bool(torch.isfinite(factor.diagonal()).all()):
@@ -80,7 +83,7 @@ def conjugate_gradient(
 
 def cg_tolerance(dtype: torch.dtype) -> float:
     """Relative residual CG aims for: near the dtype's useful precision."""
-    return 1e-10 if dtype == torch.float64 else 1e-5
+    return 1e-10 if dtype == torch.float64 else 1e-4
 
 
 def solve_damped(
@@ -112,7 +115,7 @@ def solve_damped(
         factor = _factor_shifted(system.gram, mu * scale)
         if factor is None:
             return None
-        delta = torch.cholesky_solve(-g.unsqueeze(1), factor, upper=True).squeeze(1)
+        delta = torch.cholesky_solve(-g.unsqueeze(1), factor, upper=False).squeeze(1)
     else:
         assert system.jacobian is not None and system.residuals is not None
         kernel = system.dual_kernel(scale_by_diagonal)
@@ -120,7 +123,7 @@ def solve_damped(
         factor = _factor_shifted(kernel, shift)
         if factor is None:
             return None
-        z = torch.cholesky_solve(system.residuals.unsqueeze(1), factor, upper=True).squeeze(1)
+        z = torch.cholesky_solve(system.residuals.unsqueeze(1), factor, upper=False).squeeze(1)
         delta = -(system.jacobian.T @ z) / scale
     if not bool(torch.isfinite(delta).all()):
         return None

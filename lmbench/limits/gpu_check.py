@@ -31,7 +31,7 @@ GPU_POINTS: list[tuple[str, int, int, int | None]] = [
     ("streaming", 35_000, 100_000, 4_096),            # claim: P >= 35k within 12 GB
     ("in_memory_dual", 35_000, 10_000, None),
     ("streaming", 4_000, 2_000_000, 65_536),          # claim: any N*O by streaming
-    ("cache", 50_000, 8_192, 2_048),                  # P x P (10 GB) not held: CG over disk J
+    ("cache", 50_000, 8_192, 2_048),  # P x P (10 GB) not held: CG (<= 100 iterations) on disk J
 ]
 
 CPU_SMOKE_POINTS: list[tuple[str, int, int, int | None]] = [
@@ -76,7 +76,9 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     for engine, n_params, n_rows, chunk in points:
         tick = time.perf_counter()
-        result = measure_point(engine, n_params, n_rows, 1, chunk, args.device, warm=False)
+        result = measure_point(
+            engine, n_params, n_rows, 1, chunk, args.device, warm=False, cg_max_iter=100
+        )
         rows.append(result)
         print(f"{engine:17s} P={result.n_params:>7,} M={result.n_rows:>10,} "
               f"mem {format_bytes(result.peak_memory_bytes):>10s} "

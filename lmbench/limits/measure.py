@@ -72,6 +72,7 @@ def measure_point(
     device: str = "cpu",
     dtype: torch.dtype = torch.float32,
     warm: bool = True,
+    cg_max_iter: int = 500,
 ) -> Measurement:
     """Train one epoch (seed damping, one accepted trial in the common case) and measure it.
 
@@ -95,6 +96,7 @@ def measure_point(
         solver="cg" if engine == "cache" else "cholesky",
         temp_folder=temp,
         chunk_rows=chunk,
+        cg_max_iter=cg_max_iter,
     )
     def one_epoch() -> tuple[Any, float, int]:
         model.load_state_dict(initial)
