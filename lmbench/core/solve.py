@@ -6,16 +6,35 @@ reduction. A system that is not positive definite at this mu (singular J^T J wit
 rounding in float32) returns ``None``: the caller treats it as a rejected trial and raises mu.
 The matrix-free form solves by Jacobi-preconditioned conjugate gradients instead, and computes
 the predicted reduction from the operator itself (exact even if CG stopped early).
+
+Speed on CPU: ``torch.linalg.cholesky_ex`` copies its input and then zeroes the other triangle
+of the P x P result (``tril_``), and ``torch.cholesky_solve`` copies the factor once more; at
+P = 7000 in float32 these passes cost about half as much as the factorisation itself. So on CPU
+the factor is computed by LAPACK's ``?potrf`` (the MKL routine torch itself calls) in a buffer
+that every damping trial of the epoch reuses, and the step comes from two triangular solves that
+read only the factor's triangle. Elsewhere (CUDA, a torch build without those symbols, or
+``LMBENCH_NATIVE_CHOLESKY=0``) ``torch.linalg.cholesky_ex`` and ``cholesky_solve`` are used as
+before; both paths compute the same factorisation of the same triangle.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from lmbench.core.system import GaussNewtonSystem
+
+#: Environment switch: "0" always factors through ``torch.linalg.cholesky_ex``.
+NATIVE_CHOLESKY_ENV = "LMBENCH_NATIVE_CHOLESKY"
+
+_Potrf = Callable[..., None]
 
 
 @dataclass(frozen=True)
@@ -26,15 +45,107 @@ class Step:
     predicted_reduction: float
 
 
-def _factor_shifted(matrix: torch.Tensor, shift: torch.Tensor) -> torch.Tensor | None:
+def _call_potrf(routine: _Potrf, work: torch.Tensor) -> int:
+    """In-place ?potrf (uplo='L') on the column-major view of a C-contiguous square ``work``.
+
+    That view is ``work.mT``: its lower triangle is the upper triangle of ``work``. On return
+    it holds L with A = L L^T; the rest of ``work`` is untouched. Integers are passed in 64-bit
+    cells holding small values, which read the same under the LP64 and ILP64 interfaces
+    (little-endian); ``info`` is read back from its low 32 bits for the same reason.
+    """
+    order = ctypes.c_int64(work.shape[0])
+    info = ctypes.c_int64(0)
+    routine(
+        ctypes.c_char_p(b"L"),
+        ctypes.byref(order),
+        ctypes.c_void_p(work.data_ptr()),
+        ctypes.byref(order),
+        ctypes.byref(info),
+    )
+    return ctypes.c_int32(info.value & 0xFFFFFFFF).value
+
+
+def _bind_potrf(lib: ctypes.CDLL) -> dict[torch.dtype, _Potrf] | None:
+    """spotrf_/dpotrf_ of ``lib`` if it has them and they factor a 2 x 2 matrix correctly."""
+    try:
+        routines: dict[torch.dtype, _Potrf] = {
+            torch.float32: lib.spotrf_,
+            torch.float64: lib.dpotrf_,
+        }
+    except AttributeError:
+        return None
+    for dtype, routine in routines.items():
+        routine.restype = None  # type: ignore[attr-defined]
+        probe = torch.tensor([[4.0, 2.0], [-7.0, 3.0]], dtype=dtype)  # -7: never read
+        expected = torch.tensor([[2.0, 0.0], [1.0, math.sqrt(2.0)]], dtype=dtype)
+        if _call_potrf(routine, probe) != 0:
+            return None
+        if not torch.allclose(torch.tril(probe.mT), expected) or float(probe[1, 0]) != -7.0:
+            return None
+    return routines
+
+
+@functools.cache
+def _native_potrf() -> dict[torch.dtype, _Potrf] | None:
+    """LAPACK ?potrf from torch's own CPU library (MKL in the x86 wheels), or None."""
+    if os.environ.get(NATIVE_CHOLESKY_ENV, "1") == "0":
+        return None
+    for path in sorted((Path(torch.__file__).parent / "lib").glob("libtorch_cpu.*")):
+        try:
+            routines = _bind_potrf(ctypes.CDLL(str(path)))
+        except OSError:
+            continue
+        if routines is not None:
+            return routines
+    return None
+
+
+def _native_routine(matrix: torch.Tensor) -> _Potrf | None:
+    """The LAPACK routine that factors ``matrix`` in place on CPU, if there is one."""
+    if matrix.device.type != "cpu":
+        return None
+    routines = _native_potrf()
+    return None if routines is None else routines.get(matrix.dtype)
+
+
+def _native_factor(
+    routine: _Potrf, matrix: torch.Tensor, shift: torch.Tensor, work: torch.Tensor
+) -> torch.Tensor | None:
+    """L of matrix + diag(shift) by LAPACK in ``work``, returned as the view ``work.mT``."""
+    work.copy_(matrix)
+    work.diagonal().add_(shift)
+    if _call_potrf(routine, work) != 0:
+        return None
+    lower = work.mT
+    if not bool(torch.isfinite(lower.diagonal()).all()):
+        return None
+    return lower
+
+
+def _factor_shifted(
+    matrix: torch.Tensor, shift: torch.Tensor, work: torch.Tensor | None = None
+) -> torch.Tensor | None:
     """Lower Cholesky factor L of matrix + diag(shift), reading only its upper triangle.
 
-    The diagonal is shifted in place and restored exactly from a saved copy, so the (large)
-    system matrix is never copied. The factorisation is asked of ``matrix.mT`` (lower
-    triangle): that view of the row-major matrix is column-major, the layout LAPACK/cuSOLVER
-    factor in, so the only P x P allocation is the factor itself (``upper=True`` on the
-    row-major matrix costs one more P x P transposed copy on CUDA).
+    Only the lower triangle of the result is meaningful: read it with ``_solve_factored``.
+    On CPU with a ``work`` buffer (C-contiguous, shaped like ``matrix``), LAPACK factors a copy
+    in ``work`` and the result is the view ``work.mT`` (its strict upper triangle holds stale
+    values). Otherwise the diagonal is shifted in place and restored exactly from a saved copy,
+    so the (large) system matrix is never copied. The factorisation is asked of ``matrix.mT``
+    (lower triangle): that view of the row-major matrix is column-major, the layout
+    LAPACK/cuSOLVER factor in, so the only P x P allocation is the factor itself
+    (``upper=True`` on the row-major matrix costs one more P x P transposed copy on CUDA).
     """
+    routine = _native_routine(matrix) if work is not None else None
+    if (
+        routine is not None
+        and work is not None
+        and work.shape == matrix.shape
+        and work.dtype == matrix.dtype
+        and work.device == matrix.device
+        and work.is_contiguous()
+    ):
+        return _native_factor(routine, matrix, shift, work)
     diagonal = matrix.diagonal()
     saved = diagonal.clone()
     try:
@@ -45,6 +156,18 @@ def _factor_shifted(matrix: torch.Tensor, shift: torch.Tensor) -> torch.Tensor |
     if int(info) != 0 or not bool(torch.isfinite(factor.diagonal()).all()):
         return None
     return factor
+
+
+def _solve_factored(lower: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """x with L L^T x = rhs, reading only the lower triangle L of ``lower``.
+
+    On CPU: two triangular solves on the factor in place (``cholesky_solve`` would first copy
+    the P x P factor). Elsewhere ``cholesky_solve`` as before.
+    """
+    if lower.device.type == "cpu":
+        z = torch.linalg.solve_triangular(lower, rhs.unsqueeze(1), upper=False)
+        return torch.linalg.solve_triangular(lower.mT, z, upper=True).squeeze(1)
+    return torch.cholesky_solve(rhs.unsqueeze(1), lower, upper=False).squeeze(1)
 
 
 def conjugate_gradient(
@@ -86,6 +209,12 @@ def cg_tolerance(dtype: torch.dtype) -> float:
     return 1e-10 if dtype == torch.float64 else 1e-4
 
 
+def _solve_factored(lower: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """x with L L^T x = rhs by two triangular solves (``cholesky_solve`` copies L on CUDA)."""
+    y = torch.linalg.solve_triangular(lower, rhs.unsqueeze(1), upper=False)
+    return torch.linalg.solve_triangular(lower.mT, y, upper=True).squeeze(1)
+
+
 def solve_damped(
     system: GaussNewtonSystem,
     mu: float,
@@ -112,18 +241,20 @@ def solve_damped(
         return Step(delta=delta, predicted_reduction=predicted)
     if system.form == "primal":
         assert system.gram is not None
-        factor = _factor_shifted(system.gram, mu * scale)
+        work = system.workspace(system.gram) if _native_routine(system.gram) else None
+        factor = _factor_shifted(system.gram, mu * scale, work)
         if factor is None:
             return None
-        delta = torch.cholesky_solve(-g.unsqueeze(1), factor, upper=False).squeeze(1)
+        delta = _solve_factored(factor, -g)
     else:
         assert system.jacobian is not None and system.residuals is not None
         kernel = system.dual_kernel(scale_by_diagonal)
         shift = torch.full((kernel.shape[0],), mu, dtype=kernel.dtype, device=kernel.device)
-        factor = _factor_shifted(kernel, shift)
+        work = system.workspace(kernel) if _native_routine(kernel) else None
+        factor = _factor_shifted(kernel, shift, work)
         if factor is None:
             return None
-        z = torch.cholesky_solve(system.residuals.unsqueeze(1), factor, upper=False).squeeze(1)
+        z = _solve_factored(factor, system.residuals)
         delta = -(system.jacobian.T @ z) / scale
     if not bool(torch.isfinite(delta).all()):
         return None

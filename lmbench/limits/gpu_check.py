@@ -31,7 +31,7 @@ GPU_POINTS: list[tuple[str, int, int, int | None]] = [
     ("streaming", 35_000, 100_000, 4_096),            # claim: P >= 35k within 12 GB
     ("in_memory_dual", 35_000, 10_000, None),
     ("streaming", 4_000, 2_000_000, 65_536),          # claim: any N*O by streaming
-    ("cache", 50_000, 8_192, 2_048),  # P x P (10 GB) not held: CG (<= 100 iterations) on disk J
+    ("cache", 50_000, 4_096, 2_048),  # P x P (10 GB) not held: CG (<= 100 iterations) on disk J
 ]
 
 CPU_SMOKE_POINTS: list[tuple[str, int, int, int | None]] = [
