@@ -1,10 +1,12 @@
 """Baselines the LM trainer is compared with: XGBoost and CatBoost tuned by grid search, and the
-same MLP trained with Adam. All return a ``BaselineResult``; ``run_baseline`` dispatches by name."""
+same MLP trained with Adam; plus LM itself searched under the same budget rules (``search_lm``).
+All return a ``BaselineResult``; ``run_baseline`` dispatches by name."""
 
 from lmbench.baselines.adam import AdamSettings, count_parameters, search_adam
 from lmbench.baselines.common import BUDGETS, BaselineResult, GridPointScore, grid_points
-from lmbench.baselines.dispatch import BASELINES, run_baseline
+from lmbench.baselines.dispatch import BASELINES, SEARCHES, run_baseline
 from lmbench.baselines.gbdt import search_catboost, search_xgboost
+from lmbench.baselines.lm import LMRunSummary, LMSearchResult, LMSettings, search_lm
 
 __all__ = [
     "BASELINES",
@@ -12,10 +14,15 @@ __all__ = [
     "AdamSettings",
     "BaselineResult",
     "GridPointScore",
+    "LMRunSummary",
+    "LMSearchResult",
+    "LMSettings",
+    "SEARCHES",
     "count_parameters",
     "grid_points",
     "run_baseline",
     "search_adam",
     "search_catboost",
+    "search_lm",
     "search_xgboost",
 ]

@@ -31,7 +31,9 @@ def as_tensor(value: Any, name: str, dtype: torch.dtype, device: torch.device) -
     if isinstance(value, torch.Tensor):
         tensor = value.detach()
     elif isinstance(value, np.ndarray):
-        tensor = torch.from_numpy(np.ascontiguousarray(value))
+        array = np.ascontiguousarray(value)
+        # torch cannot wrap read-only memory (e.g. a memory-mapped .npy) without a warning
+        tensor = torch.from_numpy(array if array.flags.writeable else array.copy())
     else:
         try:
             tensor = torch.as_tensor(np.asarray(value))

@@ -227,7 +227,8 @@ def _run_search(
         y_val=data.y_val,
         task=data.task,
         seed=int(cfg.seed),
-        model_factory=model_factory,
+        # LM's own grid searches widths; the others train cfg.model (Adam) or ignore it.
+        model_factory=None if str(cfg.trainer.name) == "lm" else model_factory,
         inverse_target=_inverse_target(data),
     )
     train_time = time.perf_counter() - started

@@ -1,0 +1,318 @@
+"""Levenberg-Marquardt under the baselines' budget rules: a small grid searched on validation.
+
+The single-run trainer (``conf/trainer/lm.yaml``) trains one configuration. To put LM in the same
+table as XGBoost, CatBoost and Adam, it must be tuned the way they are: ``search_lm`` reads
+``conf/trainer/lm_grid.yaml`` (``params`` + ``grid.full``/``grid.quick`` + ``budget``, expanded by
+``grid_points``) and selects on the validation split by ``PRIMARY_METRIC``. Protocol:
+
+* every grid point starts from the same seed: ``torch.manual_seed(seed)`` runs right before the
+  network is built, so points with the same width start from the same weights;
+* the network is ``build_mlp(hidden=<grid point>, activation, head_for_task(task))``, or
+  ``model_factory()`` as built when the caller fixes the network (then ``hidden``,
+  ``activation`` and ``dtype`` may not be set);
+* training is ``LevenbergMarquardt(damping=make_damping(damping, mu_init, demping_coef),
+  stopping=StoppingRules(max_epochs, min_error, min_gradient, mu_max, patience))`` fitted with
+  ``val=(x_val, y_val)``: validation patience with the best-validation weights restored, and
+  ``min_error`` watched on the validation loss (the seed's convention);
+* no refit on train+val: the kept model is the one scored on validation.
+
+History of the selected run (``BaselineResult.history``, one entry per epoch *including epoch 0*,
+the state before the first step, as ``TrainingHistory`` records it): ``train_loss``,
+``val_loss``, ``mu``, ``epoch_time_s``, ``trials``. Model size: ``n_parameters``. Per grid point,
+``LMSearchResult.runs`` adds what ``GridPointScore`` has no field for: epochs run, stop reason,
+best epoch.
+
+Large training splits: LM's epoch costs O(rows x outputs x P^2) plus one P x P factorisation per
+damping trial, so a full grid on a big split can run for hours. Above ``max_train_rows`` the search
+refuses with an error naming the knob instead of quietly subsampling (that would change the data
+LM is compared on) or switching to the streaming engine (it bounds memory, not time: the in-memory
+engine already builds J^T J chunk by chunk).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lmbench.baselines.adam import ModelFactory, count_parameters
+from lmbench.baselines.common import (
+    BaselineResult,
+    FitOutcome,
+    InverseTarget,
+    check_split,
+    grid_points,
+    plain,
+    run_grid_search,
+)
+from lmbench.core import LevenbergMarquardt, StoppingRules, TrainingHistory, make_damping
+from lmbench.models import build_mlp, head_for_task
+
+PREDICT_CHUNK_ROWS = 65_536
+DAMPING_RULES: tuple[str, ...] = ("seed", "marquardt", "gain_ratio")
+#: Settings that describe the network; a caller's ``model_factory`` replaces all of them.
+NETWORK_KEYS: tuple[str, ...] = ("hidden", "activation", "dtype")
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass(frozen=True)
+class LMSettings:
+    """The settings of one LM grid point; every field can sit in ``params`` or in the grid."""
+
+    hidden: tuple[int, ...] = (16,)
+    activation: str = "tanh"
+    dtype: str = "float32"
+    damping: str = "seed"
+    mu_init: float = 10.0
+    demping_coef: float = 10.0
+    inner_steps: int = 10
+    max_epochs: int = 100
+    min_error: float | None = 1e-4
+    min_gradient: float = 0.0
+    mu_max: float = 1e10
+    patience: int | None = 10
+    n_threads: int = 2
+    max_train_rows: int | None = 20_000
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> LMSettings:
+        """Typed settings from a config mapping; unknown keys and bad values name the knob."""
+        values = plain(values)
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown trainer.params for lm: {unknown}; known: {sorted(known)}")
+        d = cls()
+        hidden = values.get("hidden", d.hidden)
+        if isinstance(hidden, int):
+            hidden = (hidden,)
+        settings = cls(
+            hidden=tuple(int(w) for w in hidden),
+            activation=str(values.get("activation", d.activation)),
+            dtype=str(values.get("dtype", d.dtype)),
+            damping=str(values.get("damping", d.damping)),
+            mu_init=float(values.get("mu_init", d.mu_init)),
+            demping_coef=float(values.get("demping_coef", d.demping_coef)),
+            inner_steps=int(values.get("inner_steps", d.inner_steps)),
+            max_epochs=int(values.get("max_epochs", d.max_epochs)),
+            min_error=_optional(values.get("min_error", d.min_error), float),
+            min_gradient=float(values.get("min_gradient", d.min_gradient)),
+            mu_max=float(values.get("mu_max", d.mu_max)),
+            patience=_optional(values.get("patience", d.patience), int),
+            n_threads=int(values.get("n_threads", d.n_threads)),
+            max_train_rows=_optional(values.get("max_train_rows", d.max_train_rows), int),
+        )
+        settings._check()
+        return settings
+
+    def _check(self) -> None:
+        if self.damping not in DAMPING_RULES:
+            raise ValueError(
+                f"trainer.params.damping must be one of {DAMPING_RULES}, got {self.damping!r}"
+            )
+        if self.dtype not in _DTYPES:
+            raise ValueError(f"trainer.params.dtype must be one of {sorted(_DTYPES)}")
+        for name in ("inner_steps", "max_epochs", "n_threads"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"trainer.params.{name} must be positive")
+        for name in ("patience", "max_train_rows"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"trainer.params.{name} must be positive or null")
+        if not self.hidden or any(w < 1 for w in self.hidden):
+            raise ValueError(f"trainer.params.hidden must be widths >= 1, got {self.hidden}")
+        # The damping rule validates mu_init and demping_coef with its own messages.
+        make_damping(self.damping, self.mu_init, self.demping_coef)
+
+
+@dataclass(frozen=True)
+class LMRunSummary:
+    """How one grid point's LM run went (aligned with ``BaselineResult.grid_scores``)."""
+
+    epochs: int
+    """Epochs of LM steps run (epoch 0, the initial evaluation, not counted)."""
+    stop_reason: str
+    """``TrainingHistory.stop_reason``: max_epochs, min_error, validation_patience, mu_max, ..."""
+    best_epoch: int
+    """Epoch whose weights were kept: the best-validation one under patience (0: the initial
+    weights were never beaten), else the last one."""
+    n_parameters: int
+
+
+@dataclass
+class LMSearchResult(BaselineResult):
+    """A ``BaselineResult`` plus the per-grid-point LM run summaries."""
+
+    runs: list[LMRunSummary] = field(default_factory=list)
+
+
+def search_lm(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    *,
+    task: str,
+    cfg: Mapping[str, Any],
+    seed: int,
+    model_factory: ModelFactory | None = None,
+    inverse_target: InverseTarget | None = None,
+) -> LMSearchResult:
+    """Grid-search LM settings (``conf/trainer/lm_grid.yaml``) on train, select on validation.
+
+    Targets follow the data contract: one-hot rows for classification (softmax head, MSE, as
+    the original library), standardised ``(n, 1)`` for regression. ``model_factory`` fixes the
+    network (then ``hidden``, ``activation`` and ``dtype`` must not appear in the config); by
+    default each point builds an MLP of its ``hidden`` widths. Raises ``ValueError`` naming
+    ``trainer.params.max_train_rows`` when the train split is larger. See the module docstring
+    for the protocol and the history.
+    """
+    check_split(task, x_train, y_train, x_val, y_val)
+    points = grid_points(cfg)
+    all_settings = [LMSettings.from_mapping(p) for p in points]  # validate before training
+    network_keys = sorted({k for p in points for k in p} & set(NETWORK_KEYS))
+    if model_factory is not None and network_keys:
+        raise ValueError(
+            f"model_factory fixes the network, so trainer.params / trainer.grid must not set "
+            f"{network_keys}; drop them, or pass model_factory=None to build (and search) the "
+            "MLP from the config"
+        )
+    n_rows = int(np.shape(x_train)[0])
+    limits = {s.max_train_rows for s in all_settings}
+    if any(limit is not None and n_rows > limit for limit in limits):
+        limit = min(lim for lim in limits if lim is not None)
+        raise ValueError(
+            f"x_train has {n_rows} rows, more than trainer.params.max_train_rows={limit}: an LM "
+            "grid search costs O(rows x P^2) per epoch and grid point. Raise "
+            "trainer.params.max_train_rows (null disables the guard), subsample before "
+            "splitting (split.max_rows), or train one configuration with the streaming engine."
+        )
+    n_inputs = int(np.shape(x_train)[1])
+    n_outputs = 1 if np.ndim(y_train) == 1 else int(np.shape(y_train)[1])
+    if task != "regression" and (np.ndim(y_train) != 2 or n_outputs < 2):
+        raise ValueError(
+            f"{task} targets must be one-hot rows (n, n_classes >= 2), as prepare_dataset makes "
+            f"them, got y_train of shape {np.shape(y_train)}: LM fits the softmax output to them"
+        )
+    _warm_up_engine()
+    runs: list[LMRunSummary] = []
+
+    def fit_point(params: dict[str, Any]) -> FitOutcome:
+        settings = LMSettings.from_mapping(params)
+        dtype = _DTYPES[settings.dtype]
+        with torch_threads(settings.n_threads):
+            torch.manual_seed(seed)
+            if model_factory is not None:
+                model = model_factory()
+            else:
+                model = build_mlp(
+                    n_inputs, n_outputs, hidden=settings.hidden,
+                    activation=settings.activation, head=head_for_task(task), dtype=dtype,
+                )  # fmt: skip
+            trainer = LevenbergMarquardt(
+                model,
+                damping=make_damping(settings.damping, settings.mu_init, settings.demping_coef),
+                stopping=StoppingRules(
+                    max_epochs=settings.max_epochs,
+                    min_error=settings.min_error,
+                    min_gradient=settings.min_gradient,
+                    mu_max=settings.mu_max,
+                    patience=settings.patience,
+                ),
+                inner_steps=settings.inner_steps,
+            )
+            history = trainer.fit(x_train, y_train, val=(x_val, y_val))
+        model.eval()
+        best_epoch = history.best_epoch if history.best_epoch is not None else history.epochs
+        runs.append(
+            LMRunSummary(
+                epochs=history.epochs,
+                stop_reason=history.stop_reason,
+                best_epoch=best_epoch,
+                n_parameters=count_parameters(model),
+            )
+        )
+        return FitOutcome(
+            model=model,
+            predictor=torch_predictor(model, settings.n_threads),
+            best_iteration=best_epoch,
+            history=history_curves(history),
+        )
+
+    result = run_grid_search(
+        "lm",
+        task,
+        points,
+        fit_point,
+        x_val,
+        y_val,
+        inverse_target=inverse_target,
+        model_size=lambda outcome: {"n_parameters": count_parameters(outcome.model)},
+    )
+    base = {f.name: getattr(result, f.name) for f in fields(BaselineResult)}
+    return LMSearchResult(**base, runs=runs)
+
+
+def history_curves(history: TrainingHistory) -> dict[str, list[float]]:
+    """The per-epoch curves a baseline result carries, epoch 0 (initial state) included."""
+    return {
+        "train_loss": [float(v) for v in history.loss],
+        "val_loss": [float(v) for v in history.val_loss],
+        "mu": [float(v) for v in history.mu],
+        "epoch_time_s": [float(v) for v in history.epoch_time],
+        "trials": [float(v) for v in history.trials],
+    }
+
+
+@contextmanager
+def torch_threads(n_threads: int) -> Iterator[None]:
+    """Pin torch's intra-op threads for fair timing; restore the previous value afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def torch_predictor(model: nn.Module, n_threads: int):
+    """``predict(x)``: the network output (softmax probabilities / values) as float64 ``(n, k)``."""
+    dtype = next(model.parameters()).dtype
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        model.eval()
+        inputs = torch.as_tensor(np.asarray(x)).to(dtype)
+        with torch_threads(n_threads), torch.no_grad():
+            chunks = [
+                model(inputs[i : i + PREDICT_CHUNK_ROWS])
+                for i in range(0, inputs.shape[0], PREDICT_CHUNK_ROWS)
+            ]
+        out = torch.cat(chunks).double().numpy() if chunks else np.empty((0, 0))
+        return out.reshape(-1, 1) if out.ndim == 1 else out
+
+    return predict
+
+
+def _warm_up_engine() -> None:
+    """Run one zero-epoch fit on a 1-row problem before the search: the first ``torch.func``
+    call in a process imports ``torch._dynamo`` (~3 s), which would otherwise be charged to the
+    first grid point's fit time (later calls cost about a millisecond)."""
+    with torch.random.fork_rng(devices=[]):  # leaves the caller's RNG stream untouched
+        model = nn.Linear(1, 1)
+    trainer = LevenbergMarquardt(model, stopping=StoppingRules(max_epochs=0, min_error=None))
+    trainer.fit(torch.zeros(1, 1), torch.zeros(1, 1))
+
+
+def _optional(value: Any, cast: type) -> Any:
+    """``None`` (YAML ``null``) passes through; NaN is rejected; anything else is cast."""
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        raise ValueError("NaN is not a valid setting; use null to disable")
+    return cast(value)

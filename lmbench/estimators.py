@@ -1,0 +1,233 @@
+"""scikit-learn estimators for LM-trained MLPs, so an LM network can sit in the same ``Pipeline``,
+``GridSearchCV`` and comparison table as XGBoost and CatBoost.
+
+* ``LMClassifier``: labels one-hot encoded over ``classes_``, a softmax head, and the sum of
+  squares on the one-hot rows (MSE, the original library's convention); ``predict_proba`` is the
+  softmax output.
+* ``LMRegressor``: 1-D or 2-D (multi-output) targets, standardised per column inside ``fit`` (so
+  ``mu_init`` and ``min_error`` mean the same whatever the target's units) and mapped back in
+  ``predict``. Features are left alone: scale them in a ``Pipeline`` (``StandardScaler``), as for
+  any neural network.
+
+Both train ``build_mlp(hidden_layer_sizes, activation)`` in ``dtype`` with ``LevenbergMarquardt``
+and the seed's damping rule (``SeedDamping(mu_init, factor=demping_coef)``); predictions are
+computed in float64 from the trained weights. ``validation_fraction > 0`` holds out that share of
+the rows (stratified for the classifier); ``min_error`` is then watched on the hold-out loss (the
+seed's convention) and ``patience`` enables early stopping with the best-validation weights
+restored. Results are deterministic given ``random_state`` (an int):
+it seeds the weight initialisation and the hold-out split, without touching the global torch RNG.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, MultiOutputMixin, RegressorMixin
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+
+from lmbench.core import LevenbergMarquardt, SeedDamping, StoppingRules, TrainingHistory
+from lmbench.models import ACTIVATIONS, build_mlp
+
+try:  # scikit-learn >= 1.6
+    from sklearn.utils.validation import validate_data as _sk_validate_data
+except ImportError:  # pragma: no cover - older scikit-learn
+    _sk_validate_data = None
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _validate_data(estimator: BaseEstimator, *args: Any, **kwargs: Any) -> Any:
+    """``sklearn.utils.validation.validate_data`` (>= 1.6) or the older method."""
+    if _sk_validate_data is not None:
+        return _sk_validate_data(estimator, *args, **kwargs)
+    return estimator._validate_data(*args, **kwargs)  # pragma: no cover
+
+
+class _LMNetwork(BaseEstimator):
+    """What both estimators share: parameters, checks, training and the forward pass."""
+
+    def __init__(
+        self,
+        hidden_layer_sizes: int | Sequence[int] = (16,),
+        activation: str = "tanh",
+        mu_init: float = 10.0,
+        demping_coef: float = 10.0,
+        max_epochs: int = 100,
+        min_error: float | None = 1e-4,
+        inner_steps: int = 10,
+        validation_fraction: float = 0.0,
+        patience: int | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        dtype: str = "float32",
+    ) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.mu_init = mu_init
+        self.demping_coef = demping_coef
+        self.max_epochs = max_epochs
+        self.min_error = min_error
+        self.inner_steps = inner_steps
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.random_state = random_state
+        self.dtype = dtype
+
+    # ------------------------------------------------------------------ checks
+    def _hidden(self) -> tuple[int, ...]:
+        sizes = self.hidden_layer_sizes
+        widths = (sizes,) if isinstance(sizes, numbers.Integral) else tuple(sizes)
+        if not all(isinstance(w, numbers.Integral) and w >= 1 for w in widths):
+            raise ValueError(
+                f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes!r}"
+            )
+        return tuple(int(w) for w in widths)
+
+    def _check_params(self) -> None:
+        """Validate hyper-parameters at ``fit`` (sklearn: ``__init__`` and ``set_params`` store)."""
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}"
+            )
+        if self.dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {self.dtype!r}")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(
+                f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}"
+            )
+        if self.patience is not None and self.validation_fraction == 0.0:
+            raise ValueError(
+                "patience needs a hold-out set to watch: set validation_fraction > 0 "
+                "(or patience=None)"
+            )
+        for name, lowest in (("max_epochs", 0), ("inner_steps", 1), ("patience", 1)):
+            value = getattr(self, name)
+            if name == "patience" and value is None:
+                continue
+            if not isinstance(value, numbers.Integral) or value < lowest:
+                raise ValueError(f"{name} must be an integer >= {lowest}, got {value!r}")
+
+    # ------------------------------------------------------------------ training
+    def _fit_network(
+        self, x: np.ndarray, targets: np.ndarray, head: str, stratify: np.ndarray | None
+    ) -> None:
+        """Build the MLP, train it with LM on ``targets`` (n, outputs), set the fitted attrs."""
+        self._check_params()
+        hidden = self._hidden()
+        if not x.flags.writeable:  # e.g. a read-only memmap: torch.from_numpy warns on those
+            x = x.copy()
+        dtype = _DTYPES[self.dtype]
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        val = None
+        if self.validation_fraction > 0:
+            x, x_val, targets, y_val = train_test_split(
+                x, targets, test_size=self.validation_fraction, random_state=rng,
+                stratify=stratify,
+            )  # fmt: skip
+            val = (x_val, y_val)
+        with torch.random.fork_rng(devices=[]):  # leaves the caller's torch RNG untouched
+            torch.manual_seed(seed)
+            model = build_mlp(
+                x.shape[1], targets.shape[1], hidden=hidden, activation=self.activation,
+                head=head, dtype=dtype,
+            )  # fmt: skip
+        trainer = LevenbergMarquardt(
+            model,
+            damping=SeedDamping(mu_init=float(self.mu_init), factor=float(self.demping_coef)),
+            stopping=StoppingRules(
+                max_epochs=int(self.max_epochs),
+                min_error=None if self.min_error is None else float(self.min_error),
+                patience=self.patience,
+            ),
+            inner_steps=int(self.inner_steps),
+        )
+        history = trainer.fit(x, targets, val=val)
+        model.eval()
+        self.model_ = model
+        self.history_: TrainingHistory = history
+        self.n_iter_ = history.epochs
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        """The network's output for validated ``x``, float64 ``(n, outputs)``.
+
+        Evaluated in float64 from the trained weights (``model_`` itself is not changed): a
+        float32 forward pass rounds differently for a batch and for a single row (~1e-7), and a
+        row's prediction should not depend on which other rows are predicted with it.
+        """
+        state = {k: v.detach().double() for k, v in self.model_.state_dict().items()}
+        inputs = torch.from_numpy(np.array(x, dtype=np.float64))  # a writable copy
+        with torch.no_grad():
+            out = torch.func.functional_call(self.model_, state, (inputs,))
+        return out.numpy()
+
+
+class LMClassifier(ClassifierMixin, _LMNetwork):
+    """MLP classifier trained by Levenberg-Marquardt: softmax head, MSE on one-hot labels.
+
+    Attributes after ``fit``: ``classes_``, ``model_`` (the ``nn.Sequential``), ``history_``
+    (``TrainingHistory``), ``n_iter_`` (LM epochs run), ``n_features_in_``.
+    """
+
+    def fit(self, X: Any, y: Any) -> LMClassifier:
+        """Train on ``X`` (n, features) and labels ``y`` (n,) of at least two classes."""
+        X, y = _validate_data(self, X, y, dtype=[np.float64, np.float32])
+        check_classification_targets(y)
+        self.classes_, encoded = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"LMClassifier needs samples of at least 2 classes in y; got 1 class "
+                f"({self.classes_[0]!r})"
+            )
+        one_hot = np.eye(len(self.classes_), dtype=X.dtype)[encoded]
+        self._fit_network(X, one_hot, head="softmax", stratify=encoded)
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities ``(n, n_classes)`` in the order of ``classes_`` (softmax)."""
+        check_is_fitted(self)
+        X = _validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        return self._forward(X)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most probable class of each row."""
+        check_is_fitted(self)
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+class LMRegressor(MultiOutputMixin, RegressorMixin, _LMNetwork):
+    """MLP regressor trained by Levenberg-Marquardt: linear head, MSE on standardised targets.
+
+    ``y`` may be 1-D (predictions 1-D) or 2-D (one column per output, predictions 2-D).
+    Attributes after ``fit``: ``model_``, ``history_``, ``n_iter_``, ``n_features_in_``,
+    ``n_outputs_``, ``y_mean_`` and ``y_scale_`` (the per-column standardisation of ``y``).
+    """
+
+    def fit(self, X: Any, y: Any) -> LMRegressor:
+        """Train on ``X`` (n, features) and numeric targets ``y`` (n,) or (n, outputs)."""
+        X, y = _validate_data(
+            self, X, y, dtype=[np.float64, np.float32], multi_output=True, y_numeric=True
+        )
+        y = np.asarray(y, dtype=np.float64)
+        self._y_1d = y.ndim == 1
+        targets = y.reshape(-1, 1) if self._y_1d else y
+        self.n_outputs_ = targets.shape[1]
+        self.y_mean_ = targets.mean(axis=0)
+        scale = targets.std(axis=0)
+        self.y_scale_ = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+        standardised = ((targets - self.y_mean_) / self.y_scale_).astype(X.dtype)
+        self._fit_network(X, standardised, head="linear", stratify=None)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predictions in the target's units: ``(n,)`` if ``y`` was 1-D, else ``(n, outputs)``."""
+        check_is_fitted(self)
+        X = _validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        out = self._forward(X) * self.y_scale_ + self.y_mean_
+        return out.reshape(-1) if self._y_1d else out
