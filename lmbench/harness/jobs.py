@@ -52,7 +52,16 @@ class JobOutcome:
 
 
 def run_job(cfg: DictConfig, *, sweep_id: str | None = None, progress: bool = False) -> JobOutcome:
-    """Prepare the split, train with ``cfg.trainer``, score the test split once, log it all."""
+    """Prepare the split, train with ``cfg.trainer``, score the test split once, log it all.
+
+    ``cfg.trainer.runner`` says what kind of job this is: ``lm`` (one LM run), ``baseline``
+    (a grid search: lm_grid, xgboost, catboost, adam) or ``limits`` (an engine measurement,
+    no dataset).
+    """
+    if str(cfg.trainer.get("runner", "baseline")) == "limits":
+        from lmbench.harness.limits_job import run_limits_job
+
+        return run_limits_job(cfg, sweep_id=sweep_id)
     started = time.perf_counter()
     seed = int(cfg.seed)
     seed_everything(seed, threads=int(cfg.get("threads", 1)))

@@ -155,12 +155,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--cg-max-iter", type=int, default=500)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     result = measure_point(
         args.engine, args.params, args.rows, args.outputs, args.chunk, args.device,
-        getattr(torch, args.dtype),
+        getattr(torch, args.dtype), cg_max_iter=args.cg_max_iter,
     )
     print(json.dumps({**asdict(result), "memory_ratio": result.memory_ratio}))
 

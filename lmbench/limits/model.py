@@ -113,10 +113,8 @@ def largest_chunk(problem: Problem, engine: Engine, budget_bytes: int) -> int | 
 
 
 def feasible(problem: Problem, engine: Engine, budget_bytes: int) -> bool:
-    """Whether ``engine`` can run ``problem`` within the memory budget at all."""
-    if engine == "in_memory_primal":
-        # the whole data set's Jacobian in one chunk is the in-memory engine's default
-        return estimate(problem, engine).memory_bytes <= budget_bytes
+    """Whether ``engine`` can run ``problem`` within the memory budget at all (the in-memory
+    primal engine chunks its Jacobian like streaming; it differs in holding the data)."""
     return largest_chunk(problem, engine, budget_bytes) is not None
 
 
@@ -149,12 +147,13 @@ def best_engine(
 def max_params(
     n_rows: int, engine: Engine, budget_bytes: int, itemsize: int = 4, chunk_rows: int = 4096
 ) -> int:
-    """The largest P that ``engine`` fits in ``budget_bytes`` for M = ``n_rows`` (O = 1)."""
-    low, high = 1, 10**7
+    """The largest P that ``engine`` fits in ``budget_bytes`` for M = ``n_rows`` (O = 1);
+    0 when not even P = 1 fits."""
+    low, high = 0, 10**7
     while low < high:
         mid = (low + high + 1) // 2
         problem = Problem(n_rows, 1, mid, itemsize)
-        if engine in ("streaming", "cache"):
+        if engine != "in_memory_dual":
             ok = estimate(problem, engine, min(chunk_rows, n_rows)).memory_bytes <= budget_bytes
         else:
             ok = feasible(problem, engine, budget_bytes)

@@ -1,0 +1,76 @@
+"""The limits experiment's job: one engine at one size, measured in a fresh process, logged.
+
+The measurement runs in a subprocess (``python -m lmbench.limits.measure``) so that every point
+starts from the same clean heap; points the model says exceed ``trainer.budget`` are logged
+with their prediction and tag ``measured=skipped`` instead of being run.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from omegaconf import DictConfig, OmegaConf
+
+from lmbench.harness.jobs import JobOutcome, run_name
+from lmbench.limits.measure import N_INPUTS, mlp_with_params
+from lmbench.limits.model import Problem, estimate, format_bytes, parse_bytes
+from lmbench.tracking import tracker_from_config
+
+
+def run_limits_job(cfg: DictConfig, *, sweep_id: str | None = None) -> JobOutcome:
+    """Predict, and measure unless over budget, one epoch of ``cfg.trainer.engine``."""
+    t = cfg.trainer
+    engine = str(t.engine)
+    n_outputs = int(t.n_outputs)
+    n_samples = max(1, int(t.n_rows) // n_outputs)
+    real_params = sum(p.numel() for p in mlp_with_params(int(t.n_params), N_INPUTS,
+                                                          n_outputs).parameters())
+    itemsize = 4 if str(t.dtype) == "float32" else 8
+    chunk = min(int(t.chunk_samples), n_samples) if t.get("chunk_samples") else n_samples
+    predicted = estimate(Problem(n_samples, n_outputs, real_params, itemsize), engine, chunk)
+    budget = parse_bytes(str(t.budget))
+    device = str(cfg.get("device", "cpu"))
+    tags = {"kind": "limits", "engine": engine, "method": "limits"}
+    with tracker_from_config(
+        cfg.tracking, run_name=run_name(cfg, "limits", engine), sweep_id=sweep_id,
+        device=device, tags=tags,
+    ) as tracker:
+        tracker.log_config(OmegaConf.to_container(cfg, resolve=True))
+        metrics: dict[str, float] = {
+            "predicted_memory_bytes": predicted.memory_bytes,
+            "predicted_disk_bytes": predicted.disk_bytes,
+            "predicted_flops": predicted.flops,
+            "budget_bytes": budget,
+        }
+        if predicted.memory_bytes > budget:
+            need, have = format_bytes(predicted.memory_bytes), format_bytes(budget)
+            tracker.set_tags({"measured": f"skipped: predicted {need} exceeds the {have} budget"})
+            tracker.log_metrics(metrics)
+            return JobOutcome("limits", engine, "limits", {}, "peak_memory_bytes",
+                              real_params, 0.0, run_id=tracker.run_id)
+        command = [
+            sys.executable, "-m", "lmbench.limits.measure", "--engine", engine,
+            "--params", str(t.n_params), "--rows", str(t.n_rows), "--outputs", str(n_outputs),
+            "--chunk", str(chunk), "--device", device, "--dtype", str(t.dtype),
+            "--threads", str(cfg.get("threads", 1)), "--cg-max-iter", str(t.cg_max_iter),
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"measurement failed ({' '.join(command)}):\n{done.stderr[-2000:]}")
+        measured = json.loads(done.stdout.strip().splitlines()[-1])
+        metrics.update({k: v for k, v in measured.items() if isinstance(v, int | float)})
+        tracker.set_tags({"measured": "yes", "device_name": measured["device"]})
+        tracker.log_metrics(metrics)
+    return JobOutcome(
+        method="limits",
+        dataset=engine,
+        task="limits",
+        test_metrics={"peak_memory_bytes": measured["peak_memory_bytes"],
+                      "memory_ratio": measured["memory_ratio"]},
+        primary_metric="peak_memory_bytes",
+        n_parameters=real_params,
+        train_time_s=measured["epoch_time_s"],
+        run_id=tracker.run_id,
+    )

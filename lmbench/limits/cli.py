@@ -1,0 +1,100 @@
+"""``lmbench-limits``: what fits in a memory budget, by the model in ``lmbench.limits.model``.
+
+    lmbench-limits --budget 12GB                         # largest P per engine for each N*O
+    lmbench-limits --budget 12GB --samples 100000 --outputs 3 --params 5000   # best engine
+    lmbench-limits --import-json reports/limits/gpu_nvidia_h200.json   # log measurements
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from lmbench.limits.model import (
+    ENGINES,
+    SEED_MAX_ROWS,
+    SEED_MAX_WEIGHTS,
+    Problem,
+    best_engine,
+    estimate,
+    format_bytes,
+    max_params,
+    parse_bytes,
+)
+
+ROW_GRID = (1_000, 7_000, 10_000, 100_000, 1_000_000, 10_000_000)
+
+
+def feasible_region(budget: int, itemsize: int = 4, chunk_rows: int = 4096) -> str:
+    """Markdown table: the largest P each engine fits for each N*O (O = 1)."""
+    lines = ["| N·O | " + " | ".join(ENGINES) + " |", "|---" * (len(ENGINES) + 1) + "|"]
+    for rows in ROW_GRID:
+        largest = [max_params(rows, e, budget, itemsize, chunk_rows) for e in ENGINES]
+        cells = [f"{p:,}" if p else "–" for p in largest]
+        lines.append(f"| {rows:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def log_measurements(path: Path, tracking_uri: str | None, experiment: str = "limits") -> int:
+    """Log each measured point of a ``gpu_check``/``measure`` JSON file as one MLflow run."""
+    from lmbench.tracking import RunTracker
+
+    payload = json.loads(path.read_text())
+    points = payload.get("points", [payload])
+    for point in points:
+        with RunTracker(
+            f"limits-{point['engine']}-P{point['n_params']}-M{point['n_rows']}",
+            experiment_name=experiment,
+            tracking_uri=tracking_uri,
+            device=point["device"],
+            tags={"kind": "limits", "engine": point["engine"], "source": path.name},
+        ) as tracker:
+            tracker.log_config({k: point[k] for k in (
+                "n_params", "n_rows", "n_outputs", "chunk_samples", "dtype")})
+            tracker.log_metrics({k: v for k, v in point.items() if isinstance(v, int | float)
+                                 and k not in ("n_params", "n_rows", "n_outputs")})
+    return len(points)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--budget", default="12GB", help="memory budget, e.g. 12GB or 16GiB")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--samples", type=int, help="N, to choose the engine for one problem")
+    parser.add_argument("--outputs", type=int, default=1, help="O")
+    parser.add_argument("--params", type=int, help="P")
+    parser.add_argument("--disk", default=None, help="free disk for the cache engine")
+    parser.add_argument("--import-json", type=Path, help="log measured points to MLflow")
+    parser.add_argument("--tracking-uri", default=None)
+    args = parser.parse_args(argv)
+    if args.import_json is not None:
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        count = log_measurements(args.import_json, args.tracking_uri)
+        print(f"logged {count} measured points to experiment 'limits'")
+        return
+    budget = parse_bytes(args.budget)
+    itemsize = 4 if args.dtype == "float32" else 8
+    if args.samples and args.params:
+        problem = Problem(args.samples, args.outputs, args.params, itemsize)
+        disk = parse_bytes(args.disk) if args.disk else None
+        choice = best_engine(problem, budget, disk)
+        for engine in ENGINES:
+            est = estimate(problem, engine, chunk_samples=4096)
+            print(f"{engine:17s} memory {format_bytes(est.memory_bytes):>10s}  "
+                  f"disk {format_bytes(est.disk_bytes):>10s}  work {est.flops / 1e9:,.1f} GFLOP")
+        if choice is None:
+            print(f"nothing fits {format_bytes(budget)}: raise the budget or shrink the model")
+        else:
+            print(f"best: {choice[0]} with chunks of {choice[1]:,} samples")
+        return
+    print(f"Largest P per engine within {format_bytes(budget)} ({args.dtype}, chunks of 4096 "
+          f"rows; in-memory engines also hold the data, streaming reads it from a loader). "
+          f"The original library: P <= {SEED_MAX_WEIGHTS:,} and N·O <= {SEED_MAX_ROWS:,} on a "
+          f"12 GB GPU.\n")
+    print(feasible_region(budget, itemsize))
+
+
+if __name__ == "__main__":
+    main()
