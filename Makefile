@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench gate gate-baseline lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,14 @@ run: $(STAMP)
 ## Test suite (what CI runs).
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+## Speed gate: workload / calibration-kernel ratios against tests/benchmarks/perf_baseline.json.
+gate: $(STAMP)
+	$(PY) -m lmbench.limits.gate
+
+## Refresh the gate's baseline (idle machine only; commit the JSON).
+gate-baseline: $(STAMP)
+	$(PY) -m lmbench.limits.gate --update-baseline
 
 bench: $(STAMP)
 	$(PY) -m pytest tests/benchmarks --benchmark-only --benchmark-min-rounds=3
