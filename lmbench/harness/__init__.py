@@ -1,5 +1,5 @@
-"""The harness: Hydra entry points composing data, models, engine, baselines and tracking."""
+"""The harness: Hydra entry points composing data, models, engine, baselines and tracking.
 
-from lmbench.harness.jobs import JobOutcome, run_job
-
-__all__ = ["JobOutcome", "run_job"]
+Submodules are imported on use (``lmbench.harness.jobs``, ``.run``, ``.report``, ...), so a
+CLI pulls in only what it needs.
+"""

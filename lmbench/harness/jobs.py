@@ -6,6 +6,7 @@ This is the only module that knows all the parts. It is plain Python over a conf
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import time
@@ -55,13 +56,20 @@ def run_job(cfg: DictConfig, *, sweep_id: str | None = None, progress: bool = Fa
     """Prepare the split, train with ``cfg.trainer``, score the test split once, log it all.
 
     ``cfg.trainer.runner`` says what kind of job this is: ``lm`` (one LM run), ``baseline``
-    (a grid search: lm_grid, xgboost, catboost, adam) or ``limits`` (an engine measurement,
-    no dataset).
+    (a grid search: lm_grid, xgboost, catboost, adam), ``limits`` (an engine measurement, no
+    dataset) or ``paper_check`` (a published-results problem over many random starts).
     """
-    if str(cfg.trainer.get("runner", "baseline")) == "limits":
+    runner = str(cfg.trainer.get("runner", "baseline"))
+    if runner == "limits":
         from lmbench.harness.limits_job import run_limits_job
 
         return run_limits_job(cfg, sweep_id=sweep_id)
+    if runner == "paper_check":
+        from lmbench.harness.paper_checks import run_paper_checks
+
+        return run_paper_checks(
+            cfg, functools.partial(tracker_from_config, cfg.tracking, sweep_id=sweep_id)
+        )
     started = time.perf_counter()
     seed = int(cfg.seed)
     seed_everything(seed, threads=int(cfg.get("threads", 1)))

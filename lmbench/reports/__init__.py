@@ -6,6 +6,13 @@ from lmbench.reports.comparison import (
     summarize,
     win_tie_loss,
 )
-from lmbench.reports.runs import load_runs
+from lmbench.reports.runs import load_metric_histories, load_runs
 
-__all__ = ["ComparisonResult", "compare_methods", "load_runs", "summarize", "win_tie_loss"]
+__all__ = [
+    "ComparisonResult",
+    "compare_methods",
+    "load_metric_histories",
+    "load_runs",
+    "summarize",
+    "win_tie_loss",
+]

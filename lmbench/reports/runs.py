@@ -97,3 +97,29 @@ def _metric(frame: pd.DataFrame, index: int, name: str) -> float:
         return math.nan
     value = frame.at[index, name]
     return math.nan if value is None or pd.isna(value) else float(value)
+
+
+def load_metric_histories(
+    run_ids: Sequence[str], keys: Sequence[str], tracking_uri: str | None = None
+) -> dict[str, dict[str, pd.Series]]:
+    """Per-step metric series from the store: ``{run_id: {key: Series(value, index=step)}}``.
+
+    Used for per-epoch histories (``train_loss``, ``val_loss``, ``mu``, ``epoch_time_s``) and
+    per-start values of the paper checks. A key a run never logged is absent from its dict; a
+    step logged twice keeps the latest value. Runs and keys are read in the order given.
+    """
+    client = get_client(resolve_tracking_uri(tracking_uri))
+    out: dict[str, dict[str, pd.Series]] = {}
+    for run_id in run_ids:
+        series: dict[str, pd.Series] = {}
+        for key in keys:
+            history = client.get_metric_history(run_id, key)
+            if not history:
+                continue
+            points = sorted(history, key=lambda m: (m.step, m.timestamp))
+            by_step = {int(m.step): float(m.value) for m in points}
+            series[key] = pd.Series(
+                list(by_step.values()), index=list(by_step.keys()), name=key, dtype=float
+            )
+        out[run_id] = series
+    return out

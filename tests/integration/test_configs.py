@@ -6,7 +6,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from lmbench.harness import run_job
+from lmbench.harness.jobs import run_job
 
 REPO = Path(__file__).resolve().parents[2]
 CONF = REPO / "conf"

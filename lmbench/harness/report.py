@@ -1,0 +1,97 @@
+"""``lmbench-report``: the report of named experiments, from the MLflow store alone.
+
+    lmbench-report --experiment quick                       # -> reports/quick/
+    lmbench-report --experiment lm_sweep --experiment lm_vs_gbdt --out reports/paper
+    lmbench-report --experiment quick --tracking-uri sqlite:////data/mlflow.db
+
+Writes ``report.md`` (GitHub-readable), ``tables/*.tex`` (booktabs), ``figures/*.png|pdf`` and
+``runs.csv`` (every number with its run ID, git commit and dataset hash). The limits,
+performance and paper-check sections read the experiments ``limits``, ``performance`` and
+``paper_checks`` of the same store where present (options below; '' turns one off).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from lmbench.reports.build import ReportOptions, generate_report
+
+
+def parse_args(argv: Sequence[str] | None = None) -> ReportOptions:
+    """The command line as ``ReportOptions``."""
+    parser = argparse.ArgumentParser(
+        prog="lmbench-report", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--experiment", action="append", required=True,
+                        help="MLflow experiment name (repeatable)")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="store URI (default: MLFLOW_TRACKING_URI, else "
+                        "sqlite:///<cwd>/mlflow.db)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: reports/<experiment>[+<experiment>...])")
+    parser.add_argument("--limits-experiment", default="limits",
+                        help="experiment with kind=limits runs (default: limits; '' = none)")
+    parser.add_argument("--performance-experiment", default="performance",
+                        help="experiment with kind=performance runs (default: performance)")
+    parser.add_argument("--paper-experiment", default="paper_checks",
+                        help="experiment with kind=paper_check runs (default: paper_checks)")
+    parser.add_argument("--reference-commit", default=None,
+                        help="git commit the runs are checked against: a sha, or HEAD for "
+                        "this checkout's (default: the commit most runs share)")
+    parser.add_argument("--reference-method", default="lm",
+                        help="method whose win/tie/loss is shown (default: lm)")
+    parser.add_argument("--dpi", type=int, default=80, help="PNG resolution (default: 80)")
+    args = parser.parse_args(argv)
+    reference = args.reference_commit
+    if reference == "HEAD":
+        from lmbench.tracking import git_commit
+
+        reference = git_commit()
+        if reference == "unknown":
+            parser.error("--reference-commit HEAD: this checkout has no git commit")
+    return ReportOptions(
+        experiments=list(dict.fromkeys(args.experiment)),
+        tracking_uri=args.tracking_uri,
+        out_dir=args.out,
+        limits_experiment=args.limits_experiment or None,
+        performance_experiment=args.performance_experiment or None,
+        paper_experiment=args.paper_experiment or None,
+        reference_commit=reference,
+        reference_method=args.reference_method,
+        dpi=args.dpi,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Build and write the report; exit 2 with the reason when the store lacks the experiment."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    options = parse_args(argv)
+    try:
+        report = generate_report(options)
+    except LookupError as exc:
+        print(f"lmbench-report: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    out = report.files[0].parent if report.files else options.out_dir
+    report_md = next((p for p in report.files if p.name == "report.md"), None)
+    n_tables = sum(p.suffix == ".tex" for p in report.files)
+    n_figures = sum(p.suffix == ".png" for p in report.files)
+    print(f"{report_md or out}: {len(report.runs)} runs, {n_tables} tables, "
+          f"{n_figures} figures")
+    if report.reference:
+        from lmbench.tracking import git_commit
+
+        head = git_commit()
+        if head not in ("unknown", report.reference):
+            print(f"note: the runs' reference commit {report.reference[:12]} is not this "
+                  f"checkout's HEAD {head[:12]}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

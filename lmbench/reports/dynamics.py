@@ -1,0 +1,190 @@
+"""Report section 3: training dynamics rebuilt from the per-epoch metric histories in the store.
+
+For each dataset the *representative* LM run is the FINISHED run (with a ``train_loss``
+history) whose primary test value is the median of them (the lower median for an even count,
+ties by run id); its ``train_loss``, ``val_loss``, ``mu`` and ``epoch_time_s`` histories are
+drawn with the seed's four-panel ``plot_train_report``. Where Adam runs exist too, the
+representative Adam run's loss is drawn against cumulative epoch time beside LM's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib import pyplot as plt
+
+from lmbench.plotting import plot_train_report
+from lmbench.reports.document import Section
+from lmbench.reports.figures import report_style
+from lmbench.reports.tables import Table, fmt
+
+HistoryLoader = Callable[[Sequence[str], Sequence[str]], dict[str, dict[str, pd.Series]]]
+HISTORY_KEYS = ("train_loss", "val_loss", "mu", "epoch_time_s")
+
+
+def representative_runs(
+    runs: pd.DataFrame, method: str, histories: dict[str, dict[str, pd.Series]]
+) -> dict[str, pd.Series]:
+    """Per dataset, the FINISHED run of ``method`` with the median primary value (see module)."""
+    chosen: dict[str, pd.Series] = {}
+    ok = runs[(runs["method"] == method) & (runs["status"] == "FINISHED")]
+    for dataset, group in ok.groupby("dataset", sort=True):
+        group = group[[bool(histories.get(r, {}).get("train_loss") is not None)
+                       for r in group["run_id"]]]
+        if group.empty:
+            continue
+        ordered = group.assign(_v=group["primary_value"].fillna(np.inf)).sort_values(
+            ["_v", "run_id"], kind="stable"
+        )
+        chosen[str(dataset)] = ordered.iloc[(len(ordered) - 1) // 2]
+    return chosen
+
+
+def seed_history(series: dict[str, pd.Series]) -> dict[str, list[float]]:
+    """The seed's ``{"loss", "val", "mu", "time"}`` from metric histories (step = epoch)."""
+    loss = series["train_loss"].sort_index()
+    steps = loss.index
+    time = series.get("epoch_time_s", pd.Series(dtype=float)).reindex(steps).fillna(0.0)
+    mu = series.get("mu", pd.Series(dtype=float)).sort_index()
+    val = series.get("val_loss", pd.Series(dtype=float)).sort_index()
+    return {
+        "loss": loss.tolist(),
+        "val": val.tolist(),
+        "mu": mu.tolist(),
+        "time": time.tolist(),
+    }
+
+
+def _settings(run: pd.Series) -> str:
+    parts = []
+    for key, label in (("params.trainer.mu_init", "μ_init"),
+                       ("params.trainer.demping_coef", "demping_coef"),
+                       ("params.model.hidden", "hidden")):
+        value = run.get(key)
+        if isinstance(value, str):
+            parts.append(f"{label}={value}")
+    return ", ".join(parts) or "–"
+
+
+def dynamics_section(runs: pd.DataFrame, load_histories: HistoryLoader) -> Section:
+    """Four-panel reports of representative LM runs, and LM vs Adam loss against time."""
+    section = Section("dynamics", "Training dynamics")
+    candidates = runs[runs["method"].isin(["lm", "adam"]) & (runs["status"] == "FINISHED")]
+    histories = load_histories(list(candidates["run_id"]), list(HISTORY_KEYS))
+    lm = representative_runs(runs, "lm", histories)
+    if not lm:
+        section.text("No finished LM run with a per-epoch `train_loss` history in these "
+                     "experiments.")
+        section.missing.append(("dynamics", "no LM run with per-epoch histories"))
+        return section
+    section.text(
+        "Representative run per dataset: the finished LM run whose primary test value is the "
+        "median of that dataset's LM runs. Panels as the seed's training report: training and "
+        "validation loss (MSE) per epoch and per cumulative epoch time, μ per epoch and per "
+        "time; epoch 0 is the state before the first step. Rebuilt from the store's metric "
+        "histories (`train_loss`, `val_loss`, `mu`, `epoch_time_s`)."
+    )
+    table = Table(
+        "dynamics_runs",
+        "Representative LM runs: settings, epochs, why they stopped, final values.",
+        ["dataset", "run id", "settings", "epochs", "stop reason", "train loss", "val loss",
+         "final μ", "epoch time s", "test metric"],
+        align="lllrlrrrrl",
+    )
+    for dataset, run in lm.items():
+        series = histories[run["run_id"]]
+        data = seed_history(series)
+        with report_style():
+            figure = plot_train_report(data)
+            figure.set_size_inches(8.5, 5.5)  # the seed's 11 x 7 in, smaller for the report
+        figure.suptitle(f"LM on {dataset} (run {run['run_id'][:8]}; {_settings(run)})")
+        stem = f"dynamics_{_slug(dataset)}"
+        section.figure(stem, f"LM training report, {dataset} (run {run['run_id']}).", figure)
+        total_time = float(sum(data["time"]))
+        table.add([
+            dataset, run["run_id"][:12], _settings(run), str(len(data["loss"]) - 1),
+            str(run.get("tags.stop_reason") or "–"), fmt(data["loss"][-1], 4),
+            fmt(data["val"][-1] if data["val"] else math.nan, 4),
+            fmt(data["mu"][-1] if data["mu"] else math.nan, 3), fmt(total_time, 3),
+            f"{run['primary_metric']} {fmt(run['primary_value'], 4)}",
+        ])
+        for key in HISTORY_KEYS:
+            if key in series:
+                section.cite(run["run_id"], f"{key}[last of {len(series[key])} steps]",
+                             float(series[key].sort_index().iloc[-1]))
+        section.cite(run["run_id"], "epoch_time_s[sum]", total_time)
+        section.cite(run["run_id"], f"test_{run['primary_metric']}", run["primary_value"])
+    section.table(table)
+    _lm_vs_adam(section, runs, histories, lm)
+    return section
+
+
+def _lm_vs_adam(
+    section: Section, runs: pd.DataFrame, histories: dict[str, dict[str, pd.Series]],
+    lm: dict[str, pd.Series],
+) -> None:
+    adam = representative_runs(runs, "adam", histories)
+    both = [d for d in lm if d in adam]
+    if not both:
+        section.text(
+            "LM vs Adam loss against time: no dataset has finished runs of both `lm` and "
+            "`adam` with per-epoch histories in these experiments (add `trainer=adam` runs)."
+        )
+        section.missing.append(("dynamics", "no Adam runs for the loss-vs-time comparison"))
+        return
+    section.text(
+        "LM vs Adam: training (solid) and validation (dashed) loss, both MSE on the same "
+        "network outputs, against cumulative epoch time. Adam's curve is its selected grid "
+        "point only (the grid search's other points are not in the time axis); its first "
+        "point is after one epoch, LM's is the initial state."
+    )
+    table = Table(
+        "lm_vs_adam",
+        "LM vs Adam (representative runs): epochs, final losses and total epoch time.",
+        ["dataset", "method", "run id", "epochs", "train loss", "val loss", "epoch time s"],
+        align="lll" + "r" * 4,
+    )
+    n = len(both)
+    ncols = min(3, n)
+    nrows = math.ceil(n / ncols)
+    with report_style():
+        fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.8 * nrows),
+                                 squeeze=False, constrained_layout=True)
+        for ax, dataset in zip(axes.ravel(), both, strict=False):
+            for method, run, color in (("lm", lm[dataset], "tab:blue"),
+                                       ("adam", adam[dataset], "tab:orange")):
+                series = histories[run["run_id"]]
+                loss = series["train_loss"].sort_index()
+                time = series.get("epoch_time_s", pd.Series(0.0, index=loss.index))
+                elapsed = time.reindex(loss.index).fillna(0.0).cumsum()
+                ax.plot(elapsed.to_numpy(), loss.to_numpy(), color=color, label=method)
+                val = series.get("val_loss")
+                if val is not None and not val.empty:
+                    val = val.sort_index()
+                    ax.plot(elapsed.reindex(val.index).to_numpy(), val.to_numpy(),
+                            color=color, linestyle="--")
+                table.add([
+                    dataset, method, run["run_id"][:12], str(int(loss.index.max())),
+                    fmt(float(loss.iloc[-1]), 4),
+                    fmt(float(val.iloc[-1]) if val is not None and len(val) else math.nan, 4),
+                    fmt(float(elapsed.iloc[-1]), 3),
+                ])
+                section.cite(run["run_id"], "train_loss[last]", float(loss.iloc[-1]))
+                section.cite(run["run_id"], "epoch_time_s[sum]", float(elapsed.iloc[-1]))
+            ax.set_yscale("log")
+            ax.set_xlabel("time, s")
+            ax.set_ylabel("loss (MSE)")
+            ax.set_title(dataset)
+            ax.grid(True, alpha=0.3)
+            ax.legend()
+        for ax in axes.ravel()[n:]:
+            ax.set_visible(False)
+    section.table(table)
+    section.figure("lm_vs_adam", "Loss against cumulative epoch time, LM vs Adam.", fig)
+
+
+def _slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)

@@ -1,0 +1,238 @@
+"""Report section 2: sensitivity of LM to ``mu_init`` × ``demping_coef`` and to the width.
+
+Runs: method ``lm`` with a ``trainer.mu_init`` param (single-configuration LM jobs, e.g. the
+``lm_sweep`` or ``quick`` experiments). The value of a run is its validation loss (MSE on the
+validation split) for the weights it returned: at ``best_epoch`` when validation patience
+restored the best weights, else at the last epoch — read from the ``val_loss`` history. A
+dataset whose runs logged no validation loss uses the primary test metric instead, and the
+table says so. A cell is the mean over the runs in it (seeds and the other swept settings).
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib import pyplot as plt
+from matplotlib.figure import Figure
+
+from lmbench.reports.document import Section
+from lmbench.reports.figures import report_style
+from lmbench.reports.tables import Cell, Table, bold_best, fmt
+
+HistoryLoader = Callable[[Sequence[str], Sequence[str]], dict[str, dict[str, pd.Series]]]
+
+MU = "params.trainer.mu_init"
+DAMPING = "params.trainer.demping_coef"
+WIDTH = "params.model.hidden"
+VAL_LABEL = "val loss"
+
+
+def width_label(value: object) -> str:
+    """``"[32, 16]"`` -> ``"32-16"`` (hidden widths as logged); other text unchanged."""
+    try:
+        parsed = ast.literal_eval(str(value))
+    except (ValueError, SyntaxError):
+        return str(value)
+    if isinstance(parsed, list | tuple):
+        return "-".join(str(v) for v in parsed)
+    return str(parsed)
+
+
+def _width_key(label: str) -> tuple[int, list[float], str]:
+    parts = label.split("-")
+    try:
+        return (len(parts), [float(p) for p in parts], label)
+    except ValueError:
+        return (len(parts), [], label)
+
+
+def sensitivity_values(runs: pd.DataFrame, load_histories: HistoryLoader) -> pd.DataFrame:
+    """One row per LM run: dataset, status, mu, damping, width, value and what the value is."""
+    if MU not in runs:
+        return pd.DataFrame()
+    lm = runs[(runs["method"] == "lm") & runs[MU].notna()].copy()
+    if lm.empty:
+        return pd.DataFrame()
+    lm["mu"] = pd.to_numeric(lm[MU], errors="coerce")
+    lm["damping"] = pd.to_numeric(lm.get(DAMPING), errors="coerce")
+    lm["width"] = [width_label(v) for v in lm.get(WIDTH, pd.Series("?", index=lm.index))]
+    finished = lm[lm["status"] == "FINISHED"]
+    histories = load_histories(list(finished["run_id"]), ["val_loss"])
+    val = []
+    for _, run in lm.iterrows():
+        series = histories.get(run["run_id"], {}).get("val_loss")
+        val.append(_returned_value(series, run.get("metrics.best_epoch")))
+    lm["val_value"] = val
+    lm["value"] = math.nan
+    lm["quantity"] = ""
+    for _, group in lm.groupby("dataset", sort=True):
+        ok = group[group["status"] == "FINISHED"]
+        use_val = not ok.empty and ok["val_value"].notna().all()
+        idx = group.index
+        if use_val:
+            lm.loc[idx, "value"] = group["val_value"]
+            lm.loc[idx, "quantity"] = VAL_LABEL
+        else:
+            lm.loc[idx, "value"] = group["primary_value"]
+            lm.loc[idx, "quantity"] = f"test {group['primary_metric'].iloc[0]}"
+        lm.loc[idx, "higher_is_better"] = (not use_val) and bool(
+            group["higher_is_better"].iloc[0]
+        )
+    lm.loc[lm["status"] != "FINISHED", "value"] = math.nan
+    return lm
+
+
+def _returned_value(series: pd.Series | None, best_epoch: object) -> float:
+    if series is None or series.empty:
+        return math.nan
+    if best_epoch is not None and not pd.isna(best_epoch) and int(best_epoch) in series.index:
+        return float(series.loc[int(best_epoch)])
+    return float(series.iloc[-1])
+
+
+def sensitivity_section(runs: pd.DataFrame, load_histories: HistoryLoader) -> Section:
+    """Heatmaps and tables of the validation loss over mu_init × demping_coef and width."""
+    section = Section("sensitivity", "Hyper-parameter sensitivity of LM")
+    values = sensitivity_values(runs, load_histories)
+    if values.empty:
+        section.text(
+            "No single-configuration LM runs (method `lm` with a `trainer.mu_init` param) in "
+            "these experiments; run `lmbench-run +experiment=lm_sweep` to produce them."
+        )
+        section.missing.append(("sensitivity", "no LM sweep runs"))
+        return section
+    section.text(
+        "Value per run: the validation loss (MSE on the validation split) of the weights the "
+        "run returned (at `best_epoch` when validation patience restored them, else the last "
+        "epoch), read from its `val_loss` history; lower is better. Where a dataset's runs "
+        "logged no validation loss, the primary test metric is used and the `value` column "
+        "says so. Each cell is the mean over its runs (seeds and the settings not on the "
+        "axes), with the number of runs in brackets; the best cell of each dataset is bold."
+    )
+    for axes, name, caption in (
+        (("mu", "damping"), "sensitivity_mu_damping", "μ_init × demping_coef"),
+        (("width", "mu"), "sensitivity_width", "hidden widths × μ_init"),
+    ):
+        table, figure = _grid(values, axes, name, caption, section)
+        section.table(table)
+        section.figure(name, f"Sensitivity over {caption}, one panel per dataset.", figure)
+    for _, run in values.iterrows():
+        if run["status"] != "FINISHED":
+            continue
+        section.cite(run["run_id"], "params.trainer.mu_init", run["mu"])
+        section.cite(run["run_id"], "params.trainer.demping_coef", run["damping"])
+        section.cite(run["run_id"], "params.model.hidden", run["width"])
+        quantity = "val_loss_returned" if run["quantity"] == VAL_LABEL else (
+            "test_" + run["quantity"].removeprefix("test "))
+        section.cite(run["run_id"], quantity, run["value"])
+    return section
+
+
+def _axis_values(values: pd.Series, axis: str) -> list:
+    unique = [v for v in values.dropna().unique()]
+    if axis == "width":
+        return sorted(unique, key=_width_key)
+    return sorted(unique)
+
+
+def _axis_text(axis: str, value: object) -> str:
+    if axis == "width":
+        return str(value)
+    return fmt(float(value), 4)  # type: ignore[arg-type]
+
+
+def _grid(
+    values: pd.DataFrame, axes: tuple[str, str], name: str, caption: str, section: Section
+) -> tuple[Table, Figure]:
+    row_axis, col_axis = axes
+    labels = {"mu": "μ_init", "damping": "demping_coef", "width": "width"}
+    columns = _axis_values(values[col_axis], col_axis)
+    table = Table(
+        name,
+        f"LM sensitivity over {caption}: mean value per cell (runs).",
+        ["dataset", "value", labels[row_axis],
+         *[f"{labels[col_axis]}={_axis_text(col_axis, c)}" for c in columns]],
+        align="lll" + "r" * len(columns),
+    )
+    datasets = sorted(values["dataset"].unique())
+    panels: list[tuple[str, list, list, np.ndarray, str]] = []
+    for dataset in datasets:
+        group = values[values["dataset"] == dataset]
+        rows = _axis_values(group[row_axis], row_axis)
+        cols_here = _axis_values(group[col_axis], col_axis)
+        grid = np.full((len(rows), len(cols_here)), np.nan)
+        counts = np.zeros_like(grid, dtype=int)
+        failed = np.zeros_like(grid, dtype=int)
+        for i, r in enumerate(rows):
+            for j, c in enumerate(cols_here):
+                cell = group[(group[row_axis] == r) & (group[col_axis] == c)]
+                ok = cell[cell["status"] == "FINISHED"]["value"].dropna()
+                counts[i, j] = len(ok)
+                failed[i, j] = len(cell) - len(ok)
+                if len(ok):
+                    grid[i, j] = float(ok.mean())
+        higher = bool(group["higher_is_better"].iloc[0])
+        flat_bold = bold_best(list(grid.ravel()), higher)
+        bold = np.array(flat_bold, dtype=bool).reshape(grid.shape)
+        quantity = group["quantity"].iloc[0]
+        for i, r in enumerate(rows):
+            cells: list[Cell | str] = [dataset, quantity, _axis_text(row_axis, r)]
+            for c in columns:
+                if c not in cols_here:
+                    cells.append("–")
+                    continue
+                j = cols_here.index(c)
+                if counts[i, j] == 0:
+                    state = "failed" if failed[i, j] else "missing"
+                    cells.append(Cell(state))
+                    section.missing.append((
+                        "sensitivity",
+                        f"`{dataset}` {labels[row_axis]}={_axis_text(row_axis, r)}, "
+                        f"{labels[col_axis]}={_axis_text(col_axis, c)}: {state}",
+                    ))
+                    continue
+                text = f"{fmt(grid[i, j], 4)} ({counts[i, j]}"
+                text += f", {failed[i, j]} failed)" if failed[i, j] else ")"
+                cells.append(Cell(text, bool(bold[i, j])))
+            table.add(cells)
+        panels.append((dataset, rows, cols_here, grid, quantity))
+    return table, _heatmaps(panels, labels[row_axis], labels[col_axis], row_axis, col_axis)
+
+
+def _heatmaps(
+    panels: list[tuple[str, list, list, np.ndarray, str]],
+    row_label: str, col_label: str, row_axis: str, col_axis: str,
+) -> Figure:
+    n = len(panels)
+    ncols = min(3, n)
+    nrows = math.ceil(n / ncols)
+    with report_style():
+        fig, axes = plt.subplots(
+            nrows, ncols, figsize=(3.4 * ncols, 2.8 * nrows), squeeze=False,
+            constrained_layout=True,
+        )
+        for ax, (dataset, rows, cols, grid, quantity) in zip(axes.ravel(), panels, strict=False):
+            masked = np.ma.masked_invalid(grid)
+            image = ax.imshow(masked, cmap="viridis_r", aspect="auto")
+            ax.set_xticks(range(len(cols)), [_axis_text(col_axis, c) for c in cols])
+            ax.set_yticks(range(len(rows)), [_axis_text(row_axis, r) for r in rows])
+            ax.set_xlabel(col_label)
+            ax.set_ylabel(row_label)
+            ax.set_title(f"{dataset} ({quantity})")
+            finite = grid[np.isfinite(grid)]
+            middle = float(np.mean([finite.min(), finite.max()])) if finite.size else 0.0
+            for i in range(grid.shape[0]):
+                for j in range(grid.shape[1]):
+                    value = grid[i, j]
+                    text = "n/a" if math.isnan(value) else fmt(value, 3)
+                    dark = not math.isnan(value) and value > middle  # viridis_r: high = dark
+                    ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                            color="white" if dark else "black")
+            fig.colorbar(image, ax=ax, shrink=0.8)
+        for ax in axes.ravel()[n:]:
+            ax.set_visible(False)
+    return fig

@@ -1,0 +1,75 @@
+"""The paper-check runner: problem registry, seeds, success and summary statistics."""
+
+import math
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from lmbench.harness.paper_checks import (
+    PROBLEMS,
+    CheckSettings,
+    StartResult,
+    bipolar_parity,
+    run_start,
+    sinc_data,
+    summarize_starts,
+)
+
+
+def test_registry_has_the_classic_problems_and_networks():
+    assert list(PROBLEMS) == ["xor", "parity3", "parity4", "parity5", "parity6", "parity7",
+                              "sinc"]
+    assert PROBLEMS["xor"].network == "2-3-1 tanh"
+    assert PROBLEMS["parity7"].network == "7-7-1 tanh"
+    assert PROBLEMS["sinc"].network == "1-20-1 tanh"
+
+
+def test_bipolar_parity_targets_count_the_plus_ones():
+    x, y = bipolar_parity(3)
+    assert x.shape == (8, 3) and set(x.unique().tolist()) == {-1.0, 1.0}
+    odd = ((x > 0).sum(dim=1) % 2 == 1)
+    assert torch.equal(y.squeeze(1) > 0, odd)
+    x2, y2 = bipolar_parity(2)
+    assert y2.squeeze(1).tolist() == [-1.0, 1.0, 1.0, -1.0]  # XOR
+
+
+def test_sinc_is_the_readmes_normalised_sinc():
+    x, y = sinc_data(torch.float64)
+    assert x.shape == (20_000, 1)
+    i = int(torch.argmin((x - 0.05).abs()))
+    expected = math.sin(10 * math.pi * float(x[i])) / (10 * math.pi * float(x[i]))
+    assert float(y[i]) == pytest.approx(expected, rel=1e-9)
+
+
+def test_settings_defaults_overrides_and_errors_name_the_knob():
+    cfg = OmegaConf.create({"problem": "sinc", "starts": None, "max_epochs": 7})
+    settings = CheckSettings.from_config(cfg)
+    assert (settings.starts, settings.max_epochs, settings.dtype) == (3, 7, torch.float32)
+    with pytest.raises(ValueError, match="trainer.problem='parity9'"):
+        CheckSettings.from_config(OmegaConf.create({"problem": "parity9"}))
+    with pytest.raises(ValueError, match="trainer.starts"):
+        CheckSettings.from_config(OmegaConf.create({"problem": "xor", "starts": 0}))
+
+
+def test_a_start_is_reproducible_and_succeeds_on_xor():
+    settings = CheckSettings.from_config(OmegaConf.create({"problem": "xor", "max_epochs": 100}))
+    first, again = run_start(settings, 3, base_seed=0), run_start(settings, 3, base_seed=0)
+    assert first.seed == 3 and first.success and first.final_mse <= 1e-4
+    assert (first.epochs, first.final_mse) == (again.epochs, again.final_mse)
+    assert run_start(settings, 3, base_seed=1).seed == 1_000_003
+
+
+def test_summary_counts_iterations_and_time_over_successful_starts():
+    results = [
+        StartResult(0, 0, True, 10, 1e-5, 1.0, "min_error", {}),
+        StartResult(1, 1, True, 20, 2e-5, 3.0, "min_error", {}),
+        StartResult(2, 2, False, 100, 0.5, 9.0, "max_epochs", {}),
+    ]
+    m = summarize_starts(results)
+    assert m["success_rate"] == pytest.approx(2 / 3)
+    assert (m["epochs_mean"], m["epochs_median"], m["time_mean_s"]) == (15.0, 15.0, 2.0)
+    assert m["epochs_std"] == pytest.approx(math.sqrt(50))
+    assert m["final_mse_median"] == 2e-5 and m["epochs_mean_all"] == pytest.approx(130 / 3)
+    none = summarize_starts([results[2]])
+    assert none["success_rate"] == 0 and math.isnan(none["epochs_mean"])

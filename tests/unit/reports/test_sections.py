@@ -1,0 +1,98 @@
+"""Report sections on hand-made run tables (no store): values, missing cells, absent data."""
+
+import math
+
+import pandas as pd
+
+from lmbench.reports.document import Section
+from lmbench.reports.limits import limits_section, performance_section
+from lmbench.reports.method_table import comparison_section
+from lmbench.reports.paper import paper_section
+from lmbench.reports.sensitivity import sensitivity_section, width_label
+
+
+def text_of(section: Section) -> str:
+    return "\n".join(b if isinstance(b, str) else getattr(b, "to_markdown", lambda: "")()
+                     for b in section.blocks)
+
+
+def lm_runs(rows):
+    base = {"experiment": "e", "status": "FINISHED", "method": "lm", "task": "regression",
+            "primary_metric": "rmse", "higher_is_better": False, "n_parameters": 10.0,
+            "train_time_s": 1.0, "code_version": "reference", "seed": 0,
+            "params.trainer.demping_coef": "10", "params.model.hidden": "[16]"}
+    return pd.DataFrame([{**base, **row} for row in rows])
+
+
+def histories_from(values):
+    def load(run_ids, keys):
+        return {r: {k: values[r] for k in keys if r in values} for r in run_ids}
+    return load
+
+
+def test_width_label():
+    assert width_label("[32, 16]") == "32-16" and width_label("[8]") == "8"
+    assert width_label("wide") == "wide"
+
+
+def test_sensitivity_uses_val_loss_at_best_epoch_and_reports_missing_cells():
+    runs = lm_runs([
+        {"run_id": "a", "dataset": "d", "params.trainer.mu_init": "1", "primary_value": 5.0,
+         "metrics.best_epoch": 1.0},
+        {"run_id": "b", "dataset": "d", "params.trainer.mu_init": "10", "primary_value": 6.0,
+         "params.trainer.demping_coef": "3"},
+        {"run_id": "c", "dataset": "d", "params.trainer.mu_init": "10", "primary_value": 6.0,
+         "status": "FAILED"},
+    ])
+    val = {"a": pd.Series([1.0, 0.25, 0.5]), "b": pd.Series([1.0, 0.75])}
+    section = sensitivity_section(runs, histories_from(val))
+    md = text_of(section)
+    assert "| d | val loss | 1 | missing | **0.25 (1)** |" in md
+    assert "| d | val loss | 10 | 0.75 (1) | failed |" in md
+    assert ("sensitivity", "`d` μ_init=10, demping_coef=10: failed") in section.missing
+    cited = {(e["run_id"], e["quantity"]): e["value"] for e in section.evidence}
+    assert cited[("a", "val_loss_returned")] == "0.25"
+
+
+def test_sensitivity_falls_back_to_the_test_metric_and_says_so():
+    runs = lm_runs([{"run_id": "a", "dataset": "d", "params.trainer.mu_init": "1",
+                     "primary_value": 5.0}])
+    md = text_of(sensitivity_section(runs, histories_from({})))
+    assert "| d | test rmse | 1 | **5 (1)** |" in md
+
+
+def test_comparison_marks_missing_method_cells():
+    runs = lm_runs([
+        {"run_id": "a", "dataset": "d1", "primary_value": 1.0},
+        {"run_id": "b", "dataset": "d2", "primary_value": 2.0},
+        {"run_id": "c", "dataset": "d2", "primary_value": 1.5, "method": "adam"},
+    ])
+    section = comparison_section(runs)
+    md = text_of(section)
+    assert "| d1 | rmse ↓ | **1 (1)** | missing |" in md
+    assert "| d2 | rmse ↓ | 2 (1) | **1.5 (1)** |" in md
+    assert ("comparison", "`adam` on `d1`: no run") in section.missing
+    assert ("comparison", "no `xgboost` runs") in section.missing
+
+
+def test_absent_sections_say_so():
+    empty = pd.DataFrame(columns=["run_id", "status"])
+    for section in (limits_section(empty), performance_section(empty),
+                    paper_section(empty, histories_from({}))):
+        assert "No " in text_of(section) and section.missing
+    assert "experiment `limits`" in text_of(limits_section(empty))
+
+
+def test_limits_ratio_and_seed_limits():
+    runs = pd.DataFrame([{
+        "run_id": "x", "experiment": "limits", "status": "FINISHED", "code_version": "other",
+        "tags.engine": "cache", "tags.device": "cuda", "params.n_params": "7000",
+        "params.n_rows": "7000", "params.n_outputs": "1", "params.chunk_rows": "100",
+        "params.dtype": "float32", "metrics.peak_memory_bytes": 2 * 2**20,
+        "metrics.predicted_memory_bytes": 2**20, "metrics.epoch_time_s": 1.5,
+        "metrics.predicted_flops": math.nan, "metrics.time_jacobian_s": 1.0,
+        "metrics.time_system_s": 0.25, "metrics.time_solve_s": 0.25,
+    }])
+    md = text_of(limits_section(runs))
+    assert "| cache† | cuda | float32 | 7,000 | 7,000 | 100 | 2 | 1 | 2 | 1.5 |" in md
+    assert md.count("within") >= 1
