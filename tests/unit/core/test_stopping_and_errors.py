@@ -75,7 +75,7 @@ def test_non_finite_trial_loss_is_rejected_and_weights_stay_good():
         model, damping=SeedDamping(mu_init=1e-6), stopping=StoppingRules(max_epochs=20,
                                                                          min_error=None)
     ).fit(x, y)
-    assert float(model.w) <= 2.0
+    assert model.w.item() <= 2.0
     assert all(math.isfinite(v) for v in history.loss)
     assert history.stop_reason in ("mu_max", "max_epochs")
 
@@ -124,7 +124,7 @@ def test_min_gradient_and_mu_max_stops():
     ).fit(xs, 3.0 * xs)
     assert history.stop_reason == "mu_max"
     assert history.mu[-1] > 1e6 and not any(history.accepted)
-    assert float(stuck.w) == 2.0
+    assert stuck.w.item() == 2.0
 
 
 def test_keyboard_interrupt_keeps_last_accepted_weights():
