@@ -2,7 +2,7 @@
 same MLP trained with Adam; plus LM itself searched under the same budget rules (``search_lm``).
 All return a ``BaselineResult``; ``run_baseline`` dispatches by name."""
 
-from lmbench.baselines.adam import AdamSettings, count_parameters, search_adam
+from lmbench.baselines.adam import AdamSettings, search_adam
 from lmbench.baselines.common import BUDGETS, BaselineResult, GridPointScore, grid_points
 from lmbench.baselines.dispatch import BASELINES, SEARCHES, run_baseline
 from lmbench.baselines.gbdt import search_catboost, search_xgboost
@@ -18,7 +18,6 @@ __all__ = [
     "LMSearchResult",
     "LMSettings",
     "SEARCHES",
-    "count_parameters",
     "grid_points",
     "run_baseline",
     "search_adam",

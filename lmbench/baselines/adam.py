@@ -26,7 +26,6 @@ import copy
 import math
 import time
 from collections.abc import Callable, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,11 +42,12 @@ from lmbench.baselines.common import (
     grid_points,
     run_grid_search,
 )
+from lmbench.baselines.torch_utils import torch_predictor, torch_threads
+from lmbench.core import get_weights_count
 from lmbench.metrics import to_labels
 
 ModelFactory = Callable[[], nn.Module]
 LOSSES: tuple[str, ...] = ("mse", "cross_entropy")
-PREDICT_CHUNK_ROWS = 65_536
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def search_adam(
 
     def fit_point(params: dict[str, Any]) -> FitOutcome:
         settings = AdamSettings.from_mapping(params)
-        with _torch_threads(settings.n_threads):
+        with torch_threads(settings.n_threads):
             torch.manual_seed(seed)
             model = model_factory()
             history, best_epoch = train_with_early_stopping(
@@ -125,7 +125,7 @@ def search_adam(
             )
         return FitOutcome(
             model=model,
-            predictor=_torch_predictor(model, settings.n_threads),
+            predictor=torch_predictor(model, settings.n_threads),
             best_iteration=best_epoch,
             history=history,
         )
@@ -138,7 +138,7 @@ def search_adam(
         x_val,
         y_val,
         inverse_target=inverse_target,
-        model_size=lambda outcome: {"n_parameters": count_parameters(outcome.model)},
+        model_size=lambda outcome: {"n_parameters": get_weights_count(outcome.model)},
     )
 
 
@@ -210,11 +210,6 @@ def _warm_up_optimizer() -> None:
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Trainable weights of a network: the model-size figure set against GBDT leaf counts."""
-    return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
-
-
 def evaluation_loss(model: nn.Module, x: np.ndarray, y: np.ndarray, task: str, loss: str) -> float:
     """The training loss (``mse`` or ``cross_entropy``) of ``model`` on a whole split, eval mode."""
     split = _tensors(task, x, y)
@@ -273,29 +268,3 @@ def _full_loss(
         return float(loss_of(split, slice(None)))
 
 
-@contextmanager
-def _torch_threads(n_threads: int):
-    """Pin torch's intra-op threads for fair timing; restore the previous value afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def _torch_predictor(model: nn.Module, n_threads: int):
-    """``predict(x)``: the network output (softmax probabilities / values), in eval mode."""
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        model.eval()
-        inputs = torch.as_tensor(np.asarray(x, dtype=np.float32))
-        with _torch_threads(n_threads), torch.no_grad():
-            chunks = [
-                model(inputs[i : i + PREDICT_CHUNK_ROWS])
-                for i in range(0, inputs.shape[0], PREDICT_CHUNK_ROWS)
-            ]
-        out = torch.cat(chunks).double().numpy() if chunks else np.empty((0, 0))
-        return out.reshape(-1, 1) if out.ndim == 1 else out
-
-    return predict

@@ -32,8 +32,7 @@ engine already builds J^T J chunk by chunk).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -41,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lmbench.baselines.adam import ModelFactory, count_parameters
+from lmbench.baselines.adam import ModelFactory
 from lmbench.baselines.common import (
     BaselineResult,
     FitOutcome,
@@ -51,10 +50,16 @@ from lmbench.baselines.common import (
     plain,
     run_grid_search,
 )
-from lmbench.core import LevenbergMarquardt, StoppingRules, TrainingHistory, make_damping
+from lmbench.baselines.torch_utils import torch_predictor, torch_threads
+from lmbench.core import (
+    LevenbergMarquardt,
+    StoppingRules,
+    TrainingHistory,
+    get_weights_count,
+    make_damping,
+)
 from lmbench.models import build_mlp, head_for_task
 
-PREDICT_CHUNK_ROWS = 65_536
 DAMPING_RULES: tuple[str, ...] = ("seed", "marquardt", "gain_ratio")
 #: Settings that describe the network; a caller's ``model_factory`` replaces all of them.
 NETWORK_KEYS: tuple[str, ...] = ("hidden", "activation", "dtype")
@@ -235,7 +240,7 @@ def search_lm(
                 epochs=history.epochs,
                 stop_reason=history.stop_reason,
                 best_epoch=best_epoch,
-                n_parameters=count_parameters(model),
+                n_parameters=get_weights_count(model),
             )
         )
         return FitOutcome(
@@ -253,7 +258,7 @@ def search_lm(
         x_val,
         y_val,
         inverse_target=inverse_target,
-        model_size=lambda outcome: {"n_parameters": count_parameters(outcome.model)},
+        model_size=lambda outcome: {"n_parameters": get_weights_count(outcome.model)},
     )
     base = {f.name: getattr(result, f.name) for f in fields(BaselineResult)}
     return LMSearchResult(**base, runs=runs)
@@ -268,35 +273,6 @@ def history_curves(history: TrainingHistory) -> dict[str, list[float]]:
         "epoch_time_s": [float(v) for v in history.epoch_time],
         "trials": [float(v) for v in history.trials],
     }
-
-
-@contextmanager
-def torch_threads(n_threads: int) -> Iterator[None]:
-    """Pin torch's intra-op threads for fair timing; restore the previous value afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def torch_predictor(model: nn.Module, n_threads: int):
-    """``predict(x)``: the network output (softmax probabilities / values) as float64 ``(n, k)``."""
-    dtype = next(model.parameters()).dtype
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        model.eval()
-        inputs = torch.as_tensor(np.asarray(x)).to(dtype)
-        with torch_threads(n_threads), torch.no_grad():
-            chunks = [
-                model(inputs[i : i + PREDICT_CHUNK_ROWS])
-                for i in range(0, inputs.shape[0], PREDICT_CHUNK_ROWS)
-            ]
-        out = torch.cat(chunks).double().numpy() if chunks else np.empty((0, 0))
-        return out.reshape(-1, 1) if out.ndim == 1 else out
-
-    return predict
 
 
 def _warm_up_engine() -> None:

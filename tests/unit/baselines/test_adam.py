@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from lmbench.baselines import AdamSettings, count_parameters, search_adam
+from lmbench.baselines import AdamSettings, search_adam
 from lmbench.baselines.adam import evaluation_loss
+from lmbench.core import get_weights_count
 
 
 def _cfg(**params) -> dict:
@@ -74,7 +75,7 @@ def test_model_size_and_thread_setting_is_restored(splits, factory_for) -> None:
         model_factory=factory_for(split),
     )  # fmt: skip
     assert torch.get_num_threads() == before
-    assert result.model_size == {"n_parameters": count_parameters(factory_for(split)())}
+    assert result.model_size == {"n_parameters": get_weights_count(factory_for(split)())}
     assert result.model_size["n_parameters"] == 30 * 16 + 16 + 16 * 2 + 2
 
 
