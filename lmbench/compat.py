@@ -49,17 +49,31 @@ def train_levenberg(
     ``device`` defaults to the model's device (the seed defaulted to "cuda:0").
     ``metrics_callbacks``: ``{name: fn(model) -> float}`` or callbacks of ``EpochInfo``.
     """
-    trainer = LevenbergMarquardt(
-        model,
-        loss_fn=loss_fn,
-        damping=SeedDamping(mu_init=float(mu_init), factor=float(demping_coef)),
-        stopping=StoppingRules(max_epochs=max_epochs, min_error=min_error),
-        inner_steps=inner_steps,
-        callbacks=metrics_callbacks,
-        checkpoint_dir=snap_folder,
-        device=device,
-    )
+    seed_settings = _seed_settings(loss_fn, snap_folder, mu_init, min_error, max_epochs,
+                                   inner_steps, demping_coef, metrics_callbacks)
+    trainer = LevenbergMarquardt(model, device=device, **seed_settings)
     return trainer.fit(x, y, val=val_loader).to_seed_tuple()
+
+
+def _seed_settings(
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    snap_folder: str | Path | None,
+    mu_init: float,
+    min_error: float,
+    max_epochs: int,
+    inner_steps: int,
+    demping_coef: float,
+    metrics_callbacks: CallbackSpec,
+) -> dict[str, Any]:
+    """The seed's arguments as ``LevenbergMarquardt`` keyword arguments."""
+    return {
+        "loss_fn": loss_fn,
+        "damping": SeedDamping(mu_init=float(mu_init), factor=float(demping_coef)),
+        "stopping": StoppingRules(max_epochs=max_epochs, min_error=min_error),
+        "inner_steps": inner_steps,
+        "callbacks": metrics_callbacks,
+        "checkpoint_dir": snap_folder,
+    }
 
 
 def train_distributed_levenberg(
@@ -100,18 +114,11 @@ def train_distributed_levenberg(
     else:
         solver = "cholesky" if engine == "streaming" else "cg"
     reducer = AllReduce() if dist.is_available() and dist.is_initialized() else None
+    seed_settings = _seed_settings(loss_fn, snap_folder, mu_init, min_error, max_epochs,
+                                   inner_steps, demping_coef, metrics_callbacks)
     trainer = LevenbergMarquardt(
-        model,
-        loss_fn=loss_fn,
-        damping=SeedDamping(mu_init=float(mu_init), factor=float(demping_coef)),
-        stopping=StoppingRules(max_epochs=max_epochs, min_error=min_error),
-        inner_steps=inner_steps,
-        form="primal",
-        solver=solver,
-        temp_folder=temp_folder,
-        reducer=reducer,
-        callbacks=metrics_callbacks,
-        checkpoint_dir=snap_folder,
+        model, form="primal", solver=solver, temp_folder=temp_folder, reducer=reducer,
+        **seed_settings,
     )
     return trainer.fit_loader(x_loader, val=val_loader).to_seed_tuple()
 
