@@ -14,7 +14,7 @@ import sys
 from omegaconf import DictConfig, OmegaConf
 
 from lmbench.harness.jobs import JobOutcome, run_name
-from lmbench.limits.measure import N_INPUTS, mlp_with_params
+from lmbench.limits.measure import N_INPUTS, mlp_with_params, point_metrics, point_params
 from lmbench.limits.model import Problem, estimate, format_bytes, parse_bytes
 from lmbench.tracking import tracker_from_config
 
@@ -45,6 +45,11 @@ def run_limits_job(cfg: DictConfig, *, sweep_id: str | None = None) -> JobOutcom
             "budget_bytes": budget,
         }
         if predicted.memory_bytes > budget:
+            tracker.log_config(
+                {"n_params": real_params, "n_rows": n_samples * n_outputs,
+                 "n_outputs": n_outputs, "chunk_rows": chunk, "dtype": str(t.dtype)},
+                artifact_file="limits_point.yaml",
+            )
             need, have = format_bytes(predicted.memory_bytes), format_bytes(budget)
             tracker.set_tags({"measured": f"skipped: predicted {need} exceeds the {have} budget"})
             tracker.log_metrics(metrics)
@@ -60,7 +65,8 @@ def run_limits_job(cfg: DictConfig, *, sweep_id: str | None = None) -> JobOutcom
         if done.returncode != 0:
             raise RuntimeError(f"measurement failed ({' '.join(command)}):\n{done.stderr[-2000:]}")
         measured = json.loads(done.stdout.strip().splitlines()[-1])
-        metrics.update({k: v for k, v in measured.items() if isinstance(v, int | float)})
+        tracker.log_config(point_params(measured), artifact_file="limits_point.yaml")
+        metrics.update(point_metrics(measured))
         tracker.set_tags({"measured": "yes", "device_name": measured["device"]})
         tracker.log_metrics(metrics)
     return JobOutcome(

@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 
+from lmbench.limits.measure import point_metrics, point_params
 from lmbench.limits.model import (
     ENGINES,
     SEED_MAX_ROWS,
@@ -51,10 +52,8 @@ def log_measurements(path: Path, tracking_uri: str | None, experiment: str = "li
             device=point["device"],
             tags={"kind": "limits", "engine": point["engine"], "source": path.name},
         ) as tracker:
-            tracker.log_config({k: point[k] for k in (
-                "n_params", "n_rows", "n_outputs", "chunk_samples", "dtype")})
-            tracker.log_metrics({k: v for k, v in point.items() if isinstance(v, int | float)
-                                 and k not in ("n_params", "n_rows", "n_outputs")})
+            tracker.log_config(point_params(point), artifact_file="limits_point.yaml")
+            tracker.log_metrics(point_metrics(point))
     return len(points)
 
 

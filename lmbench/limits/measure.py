@@ -57,6 +57,23 @@ class Measurement:
         return self.peak_memory_bytes / max(self.predicted_memory_bytes, 1)
 
 
+def point_params(point: dict[str, Any]) -> dict[str, Any]:
+    """The MLflow params of a measured point (the schema the limits report reads)."""
+    return {
+        "n_params": point["n_params"],
+        "n_rows": point["n_rows"],
+        "n_outputs": point["n_outputs"],
+        "chunk_rows": point["chunk_samples"],
+        "dtype": point["dtype"],
+    }
+
+
+def point_metrics(point: dict[str, Any]) -> dict[str, float]:
+    """The MLflow metrics of a measured point: every number not already a param."""
+    skip = {"n_params", "n_rows", "n_outputs", "chunk_samples"}
+    return {k: v for k, v in point.items() if isinstance(v, int | float) and k not in skip}
+
+
 def mlp_with_params(n_params: int, n_inputs: int, n_outputs: int) -> nn.Module:
     """One-hidden-layer tanh MLP whose weight count is as close to ``n_params`` as it gets."""
     hidden = max(1, round((n_params - n_outputs) / (n_inputs + 1 + n_outputs)))
