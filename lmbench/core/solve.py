@@ -13,8 +13,8 @@ P = 7000 in float32 these passes cost about half as much as the factorisation it
 the factor is computed by LAPACK's ``?potrf`` (the MKL routine torch itself calls) in a buffer
 that every damping trial of the epoch reuses, and the step comes from two triangular solves that
 read only the factor's triangle. Elsewhere (CUDA, a torch build without those symbols, or
-``LMBENCH_NATIVE_CHOLESKY=0``) ``torch.linalg.cholesky_ex`` and ``cholesky_solve`` are used as
-before; both paths compute the same factorisation of the same triangle.
+``LMBENCH_NATIVE_CHOLESKY=0``) the factor comes from ``torch.linalg.cholesky_ex``; both paths
+factor the same triangle and solve with the same two triangular solves.
 """
 
 from __future__ import annotations
@@ -158,18 +158,6 @@ def _factor_shifted(
     return factor
 
 
-def _solve_factored(lower: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
-    """x with L L^T x = rhs, reading only the lower triangle L of ``lower``.
-
-    On CPU: two triangular solves on the factor in place (``cholesky_solve`` would first copy
-    the P x P factor). Elsewhere ``cholesky_solve`` as before.
-    """
-    if lower.device.type == "cpu":
-        z = torch.linalg.solve_triangular(lower, rhs.unsqueeze(1), upper=False)
-        return torch.linalg.solve_triangular(lower.mT, z, upper=True).squeeze(1)
-    return torch.cholesky_solve(rhs.unsqueeze(1), lower, upper=False).squeeze(1)
-
-
 def conjugate_gradient(
     operator: Callable[[torch.Tensor], torch.Tensor],
     rhs: torch.Tensor,
@@ -210,7 +198,11 @@ def cg_tolerance(dtype: torch.dtype) -> float:
 
 
 def _solve_factored(lower: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
-    """x with L L^T x = rhs by two triangular solves (``cholesky_solve`` copies L on CUDA)."""
+    """x with L L^T x = rhs by two triangular solves (``cholesky_solve`` copies L on CUDA).
+
+    Only the lower triangle of ``lower`` is read (the native CPU factor's other triangle holds
+    stale values).
+    """
     y = torch.linalg.solve_triangular(lower, rhs.unsqueeze(1), upper=False)
     return torch.linalg.solve_triangular(lower.mT, y, upper=True).squeeze(1)
 

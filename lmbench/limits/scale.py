@@ -1,0 +1,445 @@
+"""Streaming LM at scale on the largest packaged real dataset, and data-parallel scaling on CPU.
+
+Two checks of the large-data engines, each run in a fresh subprocess so that peak memory is
+the run's own:
+
+* **streaming**: UCI Census-Income (KDD) (``prepare_dataset("census_income", seed=0)``, all
+  three splits, ~299k rows, 212 features, 2 one-hot outputs) is written once to ``.npy`` files
+  and served by a DataLoader over ``np.load(..., mmap_mode="r")`` whose sampler yields one
+  whole chunk (a slice of rows) per call. ``train_distributed_levenberg(engine="streaming")``
+  trains a 212-9-2 tanh+softmax MLP (P = 1937) for 2 epochs on the first ``--rows`` rows. The
+  child reports peak RSS (``ru_maxrss``), the peak anonymous RSS (sampled from
+  /proc/self/status, i.e. without the memory-mapped data pages), the C heap peak above the start
+  of training (``lmbench.limits.memory.PeakMemoryInUse``), the data bytes and each epoch's time
+  split (history.time_jacobian / time_system / time_solve / time_evaluate).
+* **data parallel**: ``lmbench.examples.data_parallel`` as 1 process (2 threads, and 1 thread)
+  and under ``torchrun --standalone --nproc-per-node 2`` (gloo, 1 thread per rank): the ratio
+  of epoch times.
+
+Commands::
+
+    python -m lmbench.limits.scale all --workdir /tmp/lmbench-scale   # everything + markdown
+    python -m lmbench.limits.scale prepare --workdir W                # write W/x.npy, W/y.npy
+    python -m lmbench.limits.scale stream --workdir W --rows 50000    # one run, JSON (child)
+    python -m lmbench.limits.scale dp --rows 40000                    # the DP comparison
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+DATASET = "census_income"
+DEFAULT_WORKDIR = Path("/tmp/lmbench-scale")
+CHUNK_ROWS = 4096
+HIDDEN = 9
+
+
+# ------------------------------------------------------------------------------ the data
+class MemmapRows(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """The first ``rows`` rows of ``x.npy``/``y.npy`` in ``workdir``, memory-mapped.
+
+    Indexed by a ``slice``: one call returns the whole chunk as two float32 tensors (a copy of
+    just those rows), so the loader never collates single rows.
+    """
+
+    def __init__(self, workdir: Path, rows: int | None = None) -> None:
+        self.x = np.load(workdir / "x.npy", mmap_mode="r")
+        self.y = np.load(workdir / "y.npy", mmap_mode="r")
+        total = self.x.shape[0]
+        self.rows = total if rows is None else min(rows, total)
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def __getitem__(self, index: slice) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        start, stop, _ = index.indices(self.rows)
+        x = torch.from_numpy(np.array(self.x[start:stop], dtype=np.float32))
+        y = torch.from_numpy(np.array(self.y[start:stop], dtype=np.float32))
+        return x, y
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the rows served (inputs and targets)."""
+        return self.rows * (self.x.shape[1] + self.y.shape[1]) * self.x.itemsize
+
+
+class ChunkSampler(Sampler[slice]):
+    """Yields ``slice(start, start + chunk)`` over ``rows`` rows, in order."""
+
+    def __init__(self, rows: int, chunk: int) -> None:
+        self.rows = rows
+        self.chunk = chunk
+
+    def __iter__(self) -> Iterator[slice]:
+        for start in range(0, self.rows, self.chunk):
+            yield slice(start, min(start + self.chunk, self.rows))
+
+    def __len__(self) -> int:
+        return -(-self.rows // self.chunk)
+
+
+def chunk_loader(dataset: MemmapRows, chunk: int = CHUNK_ROWS) -> DataLoader[Any]:
+    """A DataLoader that hands out whole chunks (``batch_size=None``: no collation)."""
+    return DataLoader(dataset, sampler=ChunkSampler(len(dataset), chunk), batch_size=None)
+
+
+def prepare(workdir: Path, seed: int = 0) -> dict[str, Any]:
+    """Prepare census_income (all splits, in train/val/test order) into ``workdir``."""
+    from lmbench.data import prepare_dataset
+
+    started = time.perf_counter()
+    data = prepare_dataset(DATASET, seed=seed)
+    x = np.concatenate([data.x_train, data.x_val, data.x_test]).astype(np.float32)
+    y = np.concatenate([data.y_train, data.y_val, data.y_test]).astype(np.float32)
+    workdir.mkdir(parents=True, exist_ok=True)
+    np.save(workdir / "x.npy", x)
+    np.save(workdir / "y.npy", y)
+    meta = {
+        "dataset": DATASET,
+        "seed": seed,
+        "rows": int(x.shape[0]),
+        "train_rows": int(data.x_train.shape[0]),
+        "features": int(x.shape[1]),
+        "outputs": int(y.shape[1]),
+        "hash": data.hash,
+        "prepare_s": round(time.perf_counter() - started, 2),
+        "bytes": int(x.nbytes + y.nbytes),
+    }
+    (workdir / "meta.json").write_text(json.dumps(meta, indent=2))
+    return meta
+
+
+# ------------------------------------------------------------------------ memory sampling
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+class AnonRssPeak:
+    """Peak of RssAnon (KiB) while the block runs, sampled every ``interval`` seconds.
+
+    RssAnon leaves out file-backed pages, so memory-mapped data does not count.
+    """
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval = interval
+        self.start_kib = 0
+        self.peak_kib = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> AnonRssPeak:
+        self.start_kib = self.peak_kib = _status_kib("RssAnon")
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak_kib = max(self.peak_kib, _status_kib("RssAnon"))
+            time.sleep(self.interval)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join()
+        self.peak_kib = max(self.peak_kib, _status_kib("RssAnon"))
+
+
+# ----------------------------------------------------------------------- streaming run
+def streaming_model(features: int, outputs: int, hidden: int = HIDDEN) -> nn.Module:
+    """features -> hidden (tanh) -> outputs (softmax): P = hidden*(f+1) + o*(hidden+1)."""
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Linear(features, hidden), nn.Tanh(), nn.Linear(hidden, outputs), nn.Softmax(dim=1)
+    )
+
+
+def stream(
+    workdir: Path,
+    rows: int | None,
+    epochs: int = 2,
+    chunk: int = CHUNK_ROWS,
+    hidden: int = HIDDEN,
+    threads: int = 2,
+) -> dict[str, Any]:
+    """One streaming run in this process (run it in a fresh one); a JSON-able summary."""
+    from lmbench import train_distributed_levenberg
+    from lmbench.core import EpochInfo, TrainingHistory
+    from lmbench.limits.memory import PeakMemoryInUse
+
+    torch.set_num_threads(threads)
+    dataset = MemmapRows(workdir, rows)
+    loader = chunk_loader(dataset, chunk)
+    model = streaming_model(dataset.x.shape[1], dataset.y.shape[1], hidden)
+    n_params = sum(p.numel() for p in model.parameters())
+    captured: list[TrainingHistory] = []
+
+    def keep_history(info: EpochInfo) -> None:
+        if not captured:
+            captured.append(info.history)
+
+    rss_before_kib = _status_kib("VmRSS")
+    maxrss_before_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    with PeakMemoryInUse("cpu") as heap, AnonRssPeak() as anon:
+        train_distributed_levenberg(
+            model,
+            loader,
+            nn.MSELoss(),
+            min_error=0.0,
+            max_epochs=epochs,
+            engine="streaming",
+            metrics_callbacks=[keep_history],
+        )
+    wall = time.perf_counter() - started
+    history = captured[0]
+    per_epoch = []
+    for k in range(1, history.epochs + 1):
+        split = {
+            name: round(getattr(history, name)[k], 3)
+            for name in ("time_jacobian", "time_system", "time_solve", "time_evaluate")
+        }
+        epoch_time = history.epoch_time[k]
+        per_epoch.append(
+            {
+                "epoch": k,
+                "epoch_time_s": round(epoch_time, 3),
+                "trials": history.trials[k],
+                "accepted": history.accepted[k],
+                "loss": history.loss[k],
+                **split,
+                "other_s": round(epoch_time - sum(split.values()), 3),
+            }
+        )
+    return {
+        "rows": len(dataset),
+        "features": int(dataset.x.shape[1]),
+        "outputs": int(dataset.y.shape[1]),
+        "params": n_params,
+        "chunk_rows": chunk,
+        "threads": threads,
+        "data_bytes": dataset.nbytes,
+        "rss_before_mib": round(rss_before_kib / 1024, 1),
+        "maxrss_before_mib": round(maxrss_before_kib / 1024, 1),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_anon_rss_mib": round(anon.peak_kib / 1024, 1),
+        "anon_rss_before_mib": round(anon.start_kib / 1024, 1),
+        "heap_peak_mib": round(heap.bytes / 2**20, 1),
+        "heap_method": heap.method,
+        "wall_s": round(wall, 2),
+        "loss": history.loss,
+        "epochs": per_epoch,
+        "stop_reason": history.stop_reason,
+    }
+
+
+def run_child(args: Sequence[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """``python -m lmbench.limits.scale ARGS`` in a fresh process; its last stdout line (JSON)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "lmbench.limits.scale", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"child {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------- data parallel
+_EPOCH_TIME = re.compile(r"epoch_time=([0-9.]+)s")
+
+
+def _data_parallel_epoch(ranks: int, threads: int, dp_args: Sequence[str]) -> float:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    if ranks == 1:
+        command = [sys.executable, "-m", "lmbench.examples.data_parallel", *dp_args]
+    else:
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                   "--nproc-per-node", str(ranks), "-m", "lmbench.examples.data_parallel",
+                   *dp_args]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    match = _EPOCH_TIME.search(done.stdout)
+    if done.returncode != 0 or match is None:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
+    return float(match.group(1))
+
+
+def data_parallel(
+    rows: int, features: int, hidden: int, epochs: int, dtype: str, repeats: int
+) -> dict[str, Any]:
+    """Epoch time of 1 process (2 and 1 threads) and 2 gloo ranks (1 thread each); min of runs."""
+    dp_args = ["--rows", str(rows), "--features", str(features), "--hidden", str(hidden),
+               "--epochs", str(epochs), "--dtype", dtype]
+    setups = {"1 process x 2 threads": (1, 2), "1 process x 1 thread": (1, 1),
+              "2 gloo ranks x 1 thread": (2, 1)}
+    best = {name: float("inf") for name in setups}
+    for _ in range(repeats):
+        for name, (ranks, threads) in setups.items():
+            best[name] = min(best[name], _data_parallel_epoch(ranks, threads, dp_args))
+    params = hidden * (features + 1) + 2 * (hidden + 1)
+    return {
+        "rows": rows,
+        "features": features,
+        "hidden": hidden,
+        "params": params,
+        "epochs": epochs,
+        "dtype": dtype,
+        "repeats": repeats,
+        "epoch_time_s": {name: round(value, 4) for name, value in best.items()},
+        "ratio_2ranks_over_1proc_2threads": round(
+            best["2 gloo ranks x 1 thread"] / best["1 process x 2 threads"], 3
+        ),
+        "ratio_2ranks_over_1proc_1thread": round(
+            best["2 gloo ranks x 1 thread"] / best["1 process x 1 thread"], 3
+        ),
+    }
+
+
+# ------------------------------------------------------------------------------- report
+def growth(small: dict[str, Any], large: dict[str, Any]) -> dict[str, float]:
+    """Percent growth of each memory measure from the small to the large run."""
+
+    def pct(a: float, b: float) -> float:
+        return round(100.0 * (b - a) / a, 1)
+
+    mib = 2**20
+    return {
+        "peak_rss": pct(small["peak_rss_mib"], large["peak_rss_mib"]),
+        "peak_rss_minus_data": pct(
+            small["peak_rss_mib"] - small["data_bytes"] / mib,
+            large["peak_rss_mib"] - large["data_bytes"] / mib,
+        ),
+        "peak_anon_rss": pct(small["peak_anon_rss_mib"], large["peak_anon_rss_mib"]),
+        "heap_peak": pct(small["heap_peak_mib"], large["heap_peak_mib"]),
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """Tables of the streaming runs, the memory growth and the data-parallel ratio."""
+    lines = [
+        "| rows | P | data (MiB) | peak RSS (MiB) | peak RSS - data | peak anon RSS "
+        "| heap peak (MiB) | epoch 1 (s) | epoch 2 (s) | wall (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in result["streaming"]:
+        data_mib = run["data_bytes"] / 2**20
+        times = [e["epoch_time_s"] for e in run["epochs"]]
+        lines.append(
+            f"| {run['rows']} | {run['params']} | {data_mib:.1f} | {run['peak_rss_mib']} "
+            f"| {run['peak_rss_mib'] - data_mib:.1f} | {run['peak_anon_rss_mib']} "
+            f"| {run['heap_peak_mib']} | " + " | ".join(f"{t:.2f}" for t in times)
+            + f" | {run['wall_s']} |"
+        )
+    lines += ["", "Growth from the smallest to the largest run (%): "
+              + ", ".join(f"{k} {v:+.1f}" for k, v in result["growth"].items()), ""]
+    lines += [
+        "| rows | epoch | time (s) | trials | Jacobian | J^T J | solve | loss passes | other |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in result["streaming"]:
+        for e in run["epochs"]:
+            lines.append(
+                f"| {run['rows']} | {e['epoch']} | {e['epoch_time_s']} | {e['trials']} "
+                f"| {e['time_jacobian']} | {e['time_system']} | {e['time_solve']} "
+                f"| {e['time_evaluate']} | {e['other_s']} |"
+            )
+    if "data_parallel" in result:
+        dp = result["data_parallel"]
+        lines += ["", f"Data parallel (rows={dp['rows']}, P={dp['params']}, {dp['dtype']}, "
+                  f"min of {dp['repeats']}): "
+                  + ", ".join(f"{k}: {v:.4f} s" for k, v in dp["epoch_time_s"].items())
+                  + f"; 2 ranks / 1 process x 2 threads = "
+                  f"{dp['ratio_2ranks_over_1proc_2threads']}, 2 ranks / 1 process x 1 thread = "
+                  f"{dp['ratio_2ranks_over_1proc_1thread']}"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: prepare | stream | dp | all (see the module docstring)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m lmbench.limits.scale",
+        description="Streaming LM at scale (census_income) and data-parallel scaling.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_prep = sub.add_parser("prepare", help="write census_income to WORKDIR/x.npy, y.npy")
+    p_stream = sub.add_parser("stream", help="one streaming run, JSON on stdout")
+    p_dp = sub.add_parser("dp", help="1 process vs 2 gloo ranks (torchrun), JSON on stdout")
+    p_all = sub.add_parser("all", help="prepare, stream at each --rows, dp; markdown + JSON")
+    for p in (p_prep, p_stream, p_all):
+        p.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+    for p in (p_stream, p_all):
+        p.add_argument("--epochs", type=int, default=2)
+        p.add_argument("--chunk", type=int, default=CHUNK_ROWS)
+        p.add_argument("--hidden", type=int, default=HIDDEN)
+        p.add_argument("--threads", type=int, default=2)
+    p_stream.add_argument("--rows", type=int, default=None, help="first ROWS rows (all if unset)")
+    p_all.add_argument("--rows", default="50000,all", help="comma list; 'all' = every row")
+    p_all.add_argument("--out", type=Path, default=None, help="write the JSON result here")
+    p_all.add_argument("--skip-dp", action="store_true")
+    for p in (p_dp, p_all):
+        p.add_argument("--dp-rows", type=int, default=40000)
+        p.add_argument("--dp-features", type=int, default=16)
+        p.add_argument("--dp-hidden", type=int, default=48)
+        p.add_argument("--dp-epochs", type=int, default=3)
+        p.add_argument("--dp-dtype", default="float32", choices=["float32", "float64"])
+        p.add_argument("--dp-repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    if args.command == "prepare":
+        print(json.dumps(prepare(args.workdir)))
+    elif args.command == "stream":
+        print(json.dumps(stream(args.workdir, args.rows, args.epochs, args.chunk, args.hidden,
+                                args.threads)))
+    elif args.command == "dp":
+        print(json.dumps(data_parallel(args.dp_rows, args.dp_features, args.dp_hidden,
+                                       args.dp_epochs, args.dp_dtype, args.dp_repeats)))
+    else:
+        if not (args.workdir / "x.npy").exists():
+            print(json.dumps(run_child(["prepare", "--workdir", str(args.workdir)])), flush=True)
+        meta = json.loads((args.workdir / "meta.json").read_text())
+        result: dict[str, Any] = {"meta": meta, "streaming": []}
+        for rows in args.rows.split(","):
+            child = ["stream", "--workdir", str(args.workdir), "--epochs", str(args.epochs),
+                     "--chunk", str(args.chunk), "--hidden", str(args.hidden),
+                     "--threads", str(args.threads)]
+            if rows != "all":
+                child += ["--rows", rows]
+            result["streaming"].append(run_child(child))
+            print(f"streamed {result['streaming'][-1]['rows']} rows", flush=True)
+        result["growth"] = growth(result["streaming"][0], result["streaming"][-1])
+        if not args.skip_dp:
+            result["data_parallel"] = data_parallel(args.dp_rows, args.dp_features,
+                                                    args.dp_hidden, args.dp_epochs,
+                                                    args.dp_dtype, args.dp_repeats)
+        load = os.getloadavg()
+        result["loadavg"] = [round(v, 2) for v in load]
+        if args.out is not None:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(result, indent=2))
+        print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
