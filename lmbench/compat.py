@@ -10,17 +10,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-import psutil
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from lmbench.core.callbacks import CallbackSpec
-from lmbench.core.damping import SeedDamping
 from lmbench.core.distributed import AllReduce
-from lmbench.core.params import get_weights_count
-from lmbench.core.system import choose_solver
-from lmbench.core.trainer import LevenbergMarquardt, StoppingRules
+from lmbench.core.settings import TrainerSettings
 
 SeedHistory = tuple[list[float], list[float], list[float], list[float]]
 
@@ -49,31 +45,21 @@ def train_levenberg(
     ``device`` defaults to the model's device (the seed defaulted to "cuda:0").
     ``metrics_callbacks``: ``{name: fn(model) -> float}`` or callbacks of ``EpochInfo``.
     """
-    seed_settings = _seed_settings(loss_fn, snap_folder, mu_init, min_error, max_epochs,
-                                   inner_steps, demping_coef, metrics_callbacks)
-    trainer = LevenbergMarquardt(model, device=device, **seed_settings)
+    settings = _seed_settings(mu_init, min_error, max_epochs, inner_steps, demping_coef)
+    trainer = settings.build(model, loss_fn=loss_fn, callbacks=metrics_callbacks,
+                             checkpoint_dir=snap_folder, device=device)
     return trainer.fit(x, y, val=val_loader).to_seed_tuple()
 
 
 def _seed_settings(
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    snap_folder: str | Path | None,
-    mu_init: float,
-    min_error: float,
-    max_epochs: int,
-    inner_steps: int,
-    demping_coef: float,
-    metrics_callbacks: CallbackSpec,
-) -> dict[str, Any]:
-    """The seed's arguments as ``LevenbergMarquardt`` keyword arguments."""
-    return {
-        "loss_fn": loss_fn,
-        "damping": SeedDamping(mu_init=float(mu_init), factor=float(demping_coef)),
-        "stopping": StoppingRules(max_epochs=max_epochs, min_error=min_error),
-        "inner_steps": inner_steps,
-        "callbacks": metrics_callbacks,
-        "checkpoint_dir": snap_folder,
-    }
+    mu_init: float, min_error: float, max_epochs: int, inner_steps: int, demping_coef: float,
+    **engine: Any,
+) -> TrainerSettings:
+    """The seed's arguments as engine settings (seed damping: mu /= or *= demping_coef)."""
+    return TrainerSettings(
+        damping="seed", mu_init=float(mu_init), damping_factor=float(demping_coef),
+        max_epochs=max_epochs, min_error=min_error, inner_steps=inner_steps, **engine,
+    )
 
 
 def train_distributed_levenberg(
@@ -104,32 +90,11 @@ def train_distributed_levenberg(
     """
     if engine not in ("auto", "streaming", "cache"):
         raise ValueError(f"engine must be 'auto', 'streaming' or 'cache', got {engine!r}")
-    if device is not None:
-        model.to(device)
-    n_params = get_weights_count(model)
-    itemsize = next(p for p in model.parameters() if p.requires_grad).element_size()
-    if engine == "auto":
-        budget = memory_budget_bytes or available_memory_bytes(device_of(model))
-        solver = choose_solver(n_params, itemsize, budget)
-    else:
-        solver = "cholesky" if engine == "streaming" else "cg"
-    reducer = AllReduce() if dist.is_available() and dist.is_initialized() else None
-    seed_settings = _seed_settings(loss_fn, snap_folder, mu_init, min_error, max_epochs,
-                                   inner_steps, demping_coef, metrics_callbacks)
-    trainer = LevenbergMarquardt(
-        model, form="primal", solver=solver, temp_folder=temp_folder, reducer=reducer,
-        **seed_settings,
+    settings = _seed_settings(
+        mu_init, min_error, max_epochs, inner_steps, demping_coef, engine=engine,
+        temp_folder=str(temp_folder), memory_budget_bytes=memory_budget_bytes,
     )
+    reducer = AllReduce() if dist.is_available() and dist.is_initialized() else None
+    trainer = settings.build(model, loss_fn=loss_fn, callbacks=metrics_callbacks,
+                             checkpoint_dir=snap_folder, device=device, reducer=reducer)
     return trainer.fit_loader(x_loader, val=val_loader).to_seed_tuple()
-
-
-def device_of(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-def available_memory_bytes(device: torch.device) -> int:
-    """3/4 of the free memory where the system lives (GPU memory on CUDA, else RAM)."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free * 0.75)
-    return int(psutil.virtual_memory().available * 0.75)

@@ -11,6 +11,7 @@ from lmbench.core.damping import (
 from lmbench.core.errors import DiskSpaceError, InvalidInputError, LMError, NonFiniteLossError
 from lmbench.core.history import TrainingHistory
 from lmbench.core.params import FlatParameters, get_weights_count
+from lmbench.core.settings import TrainerSettings
 from lmbench.core.trainer import LevenbergMarquardt, StoppingRules
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "NonFiniteLossError",
     "SeedDamping",
     "StoppingRules",
+    "TrainerSettings",
     "TrainingHistory",
     "get_weights_count",
     "make_damping",

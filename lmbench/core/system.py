@@ -36,11 +36,6 @@ FormName = Literal["primal", "dual", "matrix_free"]
 GRAM_BLOCK = 512
 
 
-def choose_form(n_residuals: int, n_params: int) -> Literal["primal", "dual"]:
-    """The dual M x M system is smaller exactly when there are fewer residuals than weights."""
-    return "dual" if n_residuals < n_params else "primal"
-
-
 def accumulate_upper_gram(gram: torch.Tensor, jac: torch.Tensor, block: int = GRAM_BLOCK) -> None:
     """gram[i, j] += (jac^T jac)[i, j] for j >= i only: about half the flops of a full GEMM."""
     n = jac.shape[1]
@@ -205,15 +200,3 @@ class SystemAccumulator:
             jacobian=jac,
             residuals=res,
         )
-
-
-def solver_memory_bytes(n_params: int, itemsize: int) -> int:
-    """Memory of a Cholesky solve: J^T J, its factor and one P-sized workspace row block."""
-    return 2 * n_params * n_params * itemsize + GRAM_BLOCK * n_params * itemsize
-
-
-def choose_solver(
-    n_params: int, itemsize: int, memory_budget_bytes: int
-) -> Literal["cholesky", "cg"]:
-    """Cholesky while J^T J and its factor fit the budget, else matrix-free CG over a cache."""
-    return "cholesky" if solver_memory_bytes(n_params, itemsize) <= memory_budget_bytes else "cg"

@@ -28,6 +28,7 @@ from lmbench.core.callbacks import CallbackSpec, EpochInfo, as_callbacks
 from lmbench.core.checkpoint import load_checkpoint, save_checkpoint
 from lmbench.core.damping import DampingRule, SeedDamping
 from lmbench.core.distributed import LocalReducer, Reducer
+from lmbench.core.engines import choose_form
 from lmbench.core.errors import InvalidInputError, NonFiniteLossError
 from lmbench.core.history import TrainingHistory
 from lmbench.core.jacobian import JacobianMode, ResidualFunction
@@ -46,7 +47,6 @@ from lmbench.core.system import (
     GaussNewtonSystem,
     SystemAccumulator,
     SystemForm,
-    choose_form,
 )
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

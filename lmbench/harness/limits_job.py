@@ -13,10 +13,11 @@ import sys
 
 from omegaconf import DictConfig, OmegaConf
 
+from lmbench.core.engines import Problem, estimate
 from lmbench.harness.jobs import JobOutcome, run_name
 from lmbench.limits.measure import N_INPUTS, mlp_with_params, point_metrics, point_params
-from lmbench.limits.model import Problem, estimate, format_bytes, parse_bytes
 from lmbench.tracking import tracker_from_config
+from lmbench.units import format_bytes, parse_bytes
 
 
 def run_limits_job(cfg: DictConfig, *, sweep_id: str | None = None) -> JobOutcome:

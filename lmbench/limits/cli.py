@@ -1,4 +1,4 @@
-"""``lmbench-limits``: what fits in a memory budget, by the model in ``lmbench.limits.model``.
+"""``lmbench-limits``: what fits in a memory budget, by the model in ``lmbench.core.engines``.
 
     lmbench-limits --budget 12GB                         # largest P per engine for each N*O
     lmbench-limits --budget 12GB --samples 100000 --outputs 3 --params 5000   # best engine
@@ -12,18 +12,17 @@ import json
 import os
 from pathlib import Path
 
-from lmbench.limits.measure import point_metrics, point_params
-from lmbench.limits.model import (
+from lmbench.core.engines import (
     ENGINES,
     SEED_MAX_ROWS,
     SEED_MAX_WEIGHTS,
     Problem,
     best_engine,
     estimate,
-    format_bytes,
     max_params,
-    parse_bytes,
 )
+from lmbench.limits.measure import point_metrics, point_params
+from lmbench.units import format_bytes, parse_bytes
 
 ROW_GRID = (1_000, 7_000, 10_000, 100_000, 1_000_000, 10_000_000)
 

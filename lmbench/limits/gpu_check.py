@@ -20,8 +20,9 @@ from pathlib import Path
 
 import torch
 
+from lmbench.core.engines import SEED_GPU_BYTES
 from lmbench.limits.measure import Measurement, measure_point
-from lmbench.limits.model import SEED_GPU_BYTES, format_bytes
+from lmbench.units import format_bytes
 
 #: (engine, P, M = N*O, chunk samples): what one short GPU session measures.
 GPU_POINTS: list[tuple[str, int, int, int | None]] = [

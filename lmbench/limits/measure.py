@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from lmbench.core import LevenbergMarquardt, StoppingRules
+from lmbench.core.engines import ENGINES, Engine, Problem, estimate
 from lmbench.limits.memory import PeakMemoryInUse
-from lmbench.limits.model import ENGINES, Engine, Problem, estimate
 
 N_INPUTS = 32
 

@@ -3,16 +3,16 @@
 import pytest
 import torch
 
-from lmbench.limits.cli import feasible_region
-from lmbench.limits.cli import main as limits_main
-from lmbench.limits.measure import measure_point
-from lmbench.limits.model import (
+from lmbench.core.engines import (
     Problem,
     best_engine,
     estimate,
     max_params,
-    parse_bytes,
 )
+from lmbench.limits.cli import feasible_region
+from lmbench.limits.cli import main as limits_main
+from lmbench.limits.measure import measure_point
+from lmbench.units import parse_bytes
 
 
 @pytest.fixture(autouse=True)

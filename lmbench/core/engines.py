@@ -1,4 +1,15 @@
-"""Memory and work model of each LM engine, and the engine/chunk choice it implies.
+"""One engine vocabulary, the engine -> (form, solver, row source) mapping, and one cost model.
+
+Engines (what a user or a config names):
+
+* ``in_memory``: rows from tensors in memory; J^T J (primal) or J J^T (dual) and Cholesky;
+* ``streaming``: rows streamed from a loader; J^T J accumulated chunk by chunk, Cholesky;
+* ``cache``: rows streamed once per epoch into a Jacobian cache on disk; matrix-free CG;
+* ``auto``: streaming while J^T J and its factor fit the memory budget, else cache.
+
+The cost model below prices each *variant* (an engine with its system form): ``in_memory_primal``,
+``in_memory_dual``, ``streaming`` and ``cache``. The trainer's automatic choices,
+``lmbench-limits`` and the reports all read it from here.
 
 Symbols: N samples, O outputs per sample, M = N*O residual rows, P weights, c rows per Jacobian
 chunk (samples), s bytes per element (4 for float32), t damping trials in the epoch.
@@ -28,13 +39,73 @@ Floating-point work of one epoch (multiply-adds counted as 2 flops):
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass
 from typing import Literal
 
+EngineName = Literal["in_memory", "streaming", "cache", "auto"]
+#: Engines a user can name (``auto`` resolves to one of the last two).
+ENGINE_NAMES: tuple[EngineName, ...] = ("in_memory", "streaming", "cache", "auto")
+FormChoice = Literal["auto", "primal", "dual"]
+SolverName = Literal["cholesky", "cg"]
+SourceKind = Literal["tensors", "loader"]
+
+#: A costed variant: an engine together with its system form.
 Engine = Literal["in_memory_primal", "in_memory_dual", "streaming", "cache"]
 ENGINES: tuple[Engine, ...] = ("in_memory_primal", "in_memory_dual", "streaming", "cache")
+
+
+@dataclass(frozen=True)
+class EnginePlan:
+    """How an engine runs: which system form, which solver, where its rows come from."""
+
+    engine: EngineName
+    form: FormChoice
+    solver: SolverName
+    source: SourceKind
+
+    @property
+    def variant(self) -> Engine:
+        """The cost model's name for this plan (``in_memory`` splits by form)."""
+        if self.engine == "in_memory":
+            return "in_memory_dual" if self.form == "dual" else "in_memory_primal"
+        return "cache" if self.solver == "cg" else "streaming"
+
+
+def plan_engine(engine: str, form: str = "auto") -> EnginePlan:
+    """The plan of a named engine (``auto`` must be resolved first with ``resolve_auto``)."""
+    if engine == "in_memory":
+        if form not in ("auto", "primal", "dual"):
+            raise ValueError(f"form must be 'auto', 'primal' or 'dual', got {form!r}")
+        return EnginePlan("in_memory", form, "cholesky", "tensors")  # type: ignore[arg-type]
+    if engine == "streaming":
+        return EnginePlan("streaming", "primal", "cholesky", "loader")
+    if engine == "cache":
+        return EnginePlan("cache", "primal", "cg", "loader")
+    raise ValueError(
+        f"engine must be one of {ENGINE_NAMES[:3]} (or 'auto' resolved by resolve_auto), "
+        f"got {engine!r}"
+    )
+
+
+def variant_of(engine: str, form: str = "auto") -> Engine:
+    """The cost model's variant name of an engine and form."""
+    return plan_engine(engine, form).variant
+
+
+def streaming_fits(n_params: int, itemsize: int, budget_bytes: int) -> bool:
+    """Whether J^T J and its Cholesky factor (the fixed part of the streaming engine) fit."""
+    return 2 * itemsize * n_params * n_params <= budget_bytes
+
+
+def resolve_auto(n_params: int, itemsize: int, budget_bytes: int) -> EngineName:
+    """``auto``: streaming while J^T J and its factor fit the budget, else the disk cache."""
+    return "streaming" if streaming_fits(n_params, itemsize, budget_bytes) else "cache"
+
+
+def choose_form(n_residuals: int, n_params: int) -> Literal["primal", "dual"]:
+    """The dual M x M system is smaller exactly when there are fewer residuals than weights."""
+    return "dual" if n_residuals < n_params else "primal"
+
 
 #: The original library's documented limits on a 12 GB GPU.
 SEED_MAX_WEIGHTS = 7000
@@ -104,7 +175,7 @@ def largest_chunk(problem: Problem, engine: Engine, budget_bytes: int) -> int | 
         fits = estimate(problem, engine).memory_bytes <= budget_bytes
         return problem.n_samples if fits else None
     fixed = s * p * p if engine != "cache" else s * 12 * p
-    if engine != "cache" and 2 * fixed > budget_bytes:
+    if engine != "cache" and not streaming_fits(p, s, budget_bytes):
         return None  # J^T J and its factor alone do not fit
     spare = budget_bytes - fixed
     per_sample = s * 2 * o * p
@@ -159,25 +230,3 @@ def max_params(
             ok = feasible(problem, engine, budget_bytes)
         low, high = (mid, high) if ok else (low, mid - 1)
     return low
-
-
-_UNITS = {"": 1, "B": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
-          "KI": 2**10, "MI": 2**20, "GI": 2**30, "TI": 2**40}
-
-
-def parse_bytes(text: str) -> int:
-    """'12GB' -> 12e9, '12GiB' -> 12 * 2^30, '512M' -> 512e6, plain numbers are bytes."""
-    match = re.fullmatch(r"\s*([0-9.]+)\s*([KMGT]I?)?B?\s*", text.upper())
-    if not match:
-        raise ValueError(f"cannot read a memory size from {text!r}; write e.g. 12GB or 16GiB")
-    number, unit = match.groups()
-    return int(float(number) * _UNITS[unit or ""])
-
-
-def format_bytes(value: float) -> str:
-    if not math.isfinite(value):
-        return "–"
-    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if value >= size:
-            return f"{value / size:.2f} {unit}"
-    return f"{value:.0f} B"

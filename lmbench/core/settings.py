@@ -1,0 +1,218 @@
+"""One typed settings object for an LM run, and the one place that turns it into a trainer.
+
+Every caller outside the engine (the harness, the baselines' LM grid, the scikit-learn
+estimators, the seed-compatible functions, the paper checks, the benchmarks) describes its run
+as ``TrainerSettings`` and calls ``build`` (or ``fit``), so a new knob is added here once.
+``from_mapping`` reads a config mapping (a Hydra ``DictConfig`` or a dict) and accepts the seed's
+spelling ``demping_coef`` for ``damping_factor``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import psutil
+import torch
+from torch import nn
+
+from lmbench.core.callbacks import CallbackSpec
+from lmbench.core.damping import DampingRule, make_damping
+from lmbench.core.distributed import Reducer
+from lmbench.core.engines import ENGINE_NAMES, EngineName, FormChoice, plan_engine, resolve_auto
+from lmbench.core.history import TrainingHistory
+from lmbench.core.jacobian import JacobianMode
+from lmbench.core.trainer import (
+    DEFAULT_JACOBIAN_BUDGET,
+    LevenbergMarquardt,
+    LossFn,
+    StoppingRules,
+    ValidationData,
+)
+
+DampingName = Literal["seed", "marquardt", "gain_ratio"]
+DAMPING_NAMES: tuple[str, ...] = ("seed", "marquardt", "gain_ratio")
+#: Config keys that are spelled differently in the seed library and in older configs.
+ALIASES = {"demping_coef": "damping_factor"}
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    """Every knob of one LM run (engine, damping, stopping, numerics), typed and checked.
+
+    engine: ``in_memory`` | ``streaming`` | ``cache`` | ``auto`` (see ``lmbench.core.engines``).
+    form: ``auto`` | ``primal`` | ``dual`` (in-memory engine only).
+    damping, mu_init, damping_factor: the damping rule (``damping_factor`` is the seed's
+        ``demping_coef``: mu is divided by it after a success and multiplied after a failure).
+    inner_steps: damping trials per epoch.
+    max_epochs, min_error, min_gradient, mu_max, patience: the stopping rules.
+    jacobian_mode, system_dtype, chunk_rows, jacobian_budget_bytes, cg_max_iter, mu_min: numerics.
+    temp_folder: the cache engine's Jacobian files (a private sub-folder, always removed).
+    batch_size: rows per chunk when in-memory arrays feed the streaming or cache engine.
+    memory_budget_bytes: what ``auto`` may use (default: 3/4 of the free memory).
+    """
+
+    engine: EngineName = "in_memory"
+    form: FormChoice = "auto"
+    damping: DampingName = "seed"
+    mu_init: float = 10.0
+    damping_factor: float = 10.0
+    inner_steps: int = 10
+    max_epochs: int = 10
+    min_error: float | None = 1e-2
+    min_gradient: float = 0.0
+    mu_max: float = 1e10
+    patience: int | None = None
+    jacobian_mode: JacobianMode = "auto"
+    system_dtype: str | None = None
+    chunk_rows: int | None = None
+    jacobian_budget_bytes: int = DEFAULT_JACOBIAN_BUDGET
+    cg_max_iter: int = 500
+    mu_min: float = 1e-20
+    temp_folder: str | None = None
+    batch_size: int = 4096
+    memory_budget_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINE_NAMES:
+            raise ValueError(f"engine must be one of {ENGINE_NAMES}, got {self.engine!r}")
+        if self.damping not in DAMPING_NAMES:
+            raise ValueError(f"damping must be one of {DAMPING_NAMES}, got {self.damping!r}")
+        if self.system_dtype is not None and not isinstance(
+            getattr(torch, str(self.system_dtype), None), torch.dtype
+        ):
+            raise ValueError(f"system_dtype must name a torch dtype, got {self.system_dtype!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.memory_budget_bytes is not None and self.memory_budget_bytes <= 0:
+            raise ValueError(
+                f"memory_budget_bytes must be > 0 or None, got {self.memory_budget_bytes}"
+            )
+        plan_engine("streaming" if self.engine == "auto" else self.engine, self.form)
+
+    # ------------------------------------------------------------------ reading configs
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], ignore: Iterable[str] = ()) -> TrainerSettings:
+        """Typed settings from a config mapping; keys in ``ignore`` are skipped, any other
+        unknown key is an error that lists the known ones."""
+        known = {f.name: f for f in fields(cls)}
+        skipped = set(ignore)
+        chosen: dict[str, Any] = {}
+        for key, value in dict(values).items():
+            name = ALIASES.get(str(key), str(key))
+            if name in known:
+                chosen[name] = _cast(name, value, getattr(cls(), name))
+            elif key not in skipped:
+                raise ValueError(
+                    f"unknown LM setting {key!r}; known: {sorted(known) + sorted(ALIASES)}"
+                )
+        return cls(**chosen)
+
+    def with_(self, **changes: Any) -> TrainerSettings:
+        """A copy with some fields changed (seed spellings accepted)."""
+        return replace(self, **{ALIASES.get(k, k): v for k, v in changes.items()})
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    # ------------------------------------------------------------------ the pieces
+    def stopping_rules(self) -> StoppingRules:
+        return StoppingRules(
+            max_epochs=self.max_epochs,
+            min_error=self.min_error,
+            min_gradient=self.min_gradient,
+            mu_max=self.mu_max,
+            patience=self.patience,
+        )
+
+    def damping_rule(self) -> DampingRule:
+        return make_damping(self.damping, self.mu_init, self.damping_factor)
+
+    def resolved_engine(self, model: nn.Module) -> EngineName:
+        """``auto`` resolved against the model's size and the memory budget."""
+        if self.engine != "auto":
+            return self.engine
+        first = next(p for p in model.parameters() if p.requires_grad)
+        n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        budget = self.memory_budget_bytes or available_memory_bytes(first.device)
+        return resolve_auto(n_params, first.element_size(), budget)
+
+    # ------------------------------------------------------------------ building and fitting
+    def build(
+        self,
+        model: nn.Module,
+        *,
+        loss_fn: LossFn | None = None,
+        callbacks: CallbackSpec = None,
+        checkpoint_dir: str | Path | None = None,
+        device: str | torch.device | None = None,
+        reducer: Reducer | None = None,
+    ) -> LevenbergMarquardt:
+        """The trainer these settings describe, for ``model`` (moved to ``device`` first)."""
+        if device is not None:
+            model.to(device)
+        plan = plan_engine(self.resolved_engine(model), self.form)
+        return LevenbergMarquardt(
+            model,
+            loss_fn=loss_fn,
+            damping=self.damping_rule(),
+            stopping=self.stopping_rules(),
+            inner_steps=self.inner_steps,
+            form=plan.form,
+            solver=plan.solver,
+            temp_folder=self.temp_folder if plan.solver == "cg" else None,
+            cg_max_iter=self.cg_max_iter,
+            reducer=reducer,
+            jacobian_mode=self.jacobian_mode,
+            system_dtype=getattr(torch, self.system_dtype) if self.system_dtype else None,
+            chunk_rows=self.chunk_rows,
+            jacobian_budget_bytes=self.jacobian_budget_bytes,
+            mu_min=self.mu_min,
+            callbacks=callbacks,
+            checkpoint_dir=checkpoint_dir,
+        )
+
+    def fit(
+        self,
+        model: nn.Module,
+        x: Any,
+        y: Any,
+        val: ValidationData = None,
+        **build_options: Any,
+    ) -> TrainingHistory:
+        """Build the trainer and fit in-memory ``x``, ``y``; the streaming and cache engines
+        read them in chunks of ``batch_size`` rows, as they would read a loader."""
+        trainer = self.build(model, **build_options)
+        if plan_engine(self.resolved_engine(model), self.form).source == "tensors":
+            return trainer.fit(x, y, val=val)
+        x_t = torch.as_tensor(x, dtype=trainer.flat.dtype, device=trainer.flat.device)
+        y_t = torch.as_tensor(y, dtype=trainer.flat.dtype, device=trainer.flat.device)
+        step = self.batch_size
+        chunks = [(x_t[i : i + step], y_t[i : i + step]) for i in range(0, len(x_t), step)]
+        return trainer.fit_loader(chunks, val=val)
+
+
+def available_memory_bytes(device: torch.device) -> int:
+    """3/4 of the free memory where the system lives (GPU memory on CUDA, else RAM)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free * 0.75)
+    return int(psutil.virtual_memory().available * 0.75)
+
+
+def _cast(name: str, value: Any, default: Any) -> Any:
+    """A config value in the type of the field's default; None and strings pass through."""
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        raise ValueError(f"{name}: NaN is not a valid setting; use null to disable")
+    if isinstance(default, bool):
+        return bool(value)
+    if isinstance(default, int) or name in ("chunk_rows", "patience", "memory_budget_bytes"):
+        return int(value)
+    if isinstance(default, float) or name == "min_error":
+        return float(value)
+    return str(value) if not isinstance(value, str) else value
