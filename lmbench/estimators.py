@@ -32,7 +32,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from lmbench.core import LevenbergMarquardt, SeedDamping, StoppingRules, TrainingHistory
+from lmbench.core import TrainerSettings, TrainingHistory
 from lmbench.models import ACTIVATIONS, build_mlp
 
 try:  # scikit-learn >= 1.6
@@ -138,17 +138,13 @@ class _LMNetwork(BaseEstimator):
                 x.shape[1], targets.shape[1], hidden=hidden, activation=self.activation,
                 head=head, dtype=dtype,
             )  # fmt: skip
-        trainer = LevenbergMarquardt(
-            model,
-            damping=SeedDamping(mu_init=float(self.mu_init), factor=float(self.demping_coef)),
-            stopping=StoppingRules(
-                max_epochs=int(self.max_epochs),
-                min_error=None if self.min_error is None else float(self.min_error),
-                patience=self.patience,
-            ),
-            inner_steps=int(self.inner_steps),
+        settings = TrainerSettings(
+            damping="seed", mu_init=float(self.mu_init), damping_factor=float(self.demping_coef),
+            max_epochs=int(self.max_epochs),
+            min_error=None if self.min_error is None else float(self.min_error),
+            patience=self.patience, inner_steps=int(self.inner_steps),
         )
-        history = trainer.fit(x, targets, val=val)
+        history = settings.fit(model, x, targets, val=val)
         model.eval()
         self.model_ = model
         self.history_: TrainingHistory = history

@@ -10,8 +10,8 @@ table as XGBoost, CatBoost and Adam, it must be tuned the way they are: ``search
 * the network is ``build_mlp(hidden=<grid point>, activation, head_for_task(task))``, or
   ``model_factory()`` as built when the caller fixes the network (then ``hidden``,
   ``activation`` and ``dtype`` may not be set);
-* training is ``LevenbergMarquardt(damping=make_damping(damping, mu_init, demping_coef),
-  stopping=StoppingRules(max_epochs, min_error, min_gradient, mu_max, patience))`` fitted with
+* training is ``TrainerSettings`` built from the point's engine keys (damping, mu_init,
+  demping_coef, inner_steps, max_epochs, min_error, min_gradient, mu_max, patience), fitted with
   ``val=(x_val, y_val)``: validation patience with the best-validation weights restored, and
   ``min_error`` watched on the validation loss (the seed's convention);
 * no refit on train+val: the kept model is the one scored on validation.
@@ -51,18 +51,14 @@ from lmbench.baselines.common import (
     run_grid_search,
 )
 from lmbench.baselines.torch_utils import torch_predictor, torch_threads
-from lmbench.core import (
-    LevenbergMarquardt,
-    StoppingRules,
-    TrainingHistory,
-    get_weights_count,
-    make_damping,
-)
+from lmbench.core import TrainerSettings, TrainingHistory, get_weights_count
 from lmbench.models import build_mlp, head_for_task
 
 DAMPING_RULES: tuple[str, ...] = ("seed", "marquardt", "gain_ratio")
 #: Settings that describe the network; a caller's ``model_factory`` replaces all of them.
 NETWORK_KEYS: tuple[str, ...] = ("hidden", "activation", "dtype")
+#: Settings the search itself reads (threads, the train-size guard), not the engine.
+HARNESS_KEYS: tuple[str, ...] = ("n_threads", "max_train_rows")
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -133,7 +129,12 @@ class LMSettings:
         if not self.hidden or any(w < 1 for w in self.hidden):
             raise ValueError(f"trainer.params.hidden must be widths >= 1, got {self.hidden}")
         # The damping rule validates mu_init and demping_coef with its own messages.
-        make_damping(self.damping, self.mu_init, self.demping_coef)
+        self.trainer_settings().damping_rule()
+
+    def trainer_settings(self) -> TrainerSettings:
+        """The engine settings of this grid point (network and harness keys left out)."""
+        values = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return TrainerSettings.from_mapping(values, ignore=(*NETWORK_KEYS, *HARNESS_KEYS))
 
 
 @dataclass(frozen=True)
@@ -220,19 +221,8 @@ def search_lm(
                     n_inputs, n_outputs, hidden=settings.hidden,
                     activation=settings.activation, head=head_for_task(task), dtype=dtype,
                 )  # fmt: skip
-            trainer = LevenbergMarquardt(
-                model,
-                damping=make_damping(settings.damping, settings.mu_init, settings.demping_coef),
-                stopping=StoppingRules(
-                    max_epochs=settings.max_epochs,
-                    min_error=settings.min_error,
-                    min_gradient=settings.min_gradient,
-                    mu_max=settings.mu_max,
-                    patience=settings.patience,
-                ),
-                inner_steps=settings.inner_steps,
-            )
-            history = trainer.fit(x_train, y_train, val=(x_val, y_val))
+            history = settings.trainer_settings().fit(model, x_train, y_train,
+                                                      val=(x_val, y_val))
         model.eval()
         best_epoch = history.best_epoch if history.best_epoch is not None else history.epochs
         runs.append(
@@ -281,8 +271,7 @@ def _warm_up_engine() -> None:
     first grid point's fit time (later calls cost about a millisecond)."""
     with torch.random.fork_rng(devices=[]):  # leaves the caller's RNG stream untouched
         model = nn.Linear(1, 1)
-    trainer = LevenbergMarquardt(model, stopping=StoppingRules(max_epochs=0, min_error=None))
-    trainer.fit(torch.zeros(1, 1), torch.zeros(1, 1))
+    TrainerSettings(max_epochs=0, min_error=None).fit(model, torch.zeros(1, 1), torch.zeros(1, 1))
 
 
 def _optional(value: Any, cast: type) -> Any:

@@ -130,3 +130,20 @@ class JacobianCache:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+
+
+def open_cache(
+    temp_folder: str | Path | None,
+    dtype: torch.dtype,
+    n_samples: int | None,
+    n_outputs: int,
+    n_params: int,
+) -> JacobianCache:
+    """Check the disk for one epoch of J (when the rows are known), then create the cache."""
+    if temp_folder is None:
+        raise ValueError("the disk cache needs temp_folder=...")
+    if n_samples is not None:
+        itemsize = torch.finfo(dtype).bits // 8
+        check_disk_space(temp_folder, estimate_cache_bytes(n_samples, n_outputs, n_params,
+                                                           itemsize))
+    return JacobianCache(temp_folder, dtype)

@@ -8,14 +8,30 @@
   rho = actual / predicted reduction; accept if rho > threshold, then
   mu *= max(1/3, 1 - (2 rho - 1)^3) and nu = 2; on rejection mu *= nu, nu *= 2.
 
-A rule only decides; the trainer owns the loop, the weights and the bounds on mu.
+A rule only decides, and never changes itself: it maps a ``DampingState`` (mu and, for the
+gain-ratio rule, nu) to the next one. The trainer owns the loop, the weights and the bounds on mu.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class DampingState:
+    """Where the damping rule stands: mu, and the gain-ratio rule's growth factor nu."""
+
+    mu: float
+    nu: float = 2.0
+
+    def to_dict(self) -> dict[str, float]:
+        return {"mu": self.mu, "nu": self.nu}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DampingState:
+        return cls(mu=float(data["mu"]), nu=float(data.get("nu", 2.0)))
 
 
 @runtime_checkable
@@ -25,28 +41,24 @@ class DampingRule(Protocol):
     mu_init: float
     scale_by_diagonal: bool
 
+    def initial_state(self) -> DampingState:
+        """The state before the first trial."""
+        ...
+
     def accepts(self, actual_reduction: float, predicted_reduction: float) -> bool:
         """Whether a trial with these reductions of E is kept."""
         ...
 
-    def after_accept(self, mu: float, gain_ratio: float) -> float:
-        """mu for the next epoch after an accepted step."""
+    def after_accept(self, state: DampingState, gain_ratio: float) -> DampingState:
+        """The state for the next epoch after an accepted step."""
         ...
 
-    def after_reject(self, mu: float) -> float:
-        """mu for the next trial after a rejected one (or a failed factorisation)."""
-        ...
-
-    def state_dict(self) -> dict[str, Any]:
-        """Mutable state to checkpoint (empty for stateless rules)."""
-        ...
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what ``state_dict`` returned."""
+    def after_reject(self, state: DampingState) -> DampingState:
+        """The state for the next trial after a rejected one (or a failed factorisation)."""
         ...
 
 
-@dataclass
+@dataclass(frozen=True)
 class SeedDamping:
     """Accept when E does not increase; mu /= factor on success, mu *= factor on failure."""
 
@@ -63,61 +75,52 @@ class SeedDamping:
                 f"got {self.factor}"
             )
 
+    def initial_state(self) -> DampingState:
+        return DampingState(mu=self.mu_init)
+
     def accepts(self, actual_reduction: float, predicted_reduction: float) -> bool:
         return actual_reduction >= 0.0
 
-    def after_accept(self, mu: float, gain_ratio: float) -> float:
-        return mu / self.factor
+    def after_accept(self, state: DampingState, gain_ratio: float) -> DampingState:
+        return replace(state, mu=state.mu / self.factor)
 
-    def after_reject(self, mu: float) -> float:
-        return mu * self.factor
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        return None
+    def after_reject(self, state: DampingState) -> DampingState:
+        return replace(state, mu=state.mu * self.factor)
 
 
-@dataclass
+@dataclass(frozen=True)
 class MarquardtDamping(SeedDamping):
     """The seed rule with the damping term mu * diag(J^T J) instead of mu * I."""
 
     scale_by_diagonal: bool = True
 
 
-@dataclass
+@dataclass(frozen=True)
 class GainRatioDamping:
     """Nielsen's gain-ratio update: smooth mu changes driven by model agreement."""
 
     mu_init: float = 1e-3
     threshold: float = 1e-4
     scale_by_diagonal: bool = False
-    nu: float = 2.0
 
     def __post_init__(self) -> None:
         if not self.mu_init > 0 or not math.isfinite(self.mu_init):
             raise ValueError(f"mu_init must be a positive finite number, got {self.mu_init}")
+
+    def initial_state(self) -> DampingState:
+        return DampingState(mu=self.mu_init, nu=2.0)
 
     def accepts(self, actual_reduction: float, predicted_reduction: float) -> bool:
         if predicted_reduction <= 0.0:
             return False
         return actual_reduction / predicted_reduction > self.threshold
 
-    def after_accept(self, mu: float, gain_ratio: float) -> float:
-        self.nu = 2.0
-        return mu * max(1.0 / 3.0, 1.0 - (2.0 * gain_ratio - 1.0) ** 3)
+    def after_accept(self, state: DampingState, gain_ratio: float) -> DampingState:
+        factor = max(1.0 / 3.0, 1.0 - (2.0 * gain_ratio - 1.0) ** 3)
+        return DampingState(mu=state.mu * factor, nu=2.0)
 
-    def after_reject(self, mu: float) -> float:
-        mu = mu * self.nu
-        self.nu *= 2.0
-        return mu
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"nu": self.nu}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.nu = float(state.get("nu", 2.0))
+    def after_reject(self, state: DampingState) -> DampingState:
+        return DampingState(mu=state.mu * state.nu, nu=state.nu * 2.0)
 
 
 def make_damping(name: str, mu_init: float, factor: float = 10.0) -> DampingRule:

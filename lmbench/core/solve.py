@@ -1,11 +1,10 @@
-"""Damped Gauss-Newton solves: one Cholesky factorisation per damping trial, no inverse.
+"""The linear algebra of a damping trial: one Cholesky factorisation, two triangular solves, CG.
 
-``solve_damped`` returns the step and the reduction of E that the linear model predicts,
-``1/2 * (mu * delta^T D delta - g^T delta)``, which the gain-ratio rule compares with the actual
-reduction. A system that is not positive definite at this mu (singular J^T J with mu ~ 0, or
-rounding in float32) returns ``None``: the caller treats it as a rejected trial and raises mu.
-The matrix-free form solves by Jacobi-preconditioned conjugate gradients instead, and computes
-the predicted reduction from the operator itself (exact even if CG stopped early).
+Each system form (``lmbench.core.system``) solves its own damped system with these pieces and
+returns a ``Step``: the step and the reduction of E that the linear model predicts, which the
+gain-ratio rule compares with the actual reduction. A matrix that is not positive definite at
+this mu (singular J^T J with mu ~ 0, or rounding in float32) gives ``None``: the caller treats it
+as a rejected trial and raises mu. ``solve_damped`` is the form-independent entry point.
 
 Speed on CPU: ``torch.linalg.cholesky_ex`` copies its input and then zeroes the other triangle
 of the P x P result (``tril_``), and ``torch.cholesky_solve`` copies the factor once more; at
@@ -24,12 +23,11 @@ import functools
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import torch
-
-from lmbench.core.system import GaussNewtonSystem
 
 #: Environment switch: "0" always factors through ``torch.linalg.cholesky_ex``.
 NATIVE_CHOLESKY_ENV = "LMBENCH_NATIVE_CHOLESKY"
@@ -122,12 +120,12 @@ def _native_factor(
     return lower
 
 
-def _factor_shifted(
+def factor_shifted(
     matrix: torch.Tensor, shift: torch.Tensor, work: torch.Tensor | None = None
 ) -> torch.Tensor | None:
     """Lower Cholesky factor L of matrix + diag(shift), reading only its upper triangle.
 
-    Only the lower triangle of the result is meaningful: read it with ``_solve_factored``.
+    Only the lower triangle of the result is meaningful: read it with ``solve_factored``.
     On CPU with a ``work`` buffer (C-contiguous, shaped like ``matrix``), LAPACK factors a copy
     in ``work`` and the result is the view ``work.mT`` (its strict upper triangle holds stale
     values). Otherwise the diagonal is shifted in place and restored exactly from a saved copy,
@@ -197,7 +195,7 @@ def cg_tolerance(dtype: torch.dtype) -> float:
     return 1e-10 if dtype == torch.float64 else 1e-4
 
 
-def _solve_factored(lower: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+def solve_factored(lower: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
     """x with L L^T x = rhs by two triangular solves (``cholesky_solve`` copies L on CUDA).
 
     Only the lower triangle of ``lower`` is read (the native CPU factor's other triangle holds
@@ -207,48 +205,34 @@ def _solve_factored(lower: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
     return torch.linalg.solve_triangular(lower.mT, y, upper=True).squeeze(1)
 
 
-def solve_damped(
-    system: GaussNewtonSystem,
-    mu: float,
-    scale_by_diagonal: bool,
-    cg_max_iter: int = 500,
-) -> Step | None:
+@dataclass
+class CholeskyWorkspace:
+    """The buffer every damping trial of one system factors into (CPU LAPACK path).
+
+    Allocated once per system (per accepted point), not once per trial: a fresh P x P
+    allocation costs page faults on every trial. Where no native routine exists the factor comes
+    from ``torch.linalg.cholesky_ex`` and no buffer is kept.
+    """
+
+    buffer: torch.Tensor | None = field(default=None, repr=False)
+
+    def factor(self, matrix: torch.Tensor, shift: torch.Tensor) -> torch.Tensor | None:
+        """Lower factor of matrix + diag(shift) (upper triangle read), or None if not PD."""
+        if _native_routine(matrix) is None:
+            return factor_shifted(matrix, shift)
+        work = self.buffer
+        if work is None or work.shape != matrix.shape or work.dtype != matrix.dtype:
+            work = torch.empty_like(matrix, memory_format=torch.contiguous_format)
+            self.buffer = work
+        return factor_shifted(matrix, shift, work)
+
+
+class DampedSystem(Protocol):
+    """A Gauss-Newton system that can solve its own damped system."""
+
+    def solve(self, mu: float, scale_by_diagonal: bool) -> Step | None: ...
+
+
+def solve_damped(system: DampedSystem, mu: float, scale_by_diagonal: bool) -> Step | None:
     """Solve (J^T J + mu*D) delta = -J^T r in the system's form; None if not solvable."""
-    scale = system.scaling(scale_by_diagonal)
-    g = system.gradient
-    if system.form == "matrix_free":
-        assert system.operator is not None
-        gram_matvec = system.operator
-        shift = mu * scale
-
-        def damped(v: torch.Tensor) -> torch.Tensor:
-            return gram_matvec(v) + shift * v
-
-        delta, _ = conjugate_gradient(
-            damped, -g, system.scaling(True) + shift, cg_tolerance(g.dtype), cg_max_iter
-        )
-        if not bool(torch.isfinite(delta).all()):
-            return None
-        predicted = -float(g @ delta) - 0.5 * float(delta @ gram_matvec(delta))
-        return Step(delta=delta, predicted_reduction=predicted)
-    if system.form == "primal":
-        assert system.gram is not None
-        work = system.workspace(system.gram) if _native_routine(system.gram) else None
-        factor = _factor_shifted(system.gram, mu * scale, work)
-        if factor is None:
-            return None
-        delta = _solve_factored(factor, -g)
-    else:
-        assert system.jacobian is not None and system.residuals is not None
-        kernel = system.dual_kernel(scale_by_diagonal)
-        shift = torch.full((kernel.shape[0],), mu, dtype=kernel.dtype, device=kernel.device)
-        work = system.workspace(kernel) if _native_routine(kernel) else None
-        factor = _factor_shifted(kernel, shift, work)
-        if factor is None:
-            return None
-        z = _solve_factored(factor, system.residuals)
-        delta = -(system.jacobian.T @ z) / scale
-    if not bool(torch.isfinite(delta).all()):
-        return None
-    predicted = 0.5 * float(mu * (delta * scale * delta).sum() - g @ delta)
-    return Step(delta=delta, predicted_reduction=predicted)
+    return system.solve(mu, scale_by_diagonal)

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
+from torch import nn
 
 from lmbench.core.errors import InvalidInputError
 
@@ -143,3 +144,56 @@ class LoaderSource:
             raise InvalidInputError(f"{self.name} yielded no rows")
         self._checked = True
         self.n_samples = rows
+
+
+def check_paired_rows(x: torch.Tensor, y: torch.Tensor) -> None:
+    """x and y must hold the same, non-zero number of samples in their first dimension."""
+    if x.dim() == 0 or y.dim() == 0 or x.shape[0] != y.shape[0]:
+        raise InvalidInputError(
+            f"x has shape {tuple(x.shape)} and y has shape {tuple(y.shape)}: they must "
+            "have the same number of samples in their first dimension."
+        )
+    if x.shape[0] == 0:
+        raise InvalidInputError("x has no samples")
+
+
+def probe_outputs(model: nn.Module, x_row: torch.Tensor) -> int:
+    """Outputs per sample of ``model`` (one forward pass on one row, no autograd)."""
+    with torch.no_grad():
+        out = model(x_row)
+    if not isinstance(out, torch.Tensor):
+        raise InvalidInputError(
+            f"the model returned {type(out).__name__}; LM needs a single output tensor"
+        )
+    return int(out[0].numel()) if out.dim() > 0 else 1
+
+
+def tensor_source(
+    x: Any, y: Any, n_outputs: int, dtype: torch.dtype, device: torch.device,
+    chunk_rows: int, name: str = "",
+) -> TensorSource:
+    """In-memory (x, y) checked for finite values and matched to the model's outputs."""
+    prefix = f"{name} " if name else ""
+    x_t = as_tensor(x, f"{prefix}x", dtype, device)
+    y_t = as_tensor(y, f"{prefix}y", dtype, device)
+    check_finite(x_t, f"{prefix}x")
+    check_finite(y_t, f"{prefix}y")
+    return TensorSource(x_t, match_targets(y_t, n_outputs, f"{prefix}y"), chunk_rows)
+
+
+def validation_source(
+    val: Any, n_outputs: int, dtype: torch.dtype, device: torch.device, chunk_rows: int
+) -> RowSource | None:
+    """Validation rows from ``(x_val, y_val)`` arrays or from a loader of (x, y) batches."""
+    if val is None:
+        return None
+    # A 2-tuple of batches ((x, y) pairs) would be a tiny loader, not (x, y) arrays.
+    if isinstance(val, tuple) and len(val) == 2 and not isinstance(val[0], (tuple, list)):
+        return tensor_source(val[0], val[1], n_outputs, dtype, device, chunk_rows, "validation")
+    return LoaderSource(val, n_outputs, dtype, device, name="val_loader")
+
+
+def chunk_rows_for(budget_bytes: int, n_outputs: int, n_params: int, dtype: torch.dtype) -> int:
+    """Samples per Jacobian chunk so that one chunk's J (rows*O x P) fits ``budget_bytes``."""
+    per_row = max(n_outputs * n_params * (torch.finfo(dtype).bits // 8), 1)
+    return max(1, budget_bytes // per_row)

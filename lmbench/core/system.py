@@ -11,6 +11,9 @@ An LM step solves (J^T J + mu*D) delta = -J^T r, with D = I or D = diag(J^T J) (
 * Matrix-free form (P x P does not fit): only g, diag(J^T J) and an operator v -> J^T (J v)
   (over the on-disk Jacobian cache); the step comes from conjugate gradients.
 
+Each form is a small type (``PrimalSystem``, ``DualSystem``, ``MatrixFreeSystem``) with one
+``solve(mu, scale_by_diagonal)``; ``SystemAccumulator`` builds the one the epoch needs.
+
 dtype policy: J is computed in the model's dtype; the system is formed in ``system_dtype``
 (default: the model's dtype). float32 is the fast default; pass float64 for ill-conditioned
 problems or tight reference comparisons. A Cholesky failure in either dtype is treated as a
@@ -21,11 +24,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 
 from lmbench.core.distributed import LocalReducer, Reducer
+from lmbench.core.solve import (
+    CholeskyWorkspace,
+    Step,
+    cg_tolerance,
+    conjugate_gradient,
+    solve_factored,
+)
 
 SystemForm = Literal["auto", "primal", "dual"]
 FormName = Literal["primal", "dual", "matrix_free"]
@@ -49,21 +59,19 @@ def symmetrize_upper(upper: torch.Tensor) -> torch.Tensor:
     return torch.triu(upper) + torch.triu(upper, diagonal=1).T
 
 
-@dataclass
+@dataclass(kw_only=True)
 class GaussNewtonSystem:
-    """What every damping trial of one epoch needs; built once per accepted point."""
+    """What every damping trial of one epoch needs; built once per accepted point.
 
-    form: FormName
+    Each form is a small subclass with one ``solve``; they share the gradient g = J^T r, the
+    diagonal of J^T J (Marquardt scaling, CG preconditioner) and E at the current weights.
+    """
+
+    form: ClassVar[FormName]
     gradient: torch.Tensor  # g = J^T r, shape (P,)
     diagonal: torch.Tensor  # diag(J^T J), shape (P,)
     objective: float  # E = 1/2 ||r||^2 at the current weights
     n_residuals: int
-    gram: torch.Tensor | None = None  # primal: upper triangle of J^T J
-    jacobian: torch.Tensor | None = None  # dual: J (M x P)
-    residuals: torch.Tensor | None = None  # dual: r (M,)
-    operator: Callable[[torch.Tensor], torch.Tensor] | None = None  # matrix-free: J^T J v
-    _kernels: dict[bool, torch.Tensor] = field(default_factory=dict, repr=False)
-    _workspace: torch.Tensor | None = field(default=None, repr=False)
 
     @property
     def gradient_norm(self) -> float:
@@ -77,27 +85,47 @@ class GaussNewtonSystem:
         floor = torch.clamp(self.diagonal.max(), min=torch.finfo(self.diagonal.dtype).tiny)
         return torch.clamp(self.diagonal, min=float(floor) * 1e-12)
 
-    def workspace(self, like: torch.Tensor) -> torch.Tensor:
-        """A buffer shaped like ``like`` for the Cholesky factor, shared by all damping trials.
+    def solve(self, mu: float, scale_by_diagonal: bool) -> Step | None:
+        """The step of (J^T J + mu*D) delta = -g, or None when the system is not solvable."""
+        raise NotImplementedError
 
-        Allocated once per system (per accepted point), not once per trial: a fresh P x P
-        allocation costs page faults on every trial.
-        """
-        work = self._workspace
-        if (
-            work is None
-            or work.shape != like.shape
-            or work.dtype != like.dtype
-            or work.device != like.device
-        ):
-            work = torch.empty_like(like, memory_format=torch.contiguous_format)
-            self._workspace = work
-        return work
+    def _step(self, delta: torch.Tensor, mu: float, scale: torch.Tensor) -> Step | None:
+        """The step with the linear model's reduction 1/2 (mu delta^T D delta - g^T delta)."""
+        if not bool(torch.isfinite(delta).all()):
+            return None
+        predicted = 0.5 * float(mu * (delta * scale * delta).sum() - self.gradient @ delta)
+        return Step(delta=delta, predicted_reduction=predicted)
 
-    def dual_kernel(self, by_diagonal: bool) -> torch.Tensor:
+
+@dataclass(kw_only=True)
+class PrimalSystem(GaussNewtonSystem):
+    """A = J^T J (upper triangle) factored with a shifted diagonal per trial."""
+
+    form: ClassVar[FormName] = "primal"
+    gram: torch.Tensor
+    workspace: CholeskyWorkspace = field(default_factory=CholeskyWorkspace, repr=False)
+
+    def solve(self, mu: float, scale_by_diagonal: bool) -> Step | None:
+        scale = self.scaling(scale_by_diagonal)
+        factor = self.workspace.factor(self.gram, mu * scale)
+        if factor is None:
+            return None
+        return self._step(solve_factored(factor, -self.gradient), mu, scale)
+
+
+@dataclass(kw_only=True)
+class DualSystem(GaussNewtonSystem):
+    """J (M x P) kept; K = J D^-1 J^T (M x M) factored: delta = -D^-1 J^T (K + mu I)^-1 r."""
+
+    form: ClassVar[FormName] = "dual"
+    jacobian: torch.Tensor
+    residuals: torch.Tensor
+    workspace: CholeskyWorkspace = field(default_factory=CholeskyWorkspace, repr=False)
+    _kernels: dict[bool, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    def kernel(self, by_diagonal: bool) -> torch.Tensor:
         """Upper triangle of K = J D^-1 J^T, computed once per scaling and cached."""
         if by_diagonal not in self._kernels:
-            assert self.jacobian is not None
             jac = self.jacobian
             if by_diagonal:
                 jac = jac / self.scaling(True).sqrt()
@@ -106,6 +134,44 @@ class GaussNewtonSystem:
             accumulate_upper_gram(kernel, jac.T)
             self._kernels[by_diagonal] = kernel
         return self._kernels[by_diagonal]
+
+    def solve(self, mu: float, scale_by_diagonal: bool) -> Step | None:
+        scale = self.scaling(scale_by_diagonal)
+        kernel = self.kernel(scale_by_diagonal)
+        shift = torch.full((kernel.shape[0],), mu, dtype=kernel.dtype, device=kernel.device)
+        factor = self.workspace.factor(kernel, shift)
+        if factor is None:
+            return None
+        z = solve_factored(factor, self.residuals)
+        return self._step(-(self.jacobian.T @ z) / scale, mu, scale)
+
+
+@dataclass(kw_only=True)
+class MatrixFreeSystem(GaussNewtonSystem):
+    """Only v -> J^T J v (over the disk cache); steps from Jacobi-preconditioned CG.
+
+    The predicted reduction comes from the operator itself, -g^T delta - 1/2 delta^T J^T J
+    delta, which is exact even when CG stopped early.
+    """
+
+    form: ClassVar[FormName] = "matrix_free"
+    operator: Callable[[torch.Tensor], torch.Tensor]
+    max_iter: int = 500
+
+    def solve(self, mu: float, scale_by_diagonal: bool) -> Step | None:
+        g = self.gradient
+        shift = mu * self.scaling(scale_by_diagonal)
+
+        def damped(v: torch.Tensor) -> torch.Tensor:
+            return self.operator(v) + shift * v
+
+        delta, _ = conjugate_gradient(
+            damped, -g, self.scaling(True) + shift, cg_tolerance(g.dtype), self.max_iter
+        )
+        if not bool(torch.isfinite(delta).all()):
+            return None
+        predicted = -float(g @ delta) - 0.5 * float(delta @ self.operator(delta))
+        return Step(delta=delta, predicted_reduction=predicted)
 
 
 class SystemAccumulator:
@@ -166,37 +232,20 @@ class SystemAccumulator:
             reducer.sum_(self.diagonal)
 
     def finish(
-        self, operator: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self,
+        operator: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        cg_max_iter: int = 500,
     ) -> GaussNewtonSystem:
         """The assembled system (matrix-free needs ``operator``: v -> J^T J v)."""
+        common = {"gradient": self.gradient, "objective": self.objective,
+                  "n_residuals": self.n_residuals}
         if self.form == "matrix_free":
             if operator is None:
                 raise ValueError("the matrix-free form needs an operator v -> J^T (J v)")
-            return GaussNewtonSystem(
-                form="matrix_free",
-                gradient=self.gradient,
-                diagonal=self.diagonal,
-                objective=self.objective,
-                n_residuals=self.n_residuals,
-                operator=operator,
-            )
+            return MatrixFreeSystem(diagonal=self.diagonal, operator=operator,
+                                    max_iter=cg_max_iter, **common)
         if self.gram is not None:
-            return GaussNewtonSystem(
-                form="primal",
-                gradient=self.gradient,
-                diagonal=self.gram.diagonal().clone(),
-                objective=self.objective,
-                n_residuals=self.n_residuals,
-                gram=self.gram,
-            )
+            return PrimalSystem(diagonal=self.gram.diagonal().clone(), gram=self.gram, **common)
         jac = torch.cat(self._jac_chunks) if len(self._jac_chunks) > 1 else self._jac_chunks[0]
         res = torch.cat(self._res_chunks) if len(self._res_chunks) > 1 else self._res_chunks[0]
-        return GaussNewtonSystem(
-            form="dual",
-            gradient=self.gradient,
-            diagonal=(jac * jac).sum(dim=0),
-            objective=self.objective,
-            n_residuals=self.n_residuals,
-            jacobian=jac,
-            residuals=res,
-        )
+        return DualSystem(diagonal=(jac * jac).sum(dim=0), jacobian=jac, residuals=res, **common)
