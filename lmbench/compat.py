@@ -12,10 +12,12 @@ from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 
 from lmbench.core.callbacks import CallbackSpec
 from lmbench.core.distributed import AllReduce
+from lmbench.core.losses import loss_from_module
 from lmbench.core.settings import TrainerSettings
 
 SeedHistory = tuple[list[float], list[float], list[float], list[float]]
@@ -44,11 +46,27 @@ def train_levenberg(
     (mu /= demping_coef), else undone (mu *= demping_coef), up to ``inner_steps`` times.
     ``device`` defaults to the model's device (the seed defaulted to "cuda:0").
     ``metrics_callbacks``: ``{name: fn(model) -> float}`` or callbacks of ``EpochInfo``.
+
+    What LM minimises follows ``loss_fn``: ``nn.MSELoss`` (squared error, the seed's objective),
+    ``nn.CrossEntropyLoss`` (logits; class-index or one-hot targets), ``nn.BCEWithLogitsLoss``
+    and ``nn.HuberLoss`` are minimised exactly (generalised Gauss-Newton), with the module's
+    ``reduction`` ('mean' or 'sum') in the reported loss. Any other ``loss_fn`` is refused with an
+    error (never a silent squared-error fit): to minimise one loss and report another, use
+    ``LevenbergMarquardt(model, loss=..., loss_fn=...)``.
     """
-    settings = _seed_settings(mu_init, min_error, max_epochs, inner_steps, demping_coef)
+    settings = _seed_settings(mu_init, min_error, max_epochs, inner_steps, demping_coef,
+                              **_objective(loss_fn))
     trainer = settings.build(model, loss_fn=loss_fn, callbacks=metrics_callbacks,
                              checkpoint_dir=snap_folder, device=device)
     return trainer.fit(x, y, val=val_loader).to_seed_tuple()
+
+
+def _objective(loss_fn: object) -> dict[str, Any]:
+    """The loss LM minimises: the one behind the seed's ``loss_fn``."""
+    if loss_fn is F.mse_loss:
+        return {"loss": "mse"}
+    loss = loss_from_module(loss_fn)
+    return {"loss": loss.name, "huber_delta": loss.huber_delta}
 
 
 def _seed_settings(
@@ -87,12 +105,14 @@ def train_distributed_levenberg(
     when J^T J and its factor fit ``memory_budget_bytes`` (default: 3/4 of available memory).
     Under ``torchrun`` with an initialised process group, each rank passes the loader of its
     own shard and the system is all-reduced (data-parallel LM). Returns the seed's 4 lists.
+    ``loss_fn`` chooses what LM minimises, as in ``train_levenberg``.
     """
     if engine not in ("auto", "streaming", "cache"):
         raise ValueError(f"engine must be 'auto', 'streaming' or 'cache', got {engine!r}")
     settings = _seed_settings(
         mu_init, min_error, max_epochs, inner_steps, demping_coef, engine=engine,
         temp_folder=str(temp_folder), memory_budget_bytes=memory_budget_bytes,
+        **_objective(loss_fn),
     )
     reducer = AllReduce() if dist.is_available() and dist.is_initialized() else None
     trainer = settings.build(model, loss_fn=loss_fn, callbacks=metrics_callbacks,

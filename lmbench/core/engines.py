@@ -145,13 +145,19 @@ def estimate(
     chunk_samples: int | None = None,
     trials: int = 1,
     cg_iterations: int = 50,
+    loss: str = "mse",
 ) -> Estimate:
-    """Memory and work of one epoch of ``engine`` on ``problem`` (formulas in the module doc)."""
+    """Memory and work of one epoch of ``engine`` on ``problem`` (formulas in the module doc).
+
+    ``loss``: a non-MSE loss transforms each chunk's rows by its Hessian factor A (GGN): the
+    transformed copy adds ``c*O*P`` to the chunk's memory, and the work adds ``2*M*O*P`` for the
+    softmax cross-entropy's O x O factor, ``2*M*P`` for the diagonal ones (bce, huber).
+    """
     n, o, p, s = problem.n_samples, problem.n_outputs, problem.n_params, problem.itemsize
     m = problem.n_rows
     c = n if engine == "in_memory_dual" else min(chunk_samples or n, n)
-    chunk_jacobian = 2 * c * o * p
-    jacobian_flops = 6.0 * m * p
+    chunk_jacobian = (2 if loss == "mse" else 3) * c * o * p
+    jacobian_flops = 6.0 * m * p + factor_flops(loss, m, o, p)
     evaluate_flops = trials * 2.0 * n * p
     if engine in ("in_memory_primal", "streaming"):
         memory = s * (p * p + max(chunk_jacobian, p * p))
@@ -166,6 +172,15 @@ def estimate(
         flops = jacobian_flops + trials * cg_iterations * 4.0 * m * p + evaluate_flops
         disk = s * (m * p + m)
     return Estimate(engine, c, int(memory), int(disk), float(flops))
+
+
+def factor_flops(loss: str, n_rows: int, n_outputs: int, n_params: int) -> float:
+    """Work of multiplying a chunk's Jacobian rows by the loss's Hessian factor A."""
+    if loss == "mse":
+        return 0.0
+    if loss in ("cross_entropy", "sqrt_cross_entropy"):
+        return 2.0 * n_rows * n_outputs * n_params
+    return 2.0 * n_rows * n_params
 
 
 def largest_chunk(problem: Problem, engine: Engine, budget_bytes: int) -> int | None:

@@ -25,6 +25,7 @@ from lmbench.core.distributed import Reducer
 from lmbench.core.engines import ENGINE_NAMES, EngineName, FormChoice, plan_engine, resolve_auto
 from lmbench.core.history import TrainingHistory
 from lmbench.core.jacobian import JacobianMode
+from lmbench.core.losses import Loss, LossName
 from lmbench.core.trainer import (
     DEFAULT_JACOBIAN_BUDGET,
     LevenbergMarquardt,
@@ -45,6 +46,8 @@ class TrainerSettings:
 
     engine: ``in_memory`` | ``streaming`` | ``cache`` | ``auto`` (see ``lmbench.core.engines``).
     form: ``auto`` | ``primal`` | ``dual`` (in-memory engine only).
+    loss, huber_delta: what LM minimises (``lmbench.core.losses``): ``mse`` | ``cross_entropy`` |
+        ``bce`` | ``huber`` | ``sqrt_cross_entropy``; generalised Gauss-Newton steps.
     damping, mu_init, damping_factor: the damping rule (``damping_factor`` is the seed's
         ``demping_coef``: mu is divided by it after a success and multiplied after a failure).
     inner_steps: damping trials per epoch.
@@ -57,6 +60,8 @@ class TrainerSettings:
 
     engine: EngineName = "in_memory"
     form: FormChoice = "auto"
+    loss: LossName = "mse"
+    huber_delta: float = 1.0
     damping: DampingName = "seed"
     mu_init: float = 10.0
     damping_factor: float = 10.0
@@ -92,6 +97,7 @@ class TrainerSettings:
                 f"memory_budget_bytes must be > 0 or None, got {self.memory_budget_bytes}"
             )
         plan_engine("streaming" if self.engine == "auto" else self.engine, self.form)
+        self.objective()  # validates the loss name and huber_delta
 
     # ------------------------------------------------------------------ reading configs
     @classmethod
@@ -128,6 +134,9 @@ class TrainerSettings:
             patience=self.patience,
         )
 
+    def objective(self) -> Loss:
+        return Loss(self.loss, huber_delta=self.huber_delta)
+
     def damping_rule(self) -> DampingRule:
         return make_damping(self.damping, self.mu_init, self.damping_factor)
 
@@ -157,6 +166,7 @@ class TrainerSettings:
         plan = plan_engine(self.resolved_engine(model), self.form)
         return LevenbergMarquardt(
             model,
+            loss=self.objective(),
             loss_fn=loss_fn,
             damping=self.damping_rule(),
             stopping=self.stopping_rules(),

@@ -7,7 +7,7 @@ so in-memory and streaming training share one loop.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 import numpy as np
@@ -73,6 +73,10 @@ def match_targets(y: torch.Tensor, n_outputs: int, name: str = "y") -> torch.Ten
     return flat
 
 
+#: Shapes a target batch for the loss: (y, n_outputs, name for errors) -> (rows, O).
+TargetFn = Callable[[torch.Tensor, int, str], torch.Tensor]
+
+
 class TensorSource:
     """Rows held in memory, served in chunks of ``chunk_rows`` samples (all at once if None)."""
 
@@ -108,12 +112,14 @@ class LoaderSource:
         dtype: torch.dtype,
         device: torch.device,
         name: str = "x_loader",
+        targets: TargetFn = match_targets,
     ) -> None:
         self.loader = loader
         self.n_outputs = n_outputs
         self.dtype = dtype
         self.device = device
         self.name = name
+        self.targets = targets
         dataset = getattr(loader, "dataset", None)
         sized = dataset is not None and hasattr(dataset, "__len__")
         drops = bool(getattr(loader, "drop_last", False))
@@ -134,7 +140,7 @@ class LoaderSource:
                 raise InvalidInputError(
                     f"{self.name} batch {index}: x has {x.shape[0]} rows but y has {y.shape[0]}"
                 )
-            y = match_targets(y, self.n_outputs, f"{self.name} batch {index} y")
+            y = self.targets(y, self.n_outputs, f"{self.name} batch {index} y")
             if not self._checked:
                 check_finite(x, f"{self.name} batch {index} x")
                 check_finite(y, f"{self.name} batch {index} y")
@@ -170,7 +176,7 @@ def probe_outputs(model: nn.Module, x_row: torch.Tensor) -> int:
 
 def tensor_source(
     x: Any, y: Any, n_outputs: int, dtype: torch.dtype, device: torch.device,
-    chunk_rows: int, name: str = "",
+    chunk_rows: int, name: str = "", targets: TargetFn | None = None,
 ) -> TensorSource:
     """In-memory (x, y) checked for finite values and matched to the model's outputs."""
     prefix = f"{name} " if name else ""
@@ -178,22 +184,42 @@ def tensor_source(
     y_t = as_tensor(y, f"{prefix}y", dtype, device)
     check_finite(x_t, f"{prefix}x")
     check_finite(y_t, f"{prefix}y")
-    return TensorSource(x_t, match_targets(y_t, n_outputs, f"{prefix}y"), chunk_rows)
+    shaped = (targets or match_targets)(y_t, n_outputs, f"{prefix}y")
+    return TensorSource(x_t, shaped, chunk_rows)
 
 
 def validation_source(
-    val: Any, n_outputs: int, dtype: torch.dtype, device: torch.device, chunk_rows: int
+    val: Any, n_outputs: int, dtype: torch.dtype, device: torch.device, chunk_rows: int,
+    targets: TargetFn = match_targets,
 ) -> RowSource | None:
     """Validation rows from ``(x_val, y_val)`` arrays or from a loader of (x, y) batches."""
     if val is None:
         return None
     # A 2-tuple of batches ((x, y) pairs) would be a tiny loader, not (x, y) arrays.
     if isinstance(val, tuple) and len(val) == 2 and not isinstance(val[0], (tuple, list)):
-        return tensor_source(val[0], val[1], n_outputs, dtype, device, chunk_rows, "validation")
-    return LoaderSource(val, n_outputs, dtype, device, name="val_loader")
+        return tensor_source(val[0], val[1], n_outputs, dtype, device, chunk_rows, "validation",
+                             targets)
+    return LoaderSource(val, n_outputs, dtype, device, name="val_loader", targets=targets)
 
 
 def chunk_rows_for(budget_bytes: int, n_outputs: int, n_params: int, dtype: torch.dtype) -> int:
     """Samples per Jacobian chunk so that one chunk's J (rows*O x P) fits ``budget_bytes``."""
     per_row = max(n_outputs * n_params * (torch.finfo(dtype).bits // 8), 1)
     return max(1, budget_bytes // per_row)
+
+
+def check_inference_layers(model: nn.Module) -> None:
+    """BatchNorm and Dropout in training mode make a sample's output depend on its batch (or on
+    chance): LM's per-sample Jacobians and repeated loss passes need them fixed."""
+    active = [
+        f"{name or type(model).__name__} ({type(module).__name__})"
+        for name, module in model.named_modules()
+        if module.training
+        and isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd))
+    ]
+    if active:
+        raise InvalidInputError(
+            f"the model has BatchNorm/Dropout layers in training mode: {', '.join(active)}. LM "
+            "needs a deterministic per-sample function: call model.eval() before training (this "
+            "freezes BatchNorm statistics and turns Dropout off), or remove those layers."
+        )

@@ -22,13 +22,15 @@ rejected damping trial (mu grows), never as NaN weights.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 import torch
 
+from lmbench.core.cache import JacobianCache
 from lmbench.core.distributed import LocalReducer, Reducer
+from lmbench.core.losses import Loss
 from lmbench.core.solve import (
     CholeskyWorkspace,
     Step,
@@ -36,6 +38,7 @@ from lmbench.core.solve import (
     conjugate_gradient,
     solve_factored,
 )
+from lmbench.core.timing import PhaseTimer
 
 SystemForm = Literal["auto", "primal", "dual"]
 FormName = Literal["primal", "dual", "matrix_free"]
@@ -231,6 +234,44 @@ class SystemAccumulator:
         else:
             reducer.sum_(self.diagonal)
 
+    def assemble(
+        self,
+        chunks: Iterable[tuple[torch.Tensor, torch.Tensor]],
+        jacobian: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+        loss: Loss,
+        reducer: Reducer,
+        cache: JacobianCache | None,
+        timer: PhaseTimer,
+        cg_max_iter: int = 500,
+    ) -> GaussNewtonSystem:
+        """Fold every chunk's GGN rows in (timed as Jacobian vs system work) and finish.
+
+        ``jacobian(x)`` gives (J, outputs) of a chunk; ``loss`` turns them into rows (J^, r^).
+        With a ``cache`` the rows are also written to disk and the system is matrix-free over it.
+        """
+        if cache is not None:
+            cache.start_epoch()
+        for x, y in chunks:
+            with timer("time_jacobian"):
+                jac, out = jacobian(x)
+                jac, residuals = loss.gauss_newton_rows(jac, out, y, self.dtype)
+            with timer("time_system"):
+                self.add(jac, residuals)
+                if cache is not None:
+                    cache.append(jac, residuals)
+            del jac, out, residuals  # free this chunk before the next one is computed
+        with timer("time_system"):
+            if cache is not None:
+                cache.finish_epoch()
+            self.reduce(reducer)
+        if cache is None:
+            return self.finish()
+
+        def gram_matvec(vector: torch.Tensor) -> torch.Tensor:
+            return reducer.sum_(cache.gram_matvec(vector))
+
+        return self.finish(operator=gram_matvec, cg_max_iter=cg_max_iter)
+
     def finish(
         self,
         operator: Callable[[torch.Tensor], torch.Tensor] | None = None,
@@ -249,3 +290,8 @@ class SystemAccumulator:
         jac = torch.cat(self._jac_chunks) if len(self._jac_chunks) > 1 else self._jac_chunks[0]
         res = torch.cat(self._res_chunks) if len(self._res_chunks) > 1 else self._res_chunks[0]
         return DualSystem(diagonal=(jac * jac).sum(dim=0), jacobian=jac, residuals=res, **common)
+
+
+def default_system_dtype(model_dtype: torch.dtype) -> torch.dtype:
+    """The model's dtype, or float32 for half precision and bfloat16 (no Cholesky for those)."""
+    return model_dtype if model_dtype in (torch.float32, torch.float64) else torch.float32

@@ -34,11 +34,13 @@ from lmbench.core.engines import choose_form
 from lmbench.core.errors import NonFiniteLossError
 from lmbench.core.history import TrainingHistory
 from lmbench.core.jacobian import JacobianMode, ResidualFunction
+from lmbench.core.losses import Loss, as_loss
 from lmbench.core.params import FlatParameters
 from lmbench.core.sources import (
     LoaderSource,
     RowSource,
     as_tensor,
+    check_inference_layers,
     check_paired_rows,
     chunk_rows_for,
     probe_outputs,
@@ -46,7 +48,13 @@ from lmbench.core.sources import (
     validation_source,
 )
 from lmbench.core.stopping import BestWeights, StoppingRules
-from lmbench.core.system import FormName, GaussNewtonSystem, SystemAccumulator, SystemForm
+from lmbench.core.system import (
+    FormName,
+    GaussNewtonSystem,
+    SystemAccumulator,
+    SystemForm,
+    default_system_dtype,
+)
 from lmbench.core.timing import PhaseTimer
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -75,12 +83,15 @@ class _Fit:
 class LevenbergMarquardt:
     """Levenberg-Marquardt training of any ``nn.Module`` on a sum-of-squares objective.
 
-    Minimises E = 1/2 * sum((model(x) - y)^2) over all samples and outputs; ``loss_fn`` (default
-    MSE) is what the history reports and what ``min_error`` and validation use.
+    Minimises E = sum over samples of the ``loss`` (``lmbench.core.losses``: ``mse`` by default,
+    1/2 * sum((model(x) - y)^2), or ``cross_entropy``, ``bce``, ``huber``, ``sqrt_cross_entropy``)
+    with generalised Gauss-Newton steps; ``loss_fn`` (default: that loss, mean-reduced) is what
+    the history reports and what ``min_error`` and validation use.
 
     Args:
         model: the network; trained in place. Its device and dtype are used unless ``device``.
-        loss_fn: reporting loss ``loss_fn(pred, target)`` with mean reduction (default MSE).
+        loss: the objective, a loss name or ``Loss`` (default ``mse``).
+        loss_fn: reporting loss ``loss_fn(pred, target)`` (default: ``loss``'s mean).
         damping: a damping rule (default ``SeedDamping(mu_init=10, factor=10)``).
         stopping: stopping rules (default ``StoppingRules()``).
         inner_steps: damping trials per epoch before giving up on that epoch.
@@ -92,7 +103,8 @@ class LevenbergMarquardt:
         reducer: sums partial systems across data-parallel workers (``AllReduce``); default
             single process.
         jacobian_mode: ``reverse``, ``forward`` or ``auto`` (by shape).
-        system_dtype: dtype of J^T J and the solves; default the model's dtype.
+        system_dtype: dtype of J^T J and the solves; default the model's dtype (float32 for
+            half-precision and bfloat16 models: their Jacobians are computed in that dtype).
         chunk_rows: samples per Jacobian chunk; default from ``jacobian_budget_bytes``.
         jacobian_budget_bytes: memory for one chunk's Jacobian when ``chunk_rows`` is None.
         mu_min: floor for mu so that repeated successes cannot underflow it.
@@ -105,6 +117,7 @@ class LevenbergMarquardt:
         self,
         model: nn.Module,
         *,
+        loss: str | Loss | None = None,
         loss_fn: LossFn | None = None,
         damping: DampingRule | None = None,
         stopping: StoppingRules | None = None,
@@ -137,7 +150,8 @@ class LevenbergMarquardt:
             model.to(device)
         self.model = model
         self.flat = FlatParameters(model)
-        self.loss_fn: LossFn = loss_fn if loss_fn is not None else nn.MSELoss()
+        self.loss = as_loss(loss)
+        self.loss_fn: LossFn = loss_fn if loss_fn is not None else self.loss.report
         self.damping: DampingRule = damping if damping is not None else SeedDamping()
         self.stopping = stopping if stopping is not None else StoppingRules()
         self.inner_steps = inner_steps
@@ -147,7 +161,7 @@ class LevenbergMarquardt:
         self.cg_max_iter = cg_max_iter
         self.reducer: Reducer = reducer if reducer is not None else LocalReducer()
         self.jacobian_mode: JacobianMode = jacobian_mode
-        self.system_dtype = system_dtype or self.flat.dtype
+        self.system_dtype = system_dtype or default_system_dtype(self.flat.dtype)
         self.chunk_rows = chunk_rows
         self.jacobian_budget_bytes = jacobian_budget_bytes
         self.mu_min = mu_min
@@ -168,8 +182,10 @@ class LevenbergMarquardt:
         x_t = as_tensor(x, "x", dtype, device)
         y_t = as_tensor(y, "y", dtype, device)
         check_paired_rows(x_t, y_t)
+        check_inference_layers(self.model)
         n_outputs = probe_outputs(self.model, x_t[:1])
-        source = tensor_source(x_t, y_t, n_outputs, dtype, device, self._chunk_rows(n_outputs))
+        source = tensor_source(x_t, y_t, n_outputs, dtype, device, self._chunk_rows(n_outputs),
+                               targets=self.loss.targets)
         return self.fit_source(source, val, resume_from, n_outputs)
 
     def fit_loader(
@@ -179,10 +195,12 @@ class LevenbergMarquardt:
         resume_from: str | Path | None = None,
     ) -> TrainingHistory:
         """Train on an iterable of (x, y) chunks, streamed again for every pass over the data."""
+        check_inference_layers(self.model)
         first = next(iter(loader))
         x0 = as_tensor(first[0], "x_loader batch 0 x", self.flat.dtype, self.flat.device)
         n_outputs = probe_outputs(self.model, x0[:1])
-        source = LoaderSource(loader, n_outputs, self.flat.dtype, self.flat.device)
+        source = LoaderSource(loader, n_outputs, self.flat.dtype, self.flat.device,
+                              targets=self.loss.targets)
         return self.fit_source(source, val, resume_from, n_outputs, probe_row=x0[:1])
 
     def fit_source(
@@ -194,6 +212,7 @@ class LevenbergMarquardt:
         probe_row: torch.Tensor | None = None,
     ) -> TrainingHistory:
         """Train on any ``RowSource`` (the loop shared by every engine)."""
+        check_inference_layers(self.model)
         if probe_row is None:
             probe_row = next(iter(source.chunks()))[0][:1]
         if n_outputs is None:
@@ -204,7 +223,7 @@ class LevenbergMarquardt:
         run = _Fit(
             source=source,
             val_source=validation_source(val, n_outputs, self.flat.dtype, self.flat.device,
-                                         self._chunk_rows(n_outputs)),
+                                         self._chunk_rows(n_outputs), self.loss.targets),
             residual_fn=residual_fn,
             n_outputs=n_outputs,
             damping=self.damping.initial_state(),
@@ -305,32 +324,10 @@ class LevenbergMarquardt:
 
     # ------------------------------------------------------------------ pieces of an epoch
     def _assemble(self, run: _Fit, theta: torch.Tensor, timer: PhaseTimer) -> GaussNewtonSystem:
-        """Fold every chunk's Jacobian into the system (timed as Jacobian vs system work)."""
         acc = SystemAccumulator(self.flat.count, self._resolve_form(run), self.system_dtype,
                                 theta.device)
-        cache = run.cache
-        if cache is not None:
-            cache.start_epoch()
-        for x, y in run.source.chunks():
-            with timer("time_jacobian"):
-                jac, out = run.residual_fn.jacobian(theta, x)
-                residuals = (out - y).reshape(-1)
-            with timer("time_system"):
-                acc.add(jac, residuals)
-                if cache is not None:
-                    cache.append(jac, residuals)
-            del jac, out, residuals  # free this chunk before the next one is computed
-        with timer("time_system"):
-            if cache is not None:
-                cache.finish_epoch()
-            acc.reduce(self.reducer)
-        if cache is None:
-            return acc.finish()
-
-        def gram_matvec(vector: torch.Tensor) -> torch.Tensor:
-            return self.reducer.sum_(cache.gram_matvec(vector))
-
-        return acc.finish(operator=gram_matvec, cg_max_iter=self.cg_max_iter)
+        return acc.assemble(run.source.chunks(), lambda x: run.residual_fn.jacobian(theta, x),
+                            self.loss, self.reducer, run.cache, timer, self.cg_max_iter)
 
     def _resolve_form(self, run: _Fit) -> FormName:
         if self.solver == "cg":
@@ -340,7 +337,8 @@ class LevenbergMarquardt:
         n_samples = run.source.n_samples
         if n_samples is None or not isinstance(self.reducer, LocalReducer):
             return "primal"  # rows unknown, or spread over workers: J^T J is what adds up
-        return choose_form(n_samples * run.n_outputs, self.flat.count)
+        rows = n_samples * self.loss.rows_per_sample(run.n_outputs)
+        return choose_form(rows, self.flat.count)
 
     def _evaluate(self, run: _Fit, source: RowSource, theta: torch.Tensor) -> tuple[float, float]:
         """(E, reporting loss) at ``theta``: one forward pass over the source, no autograd."""
@@ -349,8 +347,7 @@ class LevenbergMarquardt:
         rows = 0
         for x, y in source.chunks():
             out = run.residual_fn.outputs(theta, x)
-            residual = (out - y).to(torch.float64)
-            objective += 0.5 * float(residual.pow(2).sum())
+            objective += self.loss.objective(out, y)
             with torch.no_grad():
                 loss_sum += float(self.loss_fn(out, y)) * x.shape[0]
             rows += x.shape[0]
@@ -389,3 +386,4 @@ class LevenbergMarquardt:
             return self.chunk_rows
         return chunk_rows_for(self.jacobian_budget_bytes, n_outputs, self.flat.count,
                               self.flat.dtype)
+

@@ -17,15 +17,19 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from lmbench.core import LevenbergMarquardt, StoppingRules
+from lmbench.core import TrainerSettings
 from lmbench.core.distributed import AllReduce, shard_indices
+from lmbench.core.losses import LOSS_NAMES
 
 
-def synthetic_regression(rows: int, features: int, dtype: torch.dtype):
-    """The same rows on every rank (seeded), so each rank can cut its own shard."""
+def synthetic_rows(rows: int, features: int, dtype: torch.dtype, loss: str = "mse"):
+    """The same rows on every rank (seeded), so each rank can cut its own shard: two regression
+    targets, or for a classification loss the class of the larger one (one-hot)."""
     gen = torch.Generator().manual_seed(1234)
     x = torch.randn(rows, features, generator=gen, dtype=dtype)
     y = torch.stack([torch.sin(x[:, 0]) * x[:, 1], x[:, 2:].pow(2).mean(dim=1)], dim=1)
+    if loss != "mse":
+        y = torch.nn.functional.one_hot(y.argmax(dim=1), 2).to(dtype)
     return x, y
 
 
@@ -37,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--loss", choices=LOSS_NAMES, default="mse")
     parser.add_argument("--out", type=Path, default=None, help="save rank 0's weights here")
     args = parser.parse_args(argv)
 
@@ -50,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
             torch.cuda.set_device(device)
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     dtype = getattr(torch, args.dtype)
-    x, y = synthetic_regression(args.rows, args.features, dtype)
+    x, y = synthetic_rows(args.rows, args.features, dtype, args.loss)
     rows = shard_indices(args.rows, rank, world)
     x, y = x[rows.start : rows.stop].to(device), y[rows.start : rows.stop].to(device)
 
@@ -58,12 +63,9 @@ def main(argv: list[str] | None = None) -> None:
     model = nn.Sequential(
         nn.Linear(args.features, args.hidden), nn.Tanh(), nn.Linear(args.hidden, 2)
     ).to(device, dtype)
-    trainer = LevenbergMarquardt(
-        model,
-        stopping=StoppingRules(max_epochs=args.epochs, min_error=None),
-        form="primal",
-        reducer=AllReduce() if distributed else None,
-    )
+    settings = TrainerSettings(max_epochs=args.epochs, min_error=None, form="primal",
+                               loss=args.loss)
+    trainer = settings.build(model, reducer=AllReduce() if distributed else None)
     started = time.perf_counter()
     history = trainer.fit(x, y)
     elapsed = time.perf_counter() - started

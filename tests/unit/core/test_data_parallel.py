@@ -28,3 +28,16 @@ def test_two_gloo_ranks_match_one_process(tmp_path):
     assert two["loss"] == pytest.approx(one["loss"], rel=1e-6)
     for name, value in one["state"].items():
         torch.testing.assert_close(two["state"][name], value, rtol=1e-6, atol=1e-9)
+
+
+def test_two_gloo_ranks_match_one_process_with_cross_entropy(tmp_path):
+    args = [*ARGS, "--loss", "cross_entropy"]
+    single, pair = tmp_path / "single.pt", tmp_path / "pair.pt"
+    run([sys.executable, "-m", "lmbench.examples.data_parallel", *args, "--out", str(single)])
+    run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         "-m", "lmbench.examples.data_parallel", *args, "--out", str(pair)])
+    one, two = torch.load(single), torch.load(pair)
+    assert one["loss"][-1] < one["loss"][0]
+    assert two["loss"] == pytest.approx(one["loss"], rel=1e-6)
+    for name, value in one["state"].items():
+        torch.testing.assert_close(two["state"][name], value, rtol=1e-6, atol=1e-9)
