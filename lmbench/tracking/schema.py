@@ -150,8 +150,12 @@ LIMITS_POINT_ARTIFACT = "limits_point.yaml"
 # ---------------------------------------------------------------------- tag vocabularies
 #: Performance runs: lmbench, the reference library, a plain torch.func LM, the FLOP floor.
 IMPLEMENTATIONS = ("lmbench", "torch_levenberg_marquardt", "plain_vmap", "floor")
-#: The benchmark methods, in the comparison's column order.
-METHODS = ("lm", "xgboost", "catboost", "adam")
+#: The benchmark methods (tag ``method``), in the comparison's column order.
+METHOD_LM = "lm"
+METHOD_XGBOOST = "xgboost"
+METHOD_CATBOOST = "catboost"
+METHOD_ADAM = "adam"
+METHODS = (METHOD_LM, METHOD_XGBOOST, METHOD_CATBOOST, METHOD_ADAM)
 
 # ---------------------------------------------------------------------- reader columns
 TAGS_PREFIX = "tags."
