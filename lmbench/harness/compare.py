@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from lmbench.reports import compare_methods, load_runs
+from lmbench.tracking.schema import METHOD_LM
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -18,7 +19,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="MLflow experiment name (repeatable)")
     parser.add_argument("--tracking-uri", default=None,
                         help="store URI (default: MLFLOW_TRACKING_URI or ./mlflow.db)")
-    parser.add_argument("--reference", default="lm", help="method whose win/tie/loss is shown")
+    parser.add_argument("--reference", default=METHOD_LM, help="method whose win/tie/loss is shown")
     parser.add_argument("--out", type=Path, default=None, help="also write the table here")
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

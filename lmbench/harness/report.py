@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lmbench.reports.build import ReportOptions, generate_report
+from lmbench.tracking.schema import METHOD_LM
 
 
 def parse_args(argv: Sequence[str] | None = None) -> ReportOptions:
@@ -44,7 +45,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ReportOptions:
     parser.add_argument("--reference-commit", default=None,
                         help="git commit the runs are checked against: a sha, or HEAD for "
                         "this checkout's (default: the commit most runs share)")
-    parser.add_argument("--reference-method", default="lm",
+    parser.add_argument("--reference-method", default=METHOD_LM,
                         help="method whose win/tie/loss is shown (default: lm)")
     parser.add_argument("--dpi", type=int, default=80, help="PNG resolution (default: 80)")
     args = parser.parse_args(argv)

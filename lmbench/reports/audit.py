@@ -14,7 +14,9 @@ from collections.abc import Sequence
 import pandas as pd
 
 from lmbench.reports.document import Section
-from lmbench.reports.tables import Table, fmt_int
+from lmbench.reports.numbers import fmt_int
+from lmbench.reports.tables import Table
+from lmbench.tracking.schema import KIND_BENCHMARK, TAG_GIT_DIRTY, TAG_KIND, tag_column
 
 #: Statuses whose numbers enter the statistics; every other status is listed.
 OK_STATUS = "FINISHED"
@@ -42,7 +44,8 @@ def with_code_version(runs: pd.DataFrame, reference: str | None) -> pd.DataFrame
         "unknown" if not _known(c) else ("reference" if c == reference else "other")
         for c in commits
     ]
-    dirty = out["tags.git_dirty"] if "tags.git_dirty" in out else pd.Series([None] * len(out))
+    dirty_column = tag_column(TAG_GIT_DIRTY)
+    dirty = out[dirty_column] if dirty_column in out else pd.Series([None] * len(out))
     out["git_dirty"] = [str(d).lower() if isinstance(d, str) else "" for d in dirty]
     return out
 
@@ -133,8 +136,8 @@ def audit_section(
 
 
 def _kind(row: pd.Series) -> str:
-    kind = row.get("tags.kind")
-    return kind if isinstance(kind, str) and kind else "benchmark"
+    kind = row.get(tag_column(TAG_KIND))
+    return kind if isinstance(kind, str) and kind else KIND_BENCHMARK
 
 
 def _text(value: object) -> str:

@@ -28,12 +28,20 @@ from lmbench.reports.runs import load_metric_histories, load_runs
 from lmbench.reports.sensitivity import sensitivity_section
 from lmbench.reports.tables import Table
 from lmbench.tracking import resolve_tracking_uri
+from lmbench.tracking.schema import (
+    KIND_LIMITS,
+    KIND_PAPER_CHECK,
+    KIND_PERFORMANCE,
+    METHOD_LM,
+    TAG_KIND,
+    tag_column,
+)
 from lmbench.tracking.uri import sqlite_path
 
 _log = logging.getLogger(__name__)
 
-#: ``tags.kind`` of runs that feed sections 4-6; every other run is a benchmark run (1-3).
-KIND_LIMITS, KIND_PERFORMANCE, KIND_PAPER = "limits", "performance", "paper_check"
+#: Runs of kind limits, performance and paper_check (``schema.KIND_*``) feed sections 4-6;
+#: every other run is a benchmark run (sections 1-3).
 RUNS_CSV_COLUMNS = [
     "section", "experiment", "run_id", "status", "code_version", "git_commit", "git_dirty",
     "dataset_hash", "kind", "method", "dataset", "seed", "quantity", "value",
@@ -51,7 +59,7 @@ class ReportOptions:
     performance_experiment: str | None = "performance"
     paper_experiment: str | None = "paper_checks"
     reference_commit: str | None = None
-    reference_method: str = "lm"
+    reference_method: str = METHOD_LM
     dpi: int = 80
 
     @property
@@ -68,7 +76,7 @@ class ReportOptions:
              defaults.performance_experiment),
             ("--paper-experiment", self.paper_experiment, defaults.paper_experiment),
             ("--reference-commit", self.reference_commit, None),
-            ("--reference-method", self.reference_method, "lm"),
+            ("--reference-method", self.reference_method, METHOD_LM),
             ("--dpi", self.dpi, 80),
         ):
             if value != default:
@@ -89,9 +97,10 @@ class Report:
 
 
 def _kind(runs: pd.DataFrame) -> pd.Series:
-    if "tags.kind" not in runs:
+    column = tag_column(TAG_KIND)
+    if column not in runs:
         return pd.Series("", index=runs.index)
-    return runs["tags.kind"].fillna("").astype(str)
+    return runs[column].fillna("").astype(str)
 
 
 def read_runs(options: ReportOptions) -> tuple[pd.DataFrame, list[str]]:
@@ -134,7 +143,7 @@ def build_report(options: ReportOptions) -> Report:
         return load_metric_histories(run_ids, keys, uri)
 
     kind = _kind(runs)
-    benchmark = runs[~kind.isin([KIND_LIMITS, KIND_PERFORMANCE, KIND_PAPER])]
+    benchmark = runs[~kind.isin([KIND_LIMITS, KIND_PERFORMANCE, KIND_PAPER_CHECK])]
     sections = [
         comparison_section(benchmark, options.reference_method),
         sensitivity_section(benchmark, histories),
@@ -142,7 +151,7 @@ def build_report(options: ReportOptions) -> Report:
         limits_section(runs[kind == KIND_LIMITS], options.limits_experiment or "limits"),
         performance_section(runs[kind == KIND_PERFORMANCE],
                             options.performance_experiment or "performance"),
-        paper_section(runs[kind == KIND_PAPER], histories,
+        paper_section(runs[kind == KIND_PAPER_CHECK], histories,
                       options.paper_experiment or "paper_checks"),
     ]
     missing = [m for s in sections for m in s.missing]
@@ -273,7 +282,7 @@ def _csv_row(section: str, run_id: str, meta: pd.DataFrame, quantity: str, value
         "section": section, "experiment": text("experiment"), "run_id": run_id,
         "status": text("status"), "code_version": text("code_version"),
         "git_commit": text("git_commit"), "git_dirty": text("git_dirty"),
-        "dataset_hash": text("dataset_hash"), "kind": text("tags.kind"),
+        "dataset_hash": text("dataset_hash"), "kind": text(tag_column(TAG_KIND)),
         "method": text("method"), "dataset": text("dataset"), "seed": text("seed"),
         "quantity": quantity, "value": value,
     }

@@ -13,6 +13,10 @@ from dataclasses import dataclass
 import pandas as pd
 from scipy import stats
 
+from lmbench.reports.numbers import fmt
+from lmbench.reports.tables import markdown_table
+from lmbench.tracking.schema import METHOD_LM
+
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (dataset, method): n, mean, std, 95% half-width, parameters, train time.
@@ -68,7 +72,7 @@ def _outcome(a: pd.Series, b: pd.Series) -> str:
     return "win" if a_better else "loss"
 
 
-def win_tie_loss(summary: pd.DataFrame, method: str = "lm") -> pd.DataFrame:
+def win_tie_loss(summary: pd.DataFrame, method: str = METHOD_LM) -> pd.DataFrame:
     """Counts of win/tie/loss of ``method`` against each other method, over datasets."""
     rows = []
     others = sorted(set(summary["method"]) - {method})
@@ -94,31 +98,37 @@ class ComparisonResult:
 
     def to_markdown(self, digits: int = 4) -> str:
         """Per-dataset table (mean ± std, size, time, rank), mean ranks and win/tie/loss."""
-        lines = [
-            "| dataset | metric | method | mean ± std (n) | params / leaves | train s | rank |",
-            "|---|---|---|---|---|---|---|",
-        ]
+
+        def num(value: float, significant: int | None) -> str:
+            return fmt(value, significant, group_below=math.inf)
+
+        rows = []
         for _, row in self.summary.iterrows():
             direction = "↑" if row["higher_is_better"] else "↓"
             failed = f", {int(row['n_failed'])} failed" if row["n_failed"] else ""
-            lines.append(
-                f"| {row['dataset']} | {row['metric']} {direction} | {row['method']} | "
-                f"{_fmt(row['mean'], digits)} ± {_fmt(row['std'], digits)} "
-                f"({int(row['n'])}{failed}) | {_fmt(row['n_parameters'], 0)} | "
-                f"{_fmt(row['train_time_s'], 2)} | {_fmt(row['rank'], 1)} |"
-            )
-        lines += ["", "| method | mean rank |", "|---|---|"]
-        lines += [f"| {m} | {r:.2f} |" for m, r in self.mean_ranks.items()]
-        lines += ["", "| method | versus | win | tie | loss |", "|---|---|---|---|---|"]
-        lines += [
-            f"| {r['method']} | {r['versus']} | {r['win']} | {r['tie']} | {r['loss']} |"
-            for _, r in self.wtl.iterrows()
-        ]
-        lines += ["", "Tie rule: overlapping 95% t-intervals of the mean over seeds."]
-        return "\n".join(lines)
+            rows.append([
+                row["dataset"], f"{row['metric']} {direction}", row["method"],
+                f"{num(row['mean'], digits)} ± {num(row['std'], digits)} "
+                f"({int(row['n'])}{failed})",
+                num(row["n_parameters"], None), num(row["train_time_s"], 2),
+                num(row["rank"], 1),
+            ])
+        scores = pd.DataFrame(rows, columns=[
+            "dataset", "metric", "method", "mean ± std (n)", "params / leaves", "train s",
+            "rank",
+        ])
+        ranks = pd.DataFrame(
+            [[m, fmt(r, decimals=2)] for m, r in self.mean_ranks.items()],
+            columns=["method", "mean rank"],
+        )
+        wtl = self.wtl[["method", "versus", "win", "tie", "loss"]]
+        return "\n".join([
+            markdown_table(scores), "", markdown_table(ranks), "", markdown_table(wtl), "",
+            "Tie rule: overlapping 95% t-intervals of the mean over seeds.",
+        ])
 
 
-def compare_methods(runs: pd.DataFrame, reference: str = "lm") -> ComparisonResult:
+def compare_methods(runs: pd.DataFrame, reference: str = METHOD_LM) -> ComparisonResult:
     """Summary per dataset and method, mean rank per method, and win/tie/loss of ``reference``."""
     summary = summarize(runs)
     if summary.empty:
@@ -126,10 +136,3 @@ def compare_methods(runs: pd.DataFrame, reference: str = "lm") -> ComparisonResu
     mean_ranks = summary.groupby("method")["rank"].mean().sort_values()
     return ComparisonResult(summary, mean_ranks, win_tie_loss(summary, reference))
 
-
-def _fmt(value: float, digits: int) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if digits == 0:
-        return f"{value:,.0f}"
-    return f"{value:.{digits}g}" if abs(value) < 1e4 else f"{value:,.0f}"

@@ -19,10 +19,26 @@ from matplotlib import pyplot as plt
 from lmbench.plotting import plot_train_report
 from lmbench.reports.document import Section
 from lmbench.reports.figures import report_style
-from lmbench.reports.tables import Table, fmt
+from lmbench.reports.numbers import fmt
+from lmbench.reports.tables import Table
+from lmbench.tracking.schema import (
+    METHOD_ADAM,
+    METHOD_LM,
+    PARAM_DAMPING_COEF,
+    PARAM_HIDDEN,
+    PARAM_MU_INIT,
+    SERIES_EPOCH_TIME,
+    SERIES_MU,
+    SERIES_TRAIN_LOSS,
+    SERIES_VAL_LOSS,
+    TAG_STOP_REASON,
+    param_column,
+    tag_column,
+    test_metric,
+)
 
 HistoryLoader = Callable[[Sequence[str], Sequence[str]], dict[str, dict[str, pd.Series]]]
-HISTORY_KEYS = ("train_loss", "val_loss", "mu", "epoch_time_s")
+HISTORY_KEYS = (SERIES_TRAIN_LOSS, SERIES_VAL_LOSS, SERIES_MU, SERIES_EPOCH_TIME)
 
 
 def representative_runs(
@@ -32,7 +48,7 @@ def representative_runs(
     chosen: dict[str, pd.Series] = {}
     ok = runs[(runs["method"] == method) & (runs["status"] == "FINISHED")]
     for dataset, group in ok.groupby("dataset", sort=True):
-        group = group[[bool(histories.get(r, {}).get("train_loss") is not None)
+        group = group[[bool(histories.get(r, {}).get(SERIES_TRAIN_LOSS) is not None)
                        for r in group["run_id"]]]
         if group.empty:
             continue
@@ -45,11 +61,11 @@ def representative_runs(
 
 def seed_history(series: dict[str, pd.Series]) -> dict[str, list[float]]:
     """The seed's ``{"loss", "val", "mu", "time"}`` from metric histories (step = epoch)."""
-    loss = series["train_loss"].sort_index()
+    loss = series[SERIES_TRAIN_LOSS].sort_index()
     steps = loss.index
-    time = series.get("epoch_time_s", pd.Series(dtype=float)).reindex(steps).fillna(0.0)
-    mu = series.get("mu", pd.Series(dtype=float)).sort_index()
-    val = series.get("val_loss", pd.Series(dtype=float)).sort_index()
+    time = series.get(SERIES_EPOCH_TIME, pd.Series(dtype=float)).reindex(steps).fillna(0.0)
+    mu = series.get(SERIES_MU, pd.Series(dtype=float)).sort_index()
+    val = series.get(SERIES_VAL_LOSS, pd.Series(dtype=float)).sort_index()
     return {
         "loss": loss.tolist(),
         "val": val.tolist(),
@@ -60,10 +76,9 @@ def seed_history(series: dict[str, pd.Series]) -> dict[str, list[float]]:
 
 def _settings(run: pd.Series) -> str:
     parts = []
-    for key, label in (("params.trainer.mu_init", "μ_init"),
-                       ("params.trainer.demping_coef", "demping_coef"),
-                       ("params.model.hidden", "hidden")):
-        value = run.get(key)
+    for key, label in ((PARAM_MU_INIT, "μ_init"), (PARAM_DAMPING_COEF, "demping_coef"),
+                       (PARAM_HIDDEN, "hidden")):
+        value = run.get(param_column(key))
         if isinstance(value, str):
             parts.append(f"{label}={value}")
     return ", ".join(parts) or "–"
@@ -72,9 +87,10 @@ def _settings(run: pd.Series) -> str:
 def dynamics_section(runs: pd.DataFrame, load_histories: HistoryLoader) -> Section:
     """Four-panel reports of representative LM runs, and LM vs Adam loss against time."""
     section = Section("dynamics", "Training dynamics")
-    candidates = runs[runs["method"].isin(["lm", "adam"]) & (runs["status"] == "FINISHED")]
+    candidates = runs[runs["method"].isin([METHOD_LM, METHOD_ADAM])
+                      & (runs["status"] == "FINISHED")]
     histories = load_histories(list(candidates["run_id"]), list(HISTORY_KEYS))
-    lm = representative_runs(runs, "lm", histories)
+    lm = representative_runs(runs, METHOD_LM, histories)
     if not lm:
         section.text("No finished LM run with a per-epoch `train_loss` history in these "
                      "experiments.")
@@ -106,7 +122,7 @@ def dynamics_section(runs: pd.DataFrame, load_histories: HistoryLoader) -> Secti
         total_time = float(sum(data["time"]))
         table.add([
             dataset, run["run_id"][:12], _settings(run), str(len(data["loss"]) - 1),
-            str(run.get("tags.stop_reason") or "–"), fmt(data["loss"][-1], 4),
+            str(run.get(tag_column(TAG_STOP_REASON)) or "–"), fmt(data["loss"][-1], 4),
             fmt(data["val"][-1] if data["val"] else math.nan, 4),
             fmt(data["mu"][-1] if data["mu"] else math.nan, 3), fmt(total_time, 3),
             f"{run['primary_metric']} {fmt(run['primary_value'], 4)}",
@@ -115,8 +131,8 @@ def dynamics_section(runs: pd.DataFrame, load_histories: HistoryLoader) -> Secti
             if key in series:
                 section.cite(run["run_id"], f"{key}[last of {len(series[key])} steps]",
                              float(series[key].sort_index().iloc[-1]))
-        section.cite(run["run_id"], "epoch_time_s[sum]", total_time)
-        section.cite(run["run_id"], f"test_{run['primary_metric']}", run["primary_value"])
+        section.cite(run["run_id"], f"{SERIES_EPOCH_TIME}[sum]", total_time)
+        section.cite(run["run_id"], test_metric(run["primary_metric"]), run["primary_value"])
     section.table(table)
     _lm_vs_adam(section, runs, histories, lm)
     return section
@@ -126,7 +142,7 @@ def _lm_vs_adam(
     section: Section, runs: pd.DataFrame, histories: dict[str, dict[str, pd.Series]],
     lm: dict[str, pd.Series],
 ) -> None:
-    adam = representative_runs(runs, "adam", histories)
+    adam = representative_runs(runs, METHOD_ADAM, histories)
     both = [d for d in lm if d in adam]
     if not both:
         section.text(
@@ -154,14 +170,14 @@ def _lm_vs_adam(
         fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.8 * nrows),
                                  squeeze=False, constrained_layout=True)
         for ax, dataset in zip(axes.ravel(), both, strict=False):
-            for method, run, color in (("lm", lm[dataset], "tab:blue"),
-                                       ("adam", adam[dataset], "tab:orange")):
+            for method, run, color in ((METHOD_LM, lm[dataset], "tab:blue"),
+                                       (METHOD_ADAM, adam[dataset], "tab:orange")):
                 series = histories[run["run_id"]]
-                loss = series["train_loss"].sort_index()
-                time = series.get("epoch_time_s", pd.Series(0.0, index=loss.index))
+                loss = series[SERIES_TRAIN_LOSS].sort_index()
+                time = series.get(SERIES_EPOCH_TIME, pd.Series(0.0, index=loss.index))
                 elapsed = time.reindex(loss.index).fillna(0.0).cumsum()
                 ax.plot(elapsed.to_numpy(), loss.to_numpy(), color=color, label=method)
-                val = series.get("val_loss")
+                val = series.get(SERIES_VAL_LOSS)
                 if val is not None and not val.empty:
                     val = val.sort_index()
                     ax.plot(elapsed.reindex(val.index).to_numpy(), val.to_numpy(),
@@ -172,8 +188,9 @@ def _lm_vs_adam(
                     fmt(float(val.iloc[-1]) if val is not None and len(val) else math.nan, 4),
                     fmt(float(elapsed.iloc[-1]), 3),
                 ])
-                section.cite(run["run_id"], "train_loss[last]", float(loss.iloc[-1]))
-                section.cite(run["run_id"], "epoch_time_s[sum]", float(elapsed.iloc[-1]))
+                section.cite(run["run_id"], f"{SERIES_TRAIN_LOSS}[last]", float(loss.iloc[-1]))
+                section.cite(run["run_id"], f"{SERIES_EPOCH_TIME}[sum]",
+                             float(elapsed.iloc[-1]))
             ax.set_yscale("log")
             ax.set_xlabel("time, s")
             ax.set_ylabel("loss (MSE)")

@@ -2,7 +2,8 @@
 (runs tagged ``kind=limits``), and epoch time against problem size per implementation (runs
 tagged ``kind=performance``).
 
-Schemas (produced by the limits and performance experiments):
+Schemas (produced by the limits and performance experiments; names in
+``lmbench.tracking.schema``):
 
 * limits: tags ``engine`` (in_memory_primal, in_memory_dual, streaming, cache), ``device``;
   params ``n_params``, ``n_rows``, ``n_outputs``, ``chunk_rows``, ``dtype``; metrics
@@ -25,15 +26,47 @@ from matplotlib.figure import Figure
 from lmbench.reports.document import Section
 from lmbench.reports.figures import report_style
 from lmbench.reports.tables import Table, fmt, fmt_int
+from lmbench.tracking.schema import (
+    ENGINES,
+    IMPLEMENTATIONS,
+    KIND_LIMITS,
+    KIND_PERFORMANCE,
+    METRIC_EPOCH_TIME,
+    METRIC_PEAK_MEMORY,
+    METRIC_PREDICTED_FLOPS,
+    METRIC_PREDICTED_MEMORY,
+    METRIC_RATIO_TO_FLOOR,
+    METRIC_RATIO_TO_REFERENCE,
+    METRIC_TIME_JACOBIAN,
+    METRIC_TIME_SOLVE,
+    METRIC_TIME_SYSTEM,
+    PARAM_CHUNK_ROWS,
+    PARAM_DTYPE,
+    PARAM_N_OUTPUTS,
+    PARAM_N_PARAMS,
+    PARAM_N_RESIDUALS,
+    PARAM_N_ROWS,
+    SEED_GPU_BYTES,
+    SEED_MAX_ROWS,
+    SEED_MAX_WEIGHTS,
+    TAG_DEVICE,
+    TAG_ENGINE,
+    TAG_IMPLEMENTATION,
+    metric_column,
+    param_column,
+    tag_column,
+)
 
-#: The seed's documented limits (its README): about 7000 weights and 7000 samples x outputs
-#: on a 12 GB GPU.
-SEED_MAX_WEIGHTS = 7000
-SEED_MAX_SAMPLES_X_OUTPUTS = 7000
-SEED_GPU_BYTES = 12e9
-ENGINES = ("in_memory_primal", "in_memory_dual", "streaming", "cache")
-IMPLEMENTATIONS = ("lmbench", "torch_levenberg_marquardt", "plain_vmap", "floor")
 MIB = 2**20
+#: Measured quantities of a limits run, as logged (metric names).
+LIMITS_METRICS = (METRIC_PEAK_MEMORY, METRIC_PREDICTED_MEMORY, METRIC_EPOCH_TIME,
+                  METRIC_PREDICTED_FLOPS, METRIC_TIME_JACOBIAN, METRIC_TIME_SYSTEM,
+                  METRIC_TIME_SOLVE)
+#: The size of a limits run's problem (param names).
+LIMITS_SIZE = (PARAM_N_PARAMS, PARAM_N_ROWS, PARAM_N_OUTPUTS, PARAM_CHUNK_ROWS)
+#: What a performance run logged (metric names).
+PERFORMANCE_METRICS = (METRIC_EPOCH_TIME, METRIC_PEAK_MEMORY, METRIC_RATIO_TO_FLOOR,
+                       METRIC_RATIO_TO_REFERENCE)
 
 
 def _num(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -65,12 +98,12 @@ def limits_section(runs: pd.DataFrame, experiment: str = "limits") -> Section:
     """Table and figure of measured vs predicted memory and time, with the seed's limits."""
     section = Section("limits", "Limits: memory and time against the model")
     if runs.empty:
-        return _absent(section, experiment, "limits", "measured memory and time")
+        return _absent(section, experiment, KIND_LIMITS, "measured memory and time")
     ok = runs[runs["status"] == "FINISHED"].copy()
     section.text(
         f"Measured peak memory and epoch time of each engine against the memory model "
         f"(`predicted_memory_bytes`) and the seed's documented limits (≤ {SEED_MAX_WEIGHTS:,} "
-        f"weights, ≤ {SEED_MAX_SAMPLES_X_OUTPUTS:,} samples × outputs on a 12 GB GPU). Peak "
+        f"weights, ≤ {SEED_MAX_ROWS:,} samples × outputs on a 12 GB GPU). Peak "
         "memory is `peak_memory_bytes` as the limits runs measured it on their device "
         "(`lmbench/limits/`). Runs that did not finish are listed in the run audit."
     )
@@ -78,14 +111,13 @@ def limits_section(runs: pd.DataFrame, experiment: str = "limits") -> Section:
         section.text("No limits run finished.")
         section.missing.append(("limits", "no finished limits run"))
         return section
-    ok["engine"] = ok.get("tags.engine")
-    ok["device"] = ok.get("tags.device")
-    for name in ("n_params", "n_rows", "n_outputs", "chunk_rows"):
-        ok[name] = _num(ok, f"params.{name}")
-    ok["dtype"] = ok.get("params.dtype")
-    for name in ("peak_memory_bytes", "predicted_memory_bytes", "epoch_time_s",
-                 "predicted_flops", "time_jacobian_s", "time_system_s", "time_solve_s"):
-        ok[name] = _num(ok, f"metrics.{name}")
+    ok["engine"] = ok.get(tag_column(TAG_ENGINE))
+    ok["device"] = ok.get(tag_column(TAG_DEVICE))
+    for name in LIMITS_SIZE:
+        ok[name] = _num(ok, param_column(name))
+    ok["dtype"] = ok.get(param_column(PARAM_DTYPE))
+    for name in LIMITS_METRICS:
+        ok[name] = _num(ok, metric_column(name))
     ok["rows_x_outputs"] = ok["n_rows"] * ok["n_outputs"]
     engines = _ordered(ok["engine"], ENGINES)
     ok["_engine"] = ok["engine"].map({e: i for i, e in enumerate(engines)})
@@ -102,7 +134,7 @@ def limits_section(runs: pd.DataFrame, experiment: str = "limits") -> Section:
     for _, run in ok.iterrows():
         ratio = run["peak_memory_bytes"] / run["predicted_memory_bytes"]
         within = (run["n_params"] <= SEED_MAX_WEIGHTS
-                  and run["rows_x_outputs"] <= SEED_MAX_SAMPLES_X_OUTPUTS)
+                  and run["rows_x_outputs"] <= SEED_MAX_ROWS)
         table.add([
             f"{run['engine']}{_stale_mark(run)}", str(run["device"] or "–"),
             str(run["dtype"] or "–"), fmt_int(run["n_params"]), fmt_int(run["rows_x_outputs"]),
@@ -112,11 +144,11 @@ def limits_section(runs: pd.DataFrame, experiment: str = "limits") -> Section:
             fmt(run["time_system_s"], 3), fmt(run["time_solve_s"], 3),
             "within" if within else "beyond",
         ])
-        for name in ("n_params", "n_rows", "n_outputs", "chunk_rows"):
-            section.cite(run["run_id"], f"params.{name}", run[name])
-        for name in ("peak_memory_bytes", "predicted_memory_bytes", "epoch_time_s",
-                     "time_jacobian_s", "time_system_s", "time_solve_s"):
-            section.cite(run["run_id"], name, run[name])
+        for name in LIMITS_SIZE:
+            section.cite(run["run_id"], param_column(name), run[name])
+        for name in LIMITS_METRICS:
+            if name != METRIC_PREDICTED_FLOPS:
+                section.cite(run["run_id"], name, run[name])
     section.table(table)
     summary = Table(
         "limits_summary",
@@ -128,7 +160,7 @@ def limits_section(runs: pd.DataFrame, experiment: str = "limits") -> Section:
         group = ok[ok["engine"] == engine]
         ratio = (group["peak_memory_bytes"] / group["predicted_memory_bytes"]).median()
         beyond = ((group["n_params"] > SEED_MAX_WEIGHTS)
-                  | (group["rows_x_outputs"] > SEED_MAX_SAMPLES_X_OUTPUTS)).sum()
+                  | (group["rows_x_outputs"] > SEED_MAX_ROWS)).sum()
         summary.add([engine, fmt_int(len(group)), fmt_int(group["n_params"].max()),
                      fmt_int(group["rows_x_outputs"].max()),
                      fmt(group["peak_memory_bytes"].max() / MIB, 4), fmt(ratio, 3),
@@ -184,17 +216,18 @@ def performance_section(runs: pd.DataFrame, experiment: str = "performance") -> 
     """Epoch time vs problem size per implementation, ratios to the reference and the floor."""
     section = Section("performance", "Performance: epoch time against problem size")
     if runs.empty:
-        return _absent(section, experiment, "performance", "epoch time against problem size")
+        return _absent(section, experiment, KIND_PERFORMANCE,
+                       "epoch time against problem size")
     ok = runs[runs["status"] == "FINISHED"].copy()
     if ok.empty:
         section.text("No performance run finished.")
         section.missing.append(("performance", "no finished performance run"))
         return section
-    ok["implementation"] = ok.get("tags.implementation")
-    ok["n_params"] = _num(ok, "params.n_params")
-    ok["n_residuals"] = _num(ok, "params.n_residuals")
-    for name in ("epoch_time_s", "peak_memory_bytes", "ratio_to_floor", "ratio_to_reference"):
-        ok[name] = _num(ok, f"metrics.{name}")
+    ok["implementation"] = ok.get(tag_column(TAG_IMPLEMENTATION))
+    for name in (PARAM_N_PARAMS, PARAM_N_RESIDUALS):
+        ok[name] = _num(ok, param_column(name))
+    for name in PERFORMANCE_METRICS:
+        ok[name] = _num(ok, metric_column(name))
     ok["work"] = ok["n_residuals"] * ok["n_params"] ** 2
     implementations = _ordered(ok["implementation"], IMPLEMENTATIONS)
     section.text(
@@ -227,8 +260,7 @@ def performance_section(runs: pd.DataFrame, experiment: str = "performance") -> 
             fmt(group["ratio_to_reference"].median(), 3),
         ])
     for _, run in ok.sort_values(["_impl", "n_params", "n_residuals", "run_id"]).iterrows():
-        for name in ("n_params", "n_residuals", "epoch_time_s", "peak_memory_bytes",
-                     "ratio_to_floor", "ratio_to_reference"):
+        for name in (PARAM_N_PARAMS, PARAM_N_RESIDUALS, *PERFORMANCE_METRICS):
             section.cite(run["run_id"], name, run[name])
     section.table(table)
     section.figure("performance", "Epoch time (left), ratio to the FLOP floor (middle) and "

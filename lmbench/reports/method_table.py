@@ -8,12 +8,22 @@ import pandas as pd
 
 from lmbench.reports.comparison import compare_methods
 from lmbench.reports.document import Section
-from lmbench.reports.tables import Cell, Table, bold_best, fmt, fmt_int, fmt_mean_std
+from lmbench.reports.numbers import fmt, fmt_int, fmt_mean_std
+from lmbench.reports.tables import Cell, Table, bold_best
+from lmbench.tracking.schema import (
+    METHOD_LM,
+    METHODS,
+    METRIC_N_PARAMETERS,
+    METRIC_TRAIN_TIME,
+    PARAM_CONFIG_PREFIXES,
+    param_column,
+    test_metric,
+)
 
 #: Methods the comparison expects, in column order; others follow alphabetically.
-EXPECTED_METHODS = ("lm", "xgboost", "catboost", "adam")
+EXPECTED_METHODS = METHODS
 #: Param prefixes that make two runs of a method different configurations (not seeds).
-CONFIG_PREFIXES = ("params.trainer.", "params.model.")
+CONFIG_PREFIXES = tuple(param_column(p) for p in PARAM_CONFIG_PREFIXES)
 
 
 def method_order(methods: set[str]) -> list[str]:
@@ -31,7 +41,7 @@ def count_configurations(group: pd.DataFrame) -> int:
     return len(group[columns].astype(str).drop_duplicates())
 
 
-def comparison_section(runs: pd.DataFrame, reference: str = "lm") -> Section:
+def comparison_section(runs: pd.DataFrame, reference: str = METHOD_LM) -> Section:
     """Mean ± std of the primary test metric, model size, train time, ranks, win/tie/loss."""
     section = Section("comparison", "LM vs XGBoost vs CatBoost vs Adam")
     runs = runs[runs["method"].notna() & runs["dataset"].notna()]
@@ -147,8 +157,8 @@ def comparison_section(runs: pd.DataFrame, reference: str = "lm") -> Section:
     for _, run in runs.iterrows():
         if run["status"] != "FINISHED":
             continue
-        for quantity in ("primary_value", "n_parameters", "train_time_s"):
-            name = f"test_{run['primary_metric']}" if quantity == "primary_value" else quantity
+        for quantity in ("primary_value", METRIC_N_PARAMETERS, METRIC_TRAIN_TIME):
+            name = test_metric(run["primary_metric"]) if quantity == "primary_value" else quantity
             section.cite(run["run_id"], name, run[quantity])
     return section
 

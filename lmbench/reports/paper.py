@@ -17,11 +17,34 @@ from matplotlib.figure import Figure
 
 from lmbench.reports.document import Section
 from lmbench.reports.figures import report_style
-from lmbench.reports.tables import Table, fmt, fmt_int, fmt_mean_std
+from lmbench.reports.numbers import fmt, fmt_int, fmt_mean_std
+from lmbench.reports.tables import Table
+from lmbench.tracking.schema import (
+    KIND_PAPER_CHECK,
+    METRIC_EPOCHS_MEAN,
+    METRIC_EPOCHS_MEDIAN,
+    METRIC_EPOCHS_STD,
+    METRIC_FINAL_MSE_MEDIAN,
+    METRIC_MSE_AT_EPOCH_50_MEDIAN,
+    METRIC_N_PARAMETERS,
+    METRIC_N_STARTS,
+    METRIC_SUCCESS_RATE,
+    METRIC_TIME_MEAN,
+    METRIC_TIME_STD,
+    METRIC_TIME_TOTAL,
+    SERIES_START_EPOCHS,
+    SERIES_START_FINAL_MSE,
+    SERIES_START_SUCCESS,
+    SERIES_START_TIME,
+    TAG_CHECK_PREFIX,
+    TAG_PROBLEM,
+    metric_column,
+    tag_column,
+)
 
 HistoryLoader = Callable[[Sequence[str], Sequence[str]], dict[str, dict[str, pd.Series]]]
 PROBLEM_ORDER = ("xor", "parity3", "parity4", "parity5", "parity6", "parity7", "sinc")
-START_KEYS = ("start_epochs", "start_time_s", "start_success", "start_final_mse")
+START_KEYS = (SERIES_START_EPOCHS, SERIES_START_TIME, SERIES_START_SUCCESS, SERIES_START_FINAL_MSE)
 
 WILAMOWSKI_YU = (
     "B. M. Wilamowski and H. Yu, \"Improved Computation for Levenberg–Marquardt Training\", "
@@ -90,12 +113,12 @@ def _problem_key(name: str) -> tuple[int, str]:
 
 
 def _tag(run: pd.Series, key: str) -> str:
-    value = run.get(f"tags.check.{key}")
+    value = run.get(tag_column(TAG_CHECK_PREFIX + key))
     return value if isinstance(value, str) else "–"
 
 
 def _metric(run: pd.Series, key: str) -> float:
-    value = run.get(f"metrics.{key}")
+    value = run.get(metric_column(key))
     return math.nan if value is None or pd.isna(value) else float(value)
 
 
@@ -107,12 +130,13 @@ def paper_section(
     if runs.empty:
         section.text(
             f"No paper-check runs in the store (experiment `{experiment}`, tag "
-            "`kind=paper_check`); produce them with `python -m lmbench.harness.paper_checks`."
+            f"`kind={KIND_PAPER_CHECK}`); produce them with "
+            "`python -m lmbench.harness.paper_checks`."
         )
-        section.missing.append(("paper", f"no `kind=paper_check` runs (`{experiment}`)"))
+        section.missing.append(("paper", f"no `kind={KIND_PAPER_CHECK}` runs (`{experiment}`)"))
         return section
     ok = runs[runs["status"] == "FINISHED"].copy()
-    ok["problem"] = ok.get("tags.problem")
+    ok["problem"] = ok.get(tag_column(TAG_PROBLEM))
     ok["_rank"] = [_problem_key(str(p))[0] for p in ok["problem"]]
     ok = ok.sort_values(["_rank", "problem", "run_id"], kind="stable")
     section.text(
@@ -138,19 +162,19 @@ def paper_section(
         stale = "†" if run.get("code_version") == "other" else ""
         table.add([
             f"{run['problem']}{stale}", _tag(run, "network"),
-            fmt_int(_metric(run, "n_parameters")), _tag(run, "dtype"),
+            fmt_int(_metric(run, METRIC_N_PARAMETERS)), _tag(run, "dtype"),
             fmt(float(_tag(run, "target_mse")) if _tag(run, "target_mse") != "–" else math.nan),
-            _tag(run, "max_epochs"), fmt_int(_metric(run, "n_starts")),
-            f"{fmt(100 * _metric(run, 'success_rate'), 3)}%",
-            fmt_mean_std(_metric(run, "epochs_mean"), _metric(run, "epochs_std"), 3),
-            fmt(_metric(run, "epochs_median"), 4),
-            fmt_mean_std(_metric(run, "time_mean_s"), _metric(run, "time_std_s"), 3),
-            fmt(_metric(run, "final_mse_median"), 3),
-            fmt(_metric(run, "mse_at_epoch_50_median"), 3),
+            _tag(run, "max_epochs"), fmt_int(_metric(run, METRIC_N_STARTS)),
+            f"{fmt(100 * _metric(run, METRIC_SUCCESS_RATE), 3)}%",
+            fmt_mean_std(_metric(run, METRIC_EPOCHS_MEAN), _metric(run, METRIC_EPOCHS_STD), 3),
+            fmt(_metric(run, METRIC_EPOCHS_MEDIAN), 4),
+            fmt_mean_std(_metric(run, METRIC_TIME_MEAN), _metric(run, METRIC_TIME_STD), 3),
+            fmt(_metric(run, METRIC_FINAL_MSE_MEDIAN), 3),
+            fmt(_metric(run, METRIC_MSE_AT_EPOCH_50_MEDIAN), 3),
         ])
-        for key in ("success_rate", "n_starts", "epochs_mean", "epochs_std", "epochs_median",
-                    "time_mean_s", "time_std_s", "final_mse_median", "mse_at_epoch_50_median",
-                    "n_parameters"):
+        for key in (METRIC_SUCCESS_RATE, METRIC_N_STARTS, METRIC_EPOCHS_MEAN, METRIC_EPOCHS_STD,
+                    METRIC_EPOCHS_MEDIAN, METRIC_TIME_MEAN, METRIC_TIME_STD,
+                    METRIC_FINAL_MSE_MEDIAN, METRIC_MSE_AT_EPOCH_50_MEDIAN, METRIC_N_PARAMETERS):
             section.cite(run["run_id"], key, _metric(run, key))
     section.table(table)
     seen = set(ok["problem"].dropna())
@@ -182,8 +206,8 @@ def _published_table(ok: pd.DataFrame) -> Table:
         problems = ", ".join(quote.problems)
         if quote.value is None:
             measured = "; ".join(
-                f"{p}: {fmt(100 * _metric(by_problem[p], 'success_rate'), 3)}% success, "
-                f"{fmt(_metric(by_problem[p], 'epochs_mean'), 3)} epochs"
+                f"{p}: {fmt(100 * _metric(by_problem[p], METRIC_SUCCESS_RATE), 3)}% success, "
+                f"{fmt(_metric(by_problem[p], METRIC_EPOCHS_MEAN), 3)} epochs"
                 for p in present
             ) or "not run"
         else:
@@ -195,10 +219,10 @@ def _published_table(ok: pd.DataFrame) -> Table:
 def _sinc_measured(run: pd.Series | None, quote: Quote) -> str:
     if run is None:
         return "not run"
-    final = _metric(run, "final_mse_median")
-    at50 = _metric(run, "mse_at_epoch_50_median")
+    final = _metric(run, METRIC_FINAL_MSE_MEDIAN)
+    at50 = _metric(run, METRIC_MSE_AT_EPOCH_50_MEDIAN)
     epochs = _tag(run, "max_epochs")
-    time_per_start = _metric(run, "time_total_s") / max(_metric(run, "n_starts"), 1)
+    time_per_start = _metric(run, METRIC_TIME_TOTAL) / max(_metric(run, METRIC_N_STARTS), 1)
     text = (f"median MSE {fmt(final, 3)} after {epochs} full-batch epochs ({epochs} LM steps), "
             f"{fmt(at50, 3)} at epoch 50; {fmt(time_per_start, 3)} s per start (mean of all)")
     if quote.label.startswith("LM") and quote.value:
@@ -215,14 +239,15 @@ def _starts_figure(ok: pd.DataFrame, histories: dict[str, dict[str, pd.Series]])
     labels, epochs, times, failures = [], [], [], []
     for _, run in ok.iterrows():
         series = histories.get(run["run_id"], {})
-        if "start_epochs" not in series:
+        if SERIES_START_EPOCHS not in series:
             continue
-        success = series.get("start_success", pd.Series(1.0, index=series["start_epochs"].index))
-        good = success.reindex(series["start_epochs"].index).fillna(0.0) > 0.5
+        starts = series[SERIES_START_EPOCHS]
+        success = series.get(SERIES_START_SUCCESS, pd.Series(1.0, index=starts.index))
+        good = success.reindex(starts.index).fillna(0.0) > 0.5
         labels.append(str(run["problem"]))
-        epochs.append(series["start_epochs"][good].to_numpy())
-        time = series.get("start_time_s", pd.Series(dtype=float))
-        times.append(time.reindex(series["start_epochs"].index)[good].to_numpy())
+        epochs.append(starts[good].to_numpy())
+        time = series.get(SERIES_START_TIME, pd.Series(dtype=float))
+        times.append(time.reindex(starts.index)[good].to_numpy())
         failures.append(int((~good).sum()))
     with report_style():
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), constrained_layout=True)

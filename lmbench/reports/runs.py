@@ -10,12 +10,38 @@ import pandas as pd
 
 from lmbench.metrics import PRIMARY_METRIC
 from lmbench.tracking import get_client, resolve_tracking_uri
+from lmbench.tracking.schema import (
+    METRIC_N_PARAMETERS,
+    METRIC_TRAIN_TIME,
+    METRIC_WALL_TIME,
+    METRICS_PREFIX,
+    PARAM_SEED,
+    PARAMS_PREFIX,
+    TAG_DATASET,
+    TAG_DATASET_HASH,
+    TAG_ERROR,
+    TAG_GIT_COMMIT,
+    TAG_METHOD,
+    TAG_MODEL,
+    TAG_TASK,
+    TAGS_PREFIX,
+    metric_column,
+    param_column,
+    series_names,
+    tag_column,
+    test_metric,
+)
 
+#: Tags that become columns of their own (same name as the tag).
+TAG_COLUMNS = (TAG_METHOD, TAG_DATASET, TAG_TASK, TAG_MODEL, TAG_GIT_COMMIT, TAG_DATASET_HASH,
+               TAG_ERROR)
+#: Scalar metrics that become columns of their own (same name as the metric).
+METRIC_COLUMNS = (METRIC_N_PARAMETERS, METRIC_TRAIN_TIME, METRIC_WALL_TIME)
 #: Columns of the table ``load_runs`` returns, in order.
 RUN_COLUMNS = [
-    "run_id", "experiment", "status", "method", "dataset", "task", "model", "seed",
-    "primary_metric", "primary_value", "higher_is_better", "n_parameters", "train_time_s",
-    "wall_time_s", "git_commit", "dataset_hash", "error",
+    "run_id", "experiment", "status", TAG_METHOD, TAG_DATASET, TAG_TASK, TAG_MODEL, PARAM_SEED,
+    "primary_metric", "primary_value", "higher_is_better", METRIC_N_PARAMETERS,
+    METRIC_TRAIN_TIME, METRIC_WALL_TIME, TAG_GIT_COMMIT, TAG_DATASET_HASH, TAG_ERROR,
 ]
 
 
@@ -43,24 +69,25 @@ def load_runs(
     tidy["run_id"] = raw["run_id"]
     tidy["experiment"] = raw["experiment_id"].map(id_to_name)
     tidy["status"] = raw["status"]
-    for column in ("method", "dataset", "task", "model", "git_commit", "dataset_hash", "error"):
-        tidy[column] = _column(raw, f"tags.{column}")
-    tidy["seed"] = pd.to_numeric(_column(raw, "params.seed"), errors="coerce")
-    tidy["primary_metric"] = tidy["task"].map(
+    for column in TAG_COLUMNS:
+        tidy[column] = _column(raw, tag_column(column))
+    tidy[PARAM_SEED] = pd.to_numeric(_column(raw, param_column(PARAM_SEED)), errors="coerce")
+    tidy["primary_metric"] = tidy[TAG_TASK].map(
         lambda task: PRIMARY_METRIC[task][0] if task in PRIMARY_METRIC else None
     )
-    tidy["higher_is_better"] = tidy["task"].map(
+    tidy["higher_is_better"] = tidy[TAG_TASK].map(
         lambda task: PRIMARY_METRIC[task][1] == "max" if task in PRIMARY_METRIC else None
     )
     tidy["primary_value"] = [
-        _metric(raw, i, f"metrics.test_{metric}") if metric else math.nan
+        _metric(raw, i, metric_column(test_metric(metric))) if metric else math.nan
         for i, metric in zip(raw.index, tidy["primary_metric"], strict=True)
     ]
-    for name in ("n_parameters", "train_time_s", "wall_time_s"):
-        tidy[name] = pd.to_numeric(_column(raw, f"metrics.{name}"), errors="coerce")
-    extra = raw[[c for c in raw.columns if c.startswith(("metrics.", "params.", "tags."))]]
+    for name in METRIC_COLUMNS:
+        tidy[name] = pd.to_numeric(_column(raw, metric_column(name)), errors="coerce")
+    extra = raw[[c for c in raw.columns
+                 if c.startswith((METRICS_PREFIX, PARAMS_PREFIX, TAGS_PREFIX))]]
     return pd.concat([tidy[RUN_COLUMNS], extra], axis=1).sort_values(
-        ["dataset", "method", "seed", "run_id"], na_position="last", kind="stable"
+        [TAG_DATASET, TAG_METHOD, PARAM_SEED, "run_id"], na_position="last", kind="stable"
     ).reset_index(drop=True)
 
 
@@ -77,9 +104,9 @@ def _runs_frame(client: Any, experiment_ids: list[str]) -> pd.DataFrame:
                 "status": run.info.status,
                 "start_time": run.info.start_time,
             }
-            record.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
-            record.update({f"params.{k}": v for k, v in run.data.params.items()})
-            record.update({f"tags.{k}": v for k, v in run.data.tags.items()})
+            record.update({metric_column(k): v for k, v in run.data.metrics.items()})
+            record.update({param_column(k): v for k, v in run.data.params.items()})
+            record.update({tag_column(k): v for k, v in run.data.tags.items()})
             records.append(record)
         token = page.token
         if not token:
@@ -106,14 +133,17 @@ def load_metric_histories(
 
     Used for per-epoch histories (``train_loss``, ``val_loss``, ``mu``, ``epoch_time_s``) and
     per-start values of the paper checks. A key a run never logged is absent from its dict; a
-    step logged twice keeps the latest value. Runs and keys are read in the order given.
+    series a run logged under an older name (``schema.SERIES_ALIASES``) is read from that name
+    and returned under the current one. A step logged twice keeps the latest value. Runs and
+    keys are read in the order given.
     """
     client = get_client(resolve_tracking_uri(tracking_uri))
     out: dict[str, dict[str, pd.Series]] = {}
     for run_id in run_ids:
         series: dict[str, pd.Series] = {}
         for key in keys:
-            history = client.get_metric_history(run_id, key)
+            history = next((found for name in series_names(key)
+                            if (found := client.get_metric_history(run_id, name))), None)
             if not history:
                 continue
             points = sorted(history, key=lambda m: (m.step, m.timestamp))

@@ -21,13 +21,25 @@ from matplotlib.figure import Figure
 
 from lmbench.reports.document import Section
 from lmbench.reports.figures import report_style
-from lmbench.reports.tables import Cell, Table, bold_best, fmt
+from lmbench.reports.numbers import fmt
+from lmbench.reports.tables import Cell, Table, bold_best
+from lmbench.tracking.schema import (
+    METHOD_LM,
+    METRIC_BEST_EPOCH,
+    PARAM_DAMPING_COEF,
+    PARAM_HIDDEN,
+    PARAM_MU_INIT,
+    SERIES_VAL_LOSS,
+    metric_column,
+    param_column,
+    test_metric,
+)
 
 HistoryLoader = Callable[[Sequence[str], Sequence[str]], dict[str, dict[str, pd.Series]]]
 
-MU = "params.trainer.mu_init"
-DAMPING = "params.trainer.demping_coef"
-WIDTH = "params.model.hidden"
+MU = param_column(PARAM_MU_INIT)
+DAMPING = param_column(PARAM_DAMPING_COEF)
+WIDTH = param_column(PARAM_HIDDEN)
 VAL_LABEL = "val loss"
 
 
@@ -54,18 +66,18 @@ def sensitivity_values(runs: pd.DataFrame, load_histories: HistoryLoader) -> pd.
     """One row per LM run: dataset, status, mu, damping, width, value and what the value is."""
     if MU not in runs:
         return pd.DataFrame()
-    lm = runs[(runs["method"] == "lm") & runs[MU].notna()].copy()
+    lm = runs[(runs["method"] == METHOD_LM) & runs[MU].notna()].copy()
     if lm.empty:
         return pd.DataFrame()
     lm["mu"] = pd.to_numeric(lm[MU], errors="coerce")
     lm["damping"] = pd.to_numeric(lm.get(DAMPING), errors="coerce")
     lm["width"] = [width_label(v) for v in lm.get(WIDTH, pd.Series("?", index=lm.index))]
     finished = lm[lm["status"] == "FINISHED"]
-    histories = load_histories(list(finished["run_id"]), ["val_loss"])
+    histories = load_histories(list(finished["run_id"]), [SERIES_VAL_LOSS])
     val = []
     for _, run in lm.iterrows():
-        series = histories.get(run["run_id"], {}).get("val_loss")
-        val.append(_returned_value(series, run.get("metrics.best_epoch")))
+        series = histories.get(run["run_id"], {}).get(SERIES_VAL_LOSS)
+        val.append(_returned_value(series, run.get(metric_column(METRIC_BEST_EPOCH))))
     lm["val_value"] = val
     lm["value"] = math.nan
     lm["quantity"] = ""
@@ -78,7 +90,7 @@ def sensitivity_values(runs: pd.DataFrame, load_histories: HistoryLoader) -> pd.
             lm.loc[idx, "quantity"] = VAL_LABEL
         else:
             lm.loc[idx, "value"] = group["primary_value"]
-            lm.loc[idx, "quantity"] = f"test {group['primary_metric'].iloc[0]}"
+            lm.loc[idx, "quantity"] = f"test {group['primary_metric'].iloc[0]}"  # as shown
         lm.loc[idx, "higher_is_better"] = (not use_val) and bool(
             group["higher_is_better"].iloc[0]
         )
@@ -123,11 +135,11 @@ def sensitivity_section(runs: pd.DataFrame, load_histories: HistoryLoader) -> Se
     for _, run in values.iterrows():
         if run["status"] != "FINISHED":
             continue
-        section.cite(run["run_id"], "params.trainer.mu_init", run["mu"])
-        section.cite(run["run_id"], "params.trainer.demping_coef", run["damping"])
-        section.cite(run["run_id"], "params.model.hidden", run["width"])
-        quantity = "val_loss_returned" if run["quantity"] == VAL_LABEL else (
-            "test_" + run["quantity"].removeprefix("test "))
+        section.cite(run["run_id"], MU, run["mu"])
+        section.cite(run["run_id"], DAMPING, run["damping"])
+        section.cite(run["run_id"], WIDTH, run["width"])
+        quantity = f"{SERIES_VAL_LOSS}_returned" if run["quantity"] == VAL_LABEL else (
+            test_metric(run["quantity"].removeprefix("test ")))
         section.cite(run["run_id"], quantity, run["value"])
     return section
 

@@ -1,7 +1,9 @@
-"""Report tables: one ``Table`` renders to GitHub Markdown and to a LaTeX ``booktabs`` table.
+"""Report tables: one ``Table`` renders to GitHub Markdown (pandas ``to_markdown``, i.e.
+tabulate) and to a LaTeX ``booktabs`` table (pandas ``Styler.to_latex``).
 
-Cells are plain text with a few Unicode symbols (± ↑ ↓ – † × μ ≤) that the LaTeX renderer maps
-to math; numbers are formatted here, once, so the same store always gives the same bytes.
+Cells are plain text with a few Unicode symbols (± ↑ ↓ – † × μ ≤) that the LaTeX output maps
+to math; numbers are formatted before they reach a cell, by ``lmbench.reports.numbers``, so the
+same store always gives the same bytes.
 """
 
 from __future__ import annotations
@@ -10,6 +12,15 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import pandas as pd
+from tabulate import DataRow, TableFormat
+
+from lmbench.reports.numbers import fmt, fmt_int, fmt_mean_std
+
+#: ``fmt``, ``fmt_int`` and ``fmt_mean_std`` live in ``lmbench.reports.numbers`` (re-exported).
+__all__ = ["Cell", "Table", "bold_best", "fmt", "fmt_int", "fmt_mean_std", "latex_escape",
+           "markdown_table"]
 
 #: Unicode used in cells -> LaTeX (applied after escaping).
 _LATEX_SYMBOLS = {
@@ -45,33 +56,32 @@ def latex_escape(text: str) -> str:
     )
 
 
-def fmt(value: float | int | None, digits: int = 4) -> str:
-    """A number for a table: ``digits`` significant digits, thousands separators above 1e4,
-    ``–`` for missing/NaN. Deterministic (no locale)."""
-    if value is None:
-        return "–"
-    value = float(value)
-    if math.isnan(value):
-        return "–"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    if 1e4 <= abs(value) < 1e9:
-        return f"{value:,.0f}"
-    return f"{value:.{digits}g}"
+_MARKDOWN_RULES = {"l": ":---", "r": "---:", "c": ":---:", None: "---"}
 
 
-def fmt_int(value: float | int | None) -> str:
-    """An integer count with thousands separators, ``–`` if missing."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{int(round(float(value))):,}"
+def _markdown_format(alignment: str | None) -> TableFormat:
+    """GitHub Markdown as tabulate writes it, unpadded: ``| a | b |`` under ``|:---|---:|``."""
+
+    def rule(widths: list[int], _aligns: list[str]) -> str:
+        marks = alignment or [None] * len(widths)
+        return "|" + "|".join(_MARKDOWN_RULES[a] for a in marks) + "|"
+
+    row = DataRow("|", "|", "|")
+    return TableFormat(lineabove=None, linebelowheader=rule, linebetweenrows=None,
+                       linebelow=None, headerrow=row, datarow=row, padding=1,
+                       with_header_hide=None)
 
 
-def fmt_mean_std(mean: float, std: float, digits: int = 4) -> str:
-    """``mean ± std``, or just the mean when there is no spread (one value)."""
-    if std is None or (isinstance(std, float) and math.isnan(std)):
-        return fmt(mean, digits)
-    return f"{fmt(mean, digits)} ± {fmt(std, 2)}"
+def markdown_table(frame: pd.DataFrame, alignment: str | None = None) -> str:
+    """``frame`` (cells already text) as a GitHub Markdown table; ``|`` in cells escaped.
+
+    ``alignment``: one of ``l``/``r``/``c`` per column, or ``None`` for plain ``---`` rules.
+    Cells are written as they are (no padding, no number parsing).
+    """
+    escaped = frame.map(lambda v: str(v).replace("|", "\\|"))
+    escaped.columns = [str(c).replace("|", "\\|") for c in frame.columns]
+    return escaped.to_markdown(index=False, tablefmt=_markdown_format(alignment),
+                               disable_numparse=True, stralign=None, numalign=None)
 
 
 @dataclass(frozen=True)
@@ -111,17 +121,12 @@ class Table:
         """A GitHub-flavoured Markdown table, bold as ``**x**``, ``|`` escaped."""
 
         def cell(c: Cell) -> str:
-            text = c.text.replace("|", "\\|")
-            return f"**{text}**" if c.bold and text else text
+            return f"**{c.text}**" if c.bold and c.text else c.text
 
-        marks = {"l": ":---", "r": "---:", "c": ":---:"}
-        lines = [
-            "| " + " | ".join(h.replace("|", "\\|") for h in self.columns) + " |",
-            "|" + "|".join(marks[a] for a in self.alignment) + "|",
-        ]
-        lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in self.rows]
-        if not self.rows:
-            lines.append("| " + " | ".join(["–"] * len(self.columns)) + " |")
+        rows = [[cell(c) for c in row] for row in self.rows]
+        if not rows:
+            rows = [["–"] * len(self.columns)]
+        lines = [markdown_table(pd.DataFrame(rows, columns=self.columns), self.alignment)]
         for note in self.notes:  # separate paragraphs on GitHub
             lines += ["", note]
         return "\n".join(lines)
@@ -134,25 +139,21 @@ class Table:
             return rf"\textbf{{{text}}}" if c.bold and text else text
 
         label = re.sub(r"[^A-Za-z0-9:_-]", "-", self.name)
-        lines = [
-            f"% {self.name}: generated by lmbench-report from the MLflow store; do not edit.",
-            r"\begin{table}[htbp]",
-            r"\centering",
-            rf"\caption{{{latex_escape(self.caption)}}}",
-            rf"\label{{tab:{label}}}",
-            rf"\begin{{tabular}}{{{self.alignment}}}",
-            r"\toprule",
-            " & ".join(latex_escape(h) for h in self.columns) + r" \\",
-            r"\midrule",
-        ]
-        lines += [" & ".join(cell(c) for c in row) + r" \\" for row in self.rows]
-        lines.append(r"\bottomrule")
-        lines.append(r"\end{tabular}")
+        frame = pd.DataFrame([[cell(c) for c in row] for row in self.rows],
+                             columns=[latex_escape(h) for h in self.columns])
+        body = frame.style.hide(axis="index").to_latex(
+            position="htbp", position_float="centering", hrules=True,
+            caption=latex_escape(self.caption), label=f"tab:{label}",
+            column_format=self.alignment,
+        )
+        notes = ""
         for note in self.notes:
-            plain = note.replace("**", "").replace("`", "")
-            lines.append(rf"\par\smallskip{{\footnotesize {latex_escape(plain)}}}")
-        lines.append(r"\end{table}")
-        return "\n".join(lines) + "\n"
+            plain = latex_escape(note.replace("**", "").replace("`", ""))
+            notes += rf"\par\smallskip{{\footnotesize {plain}}}" + "\n"
+        end = "\\end{table}\n"
+        body = body[: body.rindex(end)] + notes + end
+        comment = f"% {self.name}: generated by lmbench-report from the MLflow store; do not edit."
+        return comment + "\n" + body
 
 
 def bold_best(values: Sequence[float], higher_is_better: bool) -> list[bool]:

@@ -9,8 +9,11 @@ default store is an embedded SQLite file ``<launch dir>/mlflow.db`` with artifac
                              device=str(device), dataset_hash=digest) as tracker:
         tracker.log_config(cfg)
         ...
-        tracker.log_epoch_history({"train_loss": [...], "val_loss": [...], "mu": [...]})
-        tracker.log_metrics({"test_rmse": rmse, "wall_time_s": wall})
+        tracker.log_epoch_history({SERIES_TRAIN_LOSS: [...], SERIES_VAL_LOSS: [...], ...})
+        tracker.log_metrics({test_metric("rmse"): rmse, METRIC_WALL_TIME: wall})
+
+Every tag, param, metric and series name that writers log and reports read is in
+``lmbench.tracking.schema``.
 """
 
 from lmbench.tracking.config import TrackingConfig, prepare_store_from_config, tracker_from_config
@@ -22,8 +25,10 @@ from lmbench.tracking.flatten import (
     sanitize_key,
     truncate_value,
 )
+from lmbench.tracking.protocol import NullTracker, RunStatus, Tracker
 from lmbench.tracking.provenance import git_commit
-from lmbench.tracking.run import (
+from lmbench.tracking.run import RunTracker
+from lmbench.tracking.schema import (
     CONFIG_ARTIFACT,
     ERROR_ARTIFACT,
     TAG_DATASET_HASH,
@@ -38,10 +43,6 @@ from lmbench.tracking.run import (
     TAG_SWEEP_ID,
     TAG_TORCH_VERSION,
     WEIGHTS_ARTIFACT_DIR,
-    NullTracker,
-    RunStatus,
-    RunTracker,
-    Tracker,
 )
 from lmbench.tracking.store import get_client, prepare_store
 from lmbench.tracking.uri import TRACKING_URI_ENV, resolve_tracking_uri

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from lmbench.tracking.flatten import to_plain
-from lmbench.tracking.run import NullTracker, RunTracker
+from lmbench.tracking.protocol import NullTracker
+from lmbench.tracking.run import RunTracker
 from lmbench.tracking.store import prepare_store
 
 

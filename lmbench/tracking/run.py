@@ -1,4 +1,5 @@
-"""One job's MLflow run: ``RunTracker`` (real) and ``NullTracker`` (tracking off), same interface.
+"""One job's MLflow run: ``RunTracker``. ``NullTracker`` (tracking off) and the ``Tracker``
+protocol they share live in ``lmbench.tracking.protocol``; tag names in ``schema``.
 
 All writes go through ``MlflowClient`` with an explicit run id, never the fluent ``mlflow.*``
 API and its process-global active run, so parallel jobs in one process cannot cross-log.
@@ -8,17 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import os
 import platform
-import tempfile
-import time
 import traceback
 from collections.abc import Iterable, Mapping
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Self
 
+from lmbench.tracking.artifacts import log_figure, log_state_dict, split_artifact_file
+from lmbench.tracking.batching import log_batches, scalar_entries, series_entries
 from lmbench.tracking.flatten import (
     MAX_PARAM_VALUE_LENGTH,
     MAX_TAG_VALUE_LENGTH,
@@ -27,113 +27,33 @@ from lmbench.tracking.flatten import (
     to_plain,
     truncate_value,
 )
-from lmbench.tracking.provenance import git_commit, git_dirty, package_version
+from lmbench.tracking.protocol import NullTracker, RunStatus, Tracker
+from lmbench.tracking.provenance import UNKNOWN, git_commit, git_dirty, package_version
+from lmbench.tracking.schema import (
+    CONFIG_ARTIFACT,
+    ERROR_ARTIFACT,
+    TAG_DATASET_HASH,
+    TAG_DEVICE,
+    TAG_ERROR,
+    TAG_GIT_COMMIT,
+    TAG_GIT_DIRTY,
+    TAG_LMBENCH_VERSION,
+    TAG_MLFLOW_GIT_COMMIT,
+    TAG_MLFLOW_VERSION,
+    TAG_PARENT_RUN_ID,
+    TAG_PYTHON_VERSION,
+    TAG_SWEEP_ID,
+    TAG_TORCH_VERSION,
+)
 from lmbench.tracking.store import get_client, prepare_store
 from lmbench.tracking.uri import resolve_tracking_uri
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+__all__ = ["NullTracker", "RunStatus", "RunTracker", "Tracker"]
+
 _log = logging.getLogger(__name__)
-
-# Tag names set on every run (plain names: reports filter with ``tags.sweep_id = '...'``).
-TAG_GIT_COMMIT = "git_commit"
-TAG_GIT_DIRTY = "git_dirty"
-TAG_LMBENCH_VERSION = "lmbench_version"
-TAG_TORCH_VERSION = "torch_version"
-TAG_MLFLOW_VERSION = "mlflow_version"
-TAG_PYTHON_VERSION = "python_version"
-TAG_DEVICE = "device"
-TAG_DATASET_HASH = "dataset_hash"
-TAG_SWEEP_ID = "sweep_id"
-TAG_ERROR = "error"
-#: MLflow's own tag for nesting a run under a parent run in the UI.
-TAG_PARENT_RUN_ID = "mlflow.parentRunId"
-#: MLflow's own tag for the source commit (shown in the UI).
-TAG_MLFLOW_GIT_COMMIT = "mlflow.source.git.commit"
-
-ERROR_ARTIFACT = "error.txt"
-CONFIG_ARTIFACT = "config.yaml"
-WEIGHTS_ARTIFACT_DIR = "weights"
-
-# MLflow limits per ``log_batch`` call (``MAX_METRICS_PER_BATCH``, ``MAX_PARAMS_TAGS_PER_BATCH``).
-_METRICS_PER_BATCH = 1000
-_PARAMS_PER_BATCH = 100
-
-RunStatus = Literal["FINISHED", "FAILED", "KILLED"]
-
-
-@runtime_checkable
-class Tracker(Protocol):
-    """What the harness may call on a tracker; ``RunTracker`` and ``NullTracker`` satisfy it."""
-
-    run_id: str | None
-    log_weights: bool
-    log_report: bool
-
-    def __enter__(self) -> Self: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> Literal[False]: ...
-
-    def start(self) -> Self: ...
-
-    def end(self, status: RunStatus = "FINISHED") -> None: ...
-
-    def set_tags(self, tags: Mapping[str, Any]) -> None: ...
-
-    def log_config(
-        self, config: Mapping[str, Any], artifact_file: str = CONFIG_ARTIFACT
-    ) -> dict[str, str]: ...
-
-    def log_epoch_history(
-        self, history: Mapping[str, Iterable[Any]], step_offset: int = 0
-    ) -> int: ...
-
-    def log_metrics(self, metrics: Mapping[str, Any], step: int = 0) -> int: ...
-
-    def log_text(self, text: str, artifact_file: str) -> None: ...
-
-    def log_dict(self, dictionary: Mapping[str, Any], artifact_file: str) -> None: ...
-
-    def log_artifact(
-        self, local_path: str | os.PathLike[str], artifact_path: str | None = None
-    ) -> None: ...
-
-    def log_figure(
-        self, figure: Any, artifact_file: str = "figure.png", dpi: int = 120
-    ) -> None: ...
-
-    def log_state_dict(self, state_dict: Mapping[str, Any], name: str = "model") -> str | None: ...
-
-
-def _metric_value(key: str, value: Any) -> float | None:
-    """``float(value)``, or ``None`` for a missing value (None or NaN) that must be skipped."""
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"metric {key!r}: value {value!r} ({type(value).__name__}) is not a number"
-        ) from exc
-    return None if math.isnan(number) else number
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _split_artifact_file(artifact_file: str) -> tuple[str | None, str]:
-    path = PurePosixPath(artifact_file)
-    if not path.name or path.is_absolute() or ".." in path.parts:
-        raise ValueError(f"artifact_file must be a relative file path, got {artifact_file!r}")
-    parent = str(path.parent)
-    return (None if parent == "." else parent), path.name
 
 
 class RunTracker:
@@ -244,7 +164,7 @@ class RunTracker:
             TAG_MLFLOW_VERSION: package_version("mlflow"),
             TAG_PYTHON_VERSION: platform.python_version(),
         }
-        if commit != "unknown":
+        if commit != UNKNOWN:
             tags[TAG_MLFLOW_GIT_COMMIT] = commit
             dirty = git_dirty()
             if dirty is not None:
@@ -282,12 +202,10 @@ class RunTracker:
         """Set string tags (values ``str()``-ed and cut to MLflow's 8000 characters)."""
         from mlflow.entities import RunTag
 
-        client = self._require_client()
         entries = [
             RunTag(str(k), truncate_value(str(v), MAX_TAG_VALUE_LENGTH)) for k, v in tags.items()
         ]
-        for i in range(0, len(entries), _PARAMS_PER_BATCH):
-            client.log_batch(self.run_id, tags=entries[i : i + _PARAMS_PER_BATCH])
+        log_batches(self._require_client(), self.run_id, "tags", entries)
 
     def log_config(
         self, config: Mapping[str, Any], artifact_file: str = CONFIG_ARTIFACT
@@ -310,9 +228,7 @@ class RunTracker:
             if name in params:  # two raw keys sanitised alike: keep both, told apart by a hash
                 name = sanitize_key(f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:8]}")
             params[name] = value
-        entries = [Param(k, v) for k, v in params.items()]
-        for i in range(0, len(entries), _PARAMS_PER_BATCH):
-            client.log_batch(self.run_id, params=entries[i : i + _PARAMS_PER_BATCH])
+        log_batches(client, self.run_id, "params", [Param(k, v) for k, v in params.items()])
         text = yaml.safe_dump(to_plain(config), sort_keys=False, default_flow_style=False)
         self.log_text(text, artifact_file)
         return params
@@ -323,49 +239,29 @@ class RunTracker:
         Element ``i`` of each series is logged at step ``step_offset + i``; ``None`` and NaN
         entries (e.g. epochs without validation) are skipped. Sent in ``log_batch`` calls of at
         most 1000 metrics (one ``log_metric`` per value costs ~9 ms on SQLite). Returns the
-        number of values logged.
+        number of values logged. Series names: ``lmbench.tracking.schema`` (``SERIES_*``).
         """
-        from mlflow.entities import Metric
-
-        timestamp = _now_ms()
-        metrics: list[Metric] = []
-        for key, series in history.items():
-            for i, raw in enumerate(series):
-                value = _metric_value(str(key), raw)
-                if value is not None:
-                    metrics.append(Metric(str(key), value, timestamp, step_offset + i))
-        self._log_metric_entries(metrics)
-        return len(metrics)
+        entries = series_entries(history, step_offset)
+        log_batches(self._require_client(), self.run_id, "metrics", entries)
+        return len(entries)
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int = 0) -> int:
         """Log scalar metrics (final test scores, parameter count, wall time, peak memory).
 
         One batched call; ``None``/NaN values skipped. Returns the number logged.
         """
-        from mlflow.entities import Metric
-
-        timestamp = _now_ms()
-        entries = []
-        for key, raw in metrics.items():
-            value = _metric_value(str(key), raw)
-            if value is not None:
-                entries.append(Metric(str(key), value, timestamp, step))
-        self._log_metric_entries(entries)
+        entries = scalar_entries(metrics, step)
+        log_batches(self._require_client(), self.run_id, "metrics", entries)
         return len(entries)
-
-    def _log_metric_entries(self, entries: list[Any]) -> None:
-        client = self._require_client()
-        for i in range(0, len(entries), _METRICS_PER_BATCH):
-            client.log_batch(self.run_id, metrics=entries[i : i + _METRICS_PER_BATCH])
 
     def log_text(self, text: str, artifact_file: str) -> None:
         """Write ``text`` to the artifact ``artifact_file`` (relative, like ``notes/a.md``)."""
-        _split_artifact_file(artifact_file)
+        split_artifact_file(artifact_file)
         self._require_client().log_text(self.run_id, text, artifact_file)
 
     def log_dict(self, dictionary: Mapping[str, Any], artifact_file: str) -> None:
         """Write a dict as JSON (``.json``) or YAML (``.yaml``/``.yml``) artifact."""
-        _split_artifact_file(artifact_file)
+        split_artifact_file(artifact_file)
         self._require_client().log_dict(self.run_id, to_plain(dictionary), artifact_file)
 
     def log_artifact(
@@ -386,13 +282,7 @@ class RunTracker:
 
         The figure is not closed; that stays the caller's choice.
         """
-        folder, name = _split_artifact_file(artifact_file)
-        if not PurePosixPath(name).suffix:
-            name += ".png"
-        with tempfile.TemporaryDirectory(prefix="lmbench-fig-") as tmp:
-            target = Path(tmp) / name
-            figure.savefig(target, dpi=dpi, bbox_inches="tight")
-            self.log_artifact(target, folder)
+        log_figure(self.log_artifact, figure, artifact_file, dpi)
 
     def log_state_dict(self, state_dict: Mapping[str, Any], name: str = "model") -> str | None:
         """Save weights with ``torch.save`` (tensors moved to CPU) as ``weights/<name>.pt``.
@@ -402,79 +292,5 @@ class RunTracker:
         """
         if not self.log_weights:
             return None
-        import torch
-
         self._require_client()
-        cpu = {
-            k: (v.detach().cpu() if isinstance(v, torch.Tensor) else v)
-            for k, v in state_dict.items()
-        }
-        filename = f"{sanitize_key(name)}.pt"
-        with tempfile.TemporaryDirectory(prefix="lmbench-weights-") as tmp:
-            target = Path(tmp) / filename
-            torch.save(cpu, target)
-            self.log_artifact(target, WEIGHTS_ARTIFACT_DIR)
-        return f"{WEIGHTS_ARTIFACT_DIR}/{filename}"
-
-
-class NullTracker:
-    """The tracker used when tracking is off: same interface as ``RunTracker``, does nothing."""
-
-    def __init__(
-        self, *args: Any, log_weights: bool = False, log_report: bool = False, **kwargs: Any
-    ) -> None:
-        self.run_id: str | None = None
-        self.experiment_id: str | None = None
-        self.tracking_uri: str | None = None
-        self.artifact_uri: str | None = None
-        self.status: str | None = None
-        self.log_weights = log_weights
-        self.log_report = log_report
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> Literal[False]:
-        return False
-
-    def start(self) -> Self:
-        return self
-
-    def end(self, status: RunStatus = "FINISHED") -> None:
-        return None
-
-    def set_tags(self, tags: Mapping[str, Any]) -> None:
-        return None
-
-    def log_config(
-        self, config: Mapping[str, Any], artifact_file: str = CONFIG_ARTIFACT
-    ) -> dict[str, str]:
-        return {}
-
-    def log_epoch_history(self, history: Mapping[str, Iterable[Any]], step_offset: int = 0) -> int:
-        return 0
-
-    def log_metrics(self, metrics: Mapping[str, Any], step: int = 0) -> int:
-        return 0
-
-    def log_text(self, text: str, artifact_file: str) -> None:
-        return None
-
-    def log_dict(self, dictionary: Mapping[str, Any], artifact_file: str) -> None:
-        return None
-
-    def log_artifact(
-        self, local_path: str | os.PathLike[str], artifact_path: str | None = None
-    ) -> None:
-        return None
-
-    def log_figure(self, figure: Any, artifact_file: str = "figure.png", dpi: int = 120) -> None:
-        return None
-
-    def log_state_dict(self, state_dict: Mapping[str, Any], name: str = "model") -> str | None:
-        return None
+        return log_state_dict(self.log_artifact, state_dict, name)

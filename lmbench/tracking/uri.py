@@ -13,10 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-try:  # POSIX only; on other platforms the store lock is a no-op.
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+from filelock import FileLock
 
 _log = logging.getLogger(__name__)
 
@@ -26,6 +23,8 @@ TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 DEFAULT_DB_NAME = "mlflow.db"
 #: Folder next to the SQLite file that holds artifacts.
 ARTIFACTS_DIR_NAME = "mlruns"
+#: Suffix of the store's lock file (``mlflow.db.lock`` beside ``mlflow.db``).
+LOCK_SUFFIX = ".lock"
 
 _SQLITE_PREFIX = "sqlite:///"
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
@@ -110,25 +109,34 @@ def default_artifact_location(tracking_uri: str, experiment_name: str) -> str | 
     return str(db.parent / ARTIFACTS_DIR_NAME / slug)
 
 
+def store_lock_path(tracking_uri: str) -> Path | None:
+    """The lock file of a local SQLite store (``<db>.lock`` beside it), else ``None``."""
+    db = sqlite_path(tracking_uri)
+    return None if db is None else db.with_name(db.name + LOCK_SUFFIX)
+
+
 @contextlib.contextmanager
 def store_lock(tracking_uri: str) -> Iterator[None]:
     """Hold an exclusive lock while a local SQLite store is created or its experiment made.
 
     Two processes that create the same fresh store at once race in the schema migrations and a
-    run is lost; this ``flock`` on the store's directory (no extra file is written) serialises
-    them. A no-op for non-SQLite stores, on non-POSIX systems, or where ``flock`` is refused.
+    run is lost; a :class:`filelock.FileLock` on ``<db>.lock`` beside the store serialises them
+    (the lock file stays, empty, after release). A no-op for non-SQLite stores; where the lock
+    file cannot be created (a read-only folder) the store is opened without it.
     """
-    db = sqlite_path(tracking_uri)
-    if db is None or fcntl is None:
+    lock_path = store_lock_path(tracking_uri)
+    if lock_path is None:
         yield
         return
-    db.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(db.parent, os.O_RDONLY)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(lock_path)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError as exc:  # e.g. a filesystem without flock support
-            _log.debug("store lock unavailable on %s: %s", db.parent, exc)
+        lock.acquire()
+    except OSError as exc:  # e.g. a read-only folder or a filesystem without locks
+        _log.debug("store lock unavailable at %s: %s", lock_path, exc)
+        yield
+        return
+    try:
         yield
     finally:
-        os.close(fd)  # closing the descriptor releases the lock
+        lock.release()

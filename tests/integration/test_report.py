@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from lmbench.harness.paper_checks import run_paper_checks
 from lmbench.harness.report import main as report_main
-from lmbench.reports.tables import fmt_mean_std
+from lmbench.reports.numbers import fmt_mean_std
 from lmbench.tracking import RunTracker, tracker_from_config
 
 OTHER_COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from lmbench.reports.tables import Cell, Table, bold_best, fmt, fmt_int, fmt_mean_std, latex_escape
+from lmbench.reports.numbers import fmt, fmt_int, fmt_mean_std
+from lmbench.reports.tables import Cell, Table, bold_best, latex_escape
 
 
 def test_fmt_is_fixed_and_marks_missing_values():

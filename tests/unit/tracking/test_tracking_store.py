@@ -86,30 +86,31 @@ def test_concurrent_workers_on_default_store_lose_no_run(tmp_path: Path, monkeyp
     assert all(len(r.data.params) == 2 and r.data.metrics["train_loss"] for r in runs)
 
 
-def _try_flock_in_other_process(folder: Path) -> bool:
-    """True if another process can take the store lock on ``folder`` right now."""
+def _try_lock_in_other_process(lock_file: Path) -> bool:
+    """True if another process can take the store lock file ``lock_file`` right now."""
     code = (
-        "import fcntl, os, sys\n"
-        "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+        "import sys\n"
+        "from filelock import FileLock, Timeout\n"
         "try:\n"
-        "    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
-        "except BlockingIOError:\n"
+        "    FileLock(sys.argv[1]).acquire(timeout=0)\n"
+        "except Timeout:\n"
         "    sys.exit(3)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code, str(folder)], check=False)
+    done = subprocess.run([sys.executable, "-c", code, str(lock_file)], check=False)
     assert done.returncode in (0, 3)
     return done.returncode == 0
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="flock is POSIX")
 def test_store_lock_excludes_other_processes(tmp_path: Path) -> None:
     # Without it, two workers creating a fresh store at once crash in the migrations
     # ("table experiments already exists") and that worker's runs are lost.
     uri = f"sqlite:///{tmp_path}/locked/mlflow.db"
+    lock_file = tmp_path / "locked" / "mlflow.db.lock"
     with store_lock(uri):
-        assert not _try_flock_in_other_process(tmp_path / "locked")
-    assert _try_flock_in_other_process(tmp_path / "locked")
-    assert list((tmp_path / "locked").iterdir()) == []  # the lock writes no file
+        assert not _try_lock_in_other_process(lock_file)
+    assert _try_lock_in_other_process(lock_file)
+    # the lock file is the only thing written: no store is created by the lock
+    assert [p.name for p in (tmp_path / "locked").iterdir()] == ["mlflow.db.lock"]
 
 
 def test_first_client_of_a_store_is_opened_under_the_lock(store, monkeypatch) -> None:

@@ -1,0 +1,124 @@
+"""What the harness may call on a tracker: the ``Tracker`` protocol, and ``NullTracker``, the
+tracker used when tracking is off (same interface, does nothing)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any, Literal, Protocol, Self, runtime_checkable
+
+from lmbench.tracking.schema import CONFIG_ARTIFACT
+
+RunStatus = Literal["FINISHED", "FAILED", "KILLED"]
+
+
+@runtime_checkable
+class Tracker(Protocol):
+    """What the harness may call on a tracker; ``RunTracker`` and ``NullTracker`` satisfy it."""
+
+    run_id: str | None
+    log_weights: bool
+    log_report: bool
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]: ...
+
+    def start(self) -> Self: ...
+
+    def end(self, status: RunStatus = "FINISHED") -> None: ...
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None: ...
+
+    def log_config(
+        self, config: Mapping[str, Any], artifact_file: str = CONFIG_ARTIFACT
+    ) -> dict[str, str]: ...
+
+    def log_epoch_history(
+        self, history: Mapping[str, Iterable[Any]], step_offset: int = 0
+    ) -> int: ...
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int = 0) -> int: ...
+
+    def log_text(self, text: str, artifact_file: str) -> None: ...
+
+    def log_dict(self, dictionary: Mapping[str, Any], artifact_file: str) -> None: ...
+
+    def log_artifact(
+        self, local_path: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> None: ...
+
+    def log_figure(
+        self, figure: Any, artifact_file: str = "figure.png", dpi: int = 120
+    ) -> None: ...
+
+    def log_state_dict(self, state_dict: Mapping[str, Any], name: str = "model") -> str | None: ...
+
+
+class NullTracker:
+    """The tracker used when tracking is off: same interface as ``RunTracker``, does nothing."""
+
+    def __init__(
+        self, *args: Any, log_weights: bool = False, log_report: bool = False, **kwargs: Any
+    ) -> None:
+        self.run_id: str | None = None
+        self.experiment_id: str | None = None
+        self.tracking_uri: str | None = None
+        self.artifact_uri: str | None = None
+        self.status: str | None = None
+        self.log_weights = log_weights
+        self.log_report = log_report
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        return False
+
+    def start(self) -> Self:
+        return self
+
+    def end(self, status: RunStatus = "FINISHED") -> None:
+        return None
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        return None
+
+    def log_config(
+        self, config: Mapping[str, Any], artifact_file: str = CONFIG_ARTIFACT
+    ) -> dict[str, str]:
+        return {}
+
+    def log_epoch_history(self, history: Mapping[str, Iterable[Any]], step_offset: int = 0) -> int:
+        return 0
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int = 0) -> int:
+        return 0
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        return None
+
+    def log_dict(self, dictionary: Mapping[str, Any], artifact_file: str) -> None:
+        return None
+
+    def log_artifact(
+        self, local_path: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> None:
+        return None
+
+    def log_figure(self, figure: Any, artifact_file: str = "figure.png", dpi: int = 120) -> None:
+        return None
+
+    def log_state_dict(self, state_dict: Mapping[str, Any], name: str = "model") -> str | None:
+        return None

@@ -1,0 +1,191 @@
+"""The tracking store's schema: every name a writer logs and a report reads.
+
+Writers (``lmbench.tracking``, the harness, the limits and performance scripts) and readers
+(``lmbench.reports``) import the names from here, so a renamed tag, param, metric or series is
+renamed on both sides at once. Engine names and the seed's limits come from
+``lmbench.core.engines`` (re-exported, not restated).
+
+Layout of a run as the reports read it (``mlflow.search_runs`` columns): ``tags.<tag>``,
+``params.<param>`` (flattened config keys such as ``trainer.mu_init``), ``metrics.<metric>``;
+per-epoch series are metrics logged with ``step`` = epoch and read as metric histories.
+"""
+
+from __future__ import annotations
+
+# Re-exported: the engine vocabulary (tag ``engine`` of limits runs holds an ``ENGINES`` variant)
+# and the seed's documented limits.
+from lmbench.core.engines import ENGINE_NAMES as ENGINE_NAMES
+from lmbench.core.engines import ENGINES as ENGINES
+from lmbench.core.engines import SEED_GPU_BYTES as SEED_GPU_BYTES
+from lmbench.core.engines import SEED_MAX_ROWS as SEED_MAX_ROWS
+from lmbench.core.engines import SEED_MAX_WEIGHTS as SEED_MAX_WEIGHTS
+
+# ---------------------------------------------------------------------- run kinds (tag ``kind``)
+#: Runs without a ``kind`` tag are benchmark runs (a method trained on a dataset).
+KIND_BENCHMARK = "benchmark"
+KIND_LIMITS = "limits"
+KIND_PERFORMANCE = "performance"
+KIND_PAPER_CHECK = "paper_check"
+RUN_KINDS = (KIND_BENCHMARK, KIND_LIMITS, KIND_PERFORMANCE, KIND_PAPER_CHECK)
+
+# ---------------------------------------------------------------------- tags set on every run
+TAG_GIT_COMMIT = "git_commit"
+TAG_GIT_DIRTY = "git_dirty"
+TAG_LMBENCH_VERSION = "lmbench_version"
+TAG_TORCH_VERSION = "torch_version"
+TAG_MLFLOW_VERSION = "mlflow_version"
+TAG_PYTHON_VERSION = "python_version"
+TAG_DEVICE = "device"
+TAG_DATASET_HASH = "dataset_hash"
+TAG_SWEEP_ID = "sweep_id"
+TAG_ERROR = "error"
+#: MLflow's own tag for nesting a run under a parent run in the UI.
+TAG_PARENT_RUN_ID = "mlflow.parentRunId"
+#: MLflow's own tag for the source commit (shown in the UI).
+TAG_MLFLOW_GIT_COMMIT = "mlflow.source.git.commit"
+
+# ---------------------------------------------------------------------- tags set by the harness
+TAG_KIND = "kind"
+TAG_METHOD = "method"
+TAG_DATASET = "dataset"
+TAG_TASK = "task"
+TAG_MODEL = "model"
+TAG_PRIMARY_METRIC = "primary_metric"
+TAG_STOP_REASON = "stop_reason"
+#: Grid-search baselines: the selected grid point, one tag per setting (``best.<name>``).
+TAG_BEST_PREFIX = "best."
+#: Limits runs: the engine variant (one of ``ENGINES``), whether it was measured, the device.
+TAG_ENGINE = "engine"
+TAG_MEASURED = "measured"
+TAG_DEVICE_NAME = "device_name"
+#: Limits runs imported from a measurement file: that file's name.
+TAG_SOURCE = "source"
+#: Performance runs: the implementation (one of ``IMPLEMENTATIONS``).
+TAG_IMPLEMENTATION = "implementation"
+#: Paper checks: the problem, and its settings as ``check.<name>`` tags.
+TAG_PROBLEM = "problem"
+TAG_CHECK_PREFIX = "check."
+
+# ---------------------------------------------------------------------- params
+PARAM_SEED = "seed"
+PARAM_MU_INIT = "trainer.mu_init"
+PARAM_DAMPING_COEF = "trainer.demping_coef"
+PARAM_HIDDEN = "model.hidden"
+#: Param prefixes that make two runs of a method different configurations (not seeds).
+PARAM_CONFIG_PREFIXES = ("trainer.", "model.")
+#: Limits and performance runs: the problem's size.
+PARAM_N_PARAMS = "n_params"
+PARAM_N_ROWS = "n_rows"
+PARAM_N_OUTPUTS = "n_outputs"
+PARAM_N_RESIDUALS = "n_residuals"
+PARAM_CHUNK_ROWS = "chunk_rows"
+PARAM_DTYPE = "dtype"
+PARAM_TRIALS = "trials"
+
+# ---------------------------------------------------------------------- scalar metrics
+#: Test-split scores are logged as ``test_<metric name>`` (see :func:`test_metric`).
+TEST_METRIC_PREFIX = "test_"
+METRIC_N_PARAMETERS = "n_parameters"
+METRIC_TRAIN_TIME = "train_time_s"
+METRIC_WALL_TIME = "wall_time_s"
+METRIC_PEAK_RSS = "peak_rss_bytes"
+METRIC_EPOCHS = "epochs"
+METRIC_FINAL_MU = "final_mu"
+METRIC_BEST_EPOCH = "best_epoch"
+METRIC_N_SAMPLES = "n_samples"
+# limits runs
+METRIC_PEAK_MEMORY = "peak_memory_bytes"
+METRIC_PREDICTED_MEMORY = "predicted_memory_bytes"
+METRIC_PREDICTED_DISK = "predicted_disk_bytes"
+METRIC_PREDICTED_FLOPS = "predicted_flops"
+METRIC_BUDGET = "budget_bytes"
+METRIC_MEMORY_RATIO = "memory_ratio"
+METRIC_EPOCH_TIME = "epoch_time_s"
+METRIC_TIME_JACOBIAN = "time_jacobian_s"
+METRIC_TIME_SYSTEM = "time_system_s"
+METRIC_TIME_SOLVE = "time_solve_s"
+# performance runs
+METRIC_RATIO_TO_FLOOR = "ratio_to_floor"
+METRIC_RATIO_TO_REFERENCE = "ratio_to_reference"
+# paper checks
+METRIC_SUCCESS_RATE = "success_rate"
+METRIC_N_STARTS = "n_starts"
+METRIC_EPOCHS_MEAN = "epochs_mean"
+METRIC_EPOCHS_STD = "epochs_std"
+METRIC_EPOCHS_MEDIAN = "epochs_median"
+METRIC_TIME_MEAN = "time_mean_s"
+METRIC_TIME_STD = "time_std_s"
+METRIC_TIME_TOTAL = "time_total_s"
+METRIC_FINAL_MSE_MEDIAN = "final_mse_median"
+METRIC_MSE_AT_EPOCH_50_MEDIAN = "mse_at_epoch_50_median"
+
+# ---------------------------------------------------------------------- per-epoch series
+SERIES_TRAIN_LOSS = "train_loss"
+SERIES_VAL_LOSS = "val_loss"
+SERIES_MU = "mu"
+SERIES_EPOCH_TIME = "epoch_time_s"
+#: Damping trials (loss evaluations) per epoch.
+SERIES_DAMPING_TRIALS = "damping_trials"
+SERIES_GRADIENT_NORM = "gradient_norm"
+SERIES_GAIN_RATIO = "gain_ratio"
+SERIES_TIME_JACOBIAN = "time_jacobian_s"
+SERIES_TIME_SYSTEM = "time_system_s"
+SERIES_TIME_SOLVE = "time_solve_s"
+SERIES_TIME_EVALUATE = "time_evaluate_s"
+#: Older names of a series, still read from existing stores (first found wins).
+SERIES_ALIASES: dict[str, tuple[str, ...]] = {SERIES_DAMPING_TRIALS: ("trials",)}
+#: Paper checks: one value per random start (step = start index).
+SERIES_START_EPOCHS = "start_epochs"
+SERIES_START_TIME = "start_time_s"
+SERIES_START_SUCCESS = "start_success"
+SERIES_START_FINAL_MSE = "start_final_mse"
+
+# ---------------------------------------------------------------------- artifacts
+CONFIG_ARTIFACT = "config.yaml"
+ERROR_ARTIFACT = "error.txt"
+WEIGHTS_ARTIFACT_DIR = "weights"
+DATASET_HASHES_ARTIFACT = "dataset_hashes.json"
+LIMITS_POINT_ARTIFACT = "limits_point.yaml"
+
+# ---------------------------------------------------------------------- tag vocabularies
+#: Performance runs: lmbench, the reference library, a plain torch.func LM, the FLOP floor.
+IMPLEMENTATIONS = ("lmbench", "torch_levenberg_marquardt", "plain_vmap", "floor")
+#: The benchmark methods (tag ``method``), in the comparison's column order.
+METHOD_LM = "lm"
+METHOD_XGBOOST = "xgboost"
+METHOD_CATBOOST = "catboost"
+METHOD_ADAM = "adam"
+METHODS = (METHOD_LM, METHOD_XGBOOST, METHOD_CATBOOST, METHOD_ADAM)
+
+# ---------------------------------------------------------------------- reader columns
+TAGS_PREFIX = "tags."
+PARAMS_PREFIX = "params."
+METRICS_PREFIX = "metrics."
+
+
+def test_metric(name: str) -> str:
+    """The metric name of a test-split score: ``test_<name>``."""
+    return f"{TEST_METRIC_PREFIX}{name}"
+
+
+test_metric.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
+
+
+def tag_column(name: str) -> str:
+    """The run-table column of tag ``name`` (``tags.<name>``)."""
+    return f"{TAGS_PREFIX}{name}"
+
+
+def param_column(name: str) -> str:
+    """The run-table column of param ``name`` (``params.<name>``)."""
+    return f"{PARAMS_PREFIX}{name}"
+
+
+def metric_column(name: str) -> str:
+    """The run-table column of metric ``name`` (``metrics.<name>``)."""
+    return f"{METRICS_PREFIX}{name}"
+
+
+def series_names(name: str) -> tuple[str, ...]:
+    """``name`` and the older names it was logged under, in the order a reader tries them."""
+    return (name, *SERIES_ALIASES.get(name, ()))
