@@ -1,5 +1,6 @@
 """The harness: Hydra entry points composing data, models, engine, baselines and tracking.
 
-Submodules are imported on use (``lmbench.harness.jobs``, ``.run``, ``.report``, ...), so a
-CLI pulls in only what it needs.
+``jobs.run_job`` runs the runner ``cfg.job`` names (``runners/``: ``lm``, ``search``,
+``limits``, ``paper_check``; shared types in ``outcome``). Submodules are imported on use
+(``lmbench.harness.jobs``, ``.run``, ``.report``, ...), so a CLI pulls in only what it needs.
 """

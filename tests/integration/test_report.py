@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from lmbench.harness.paper_checks import run_paper_checks
 from lmbench.harness.report import main as report_main
+from lmbench.harness.runners.paper_check import run_paper_checks
 from lmbench.reports.numbers import fmt_mean_std
 from lmbench.tracking import RunTracker, tracker_from_config
 
@@ -98,8 +98,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict:
                 ids["performance"].append(t.run_id)
     cfg = OmegaConf.create({
         "seed": 0, "threads": 1, "device": "cpu", "tags": {},
-        "trainer": {"name": "paper_check", "runner": "paper_check", "problem": "xor",
-                    "starts": 3, "max_epochs": 100},
+        "job": {"name": "paper_check", "runner": "paper_check", "problem": "xor",
+                "starts": 3, "max_epochs": 100},
         "tracking": {"tracking_uri": uri, "experiment_name": "paper_checks"},
     })
     outcome = run_paper_checks(cfg, lambda **kw: tracker_from_config(cfg.tracking, **kw))

@@ -6,15 +6,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from lmbench.harness.paper_checks import (
-    PROBLEMS,
-    CheckSettings,
-    StartResult,
-    bipolar_parity,
-    run_start,
-    sinc_data,
-    summarize_starts,
-)
+from lmbench.data.problems import PROBLEMS, bipolar_parity, sinc_data
+from lmbench.harness.paper_check_settings import CheckSettings
+from lmbench.harness.paper_check_stats import StartResult, summarize_starts
+from lmbench.harness.runners.paper_check import run_start
 
 
 def test_registry_has_the_classic_problems_and_networks():
@@ -46,9 +41,9 @@ def test_settings_defaults_overrides_and_errors_name_the_knob():
     cfg = OmegaConf.create({"problem": "sinc", "starts": None, "max_epochs": 7})
     settings = CheckSettings.from_config(cfg)
     assert (settings.starts, settings.max_epochs, settings.dtype) == (3, 7, torch.float32)
-    with pytest.raises(ValueError, match="trainer.problem='parity9'"):
+    with pytest.raises(ValueError, match="job.problem='parity9'"):
         CheckSettings.from_config(OmegaConf.create({"problem": "parity9"}))
-    with pytest.raises(ValueError, match="trainer.starts"):
+    with pytest.raises(ValueError, match="job.starts"):
         CheckSettings.from_config(OmegaConf.create({"problem": "xor", "starts": 0}))
 
 

@@ -1,8 +1,9 @@
-"""The limits experiment's job: one engine at one size, measured in a fresh process, logged.
+"""The ``limits`` runner: one engine at one size, measured in a fresh process, logged.
 
-The measurement runs in a subprocess (``python -m lmbench.limits.measure``) so that every point
-starts from the same clean heap; points the model says exceed ``trainer.budget`` are logged
-with their prediction and tag ``measured=skipped`` instead of being run.
+Settings come from ``cfg.job`` (``conf/job/limits.yaml``). The measurement runs in a subprocess
+(``python -m lmbench.limits.measure``) so that every point starts from the same clean heap;
+points the model says exceed ``job.budget`` are logged with their prediction and tag
+``measured=skipped`` instead of being run.
 """
 
 from __future__ import annotations
@@ -14,15 +15,18 @@ import sys
 from omegaconf import DictConfig, OmegaConf
 
 from lmbench.core.engines import Problem, estimate
-from lmbench.harness.jobs import JobOutcome, run_name
+from lmbench.harness.outcome import JobOutcome, run_name
 from lmbench.limits.measure import N_INPUTS, mlp_with_params, point_metrics, point_params
 from lmbench.tracking import tracker_from_config
 from lmbench.units import format_bytes, parse_bytes
 
+#: Composed by default but not used by this job (left out of the logged config).
+UNUSED_SECTIONS = ("trainer",)
 
-def run_limits_job(cfg: DictConfig, *, sweep_id: str | None = None) -> JobOutcome:
-    """Predict, and measure unless over budget, one epoch of ``cfg.trainer.engine``."""
-    t = cfg.trainer
+
+def run(cfg: DictConfig, *, sweep_id: str | None = None) -> JobOutcome:
+    """Predict, and measure unless over budget, one epoch of ``cfg.job.engine``."""
+    t = cfg.job
     engine = str(t.engine)
     n_outputs = int(t.n_outputs)
     n_samples = max(1, int(t.n_rows) // n_outputs)
@@ -34,11 +38,15 @@ def run_limits_job(cfg: DictConfig, *, sweep_id: str | None = None) -> JobOutcom
     budget = parse_bytes(str(t.budget))
     device = str(cfg.get("device", "cpu"))
     tags = {"kind": "limits", "engine": engine, "method": "limits"}
+    config = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(config, dict)
+    for unused in UNUSED_SECTIONS:
+        config.pop(unused, None)
     with tracker_from_config(
-        cfg.tracking, run_name=run_name(cfg, "limits", engine), sweep_id=sweep_id,
+        cfg.tracking, run_name=run_name(config, "limits", engine), sweep_id=sweep_id,
         device=device, tags=tags,
     ) as tracker:
-        tracker.log_config(OmegaConf.to_container(cfg, resolve=True))
+        tracker.log_config(config)
         metrics: dict[str, float] = {
             "predicted_memory_bytes": predicted.memory_bytes,
             "predicted_disk_bytes": predicted.disk_bytes,

@@ -1,0 +1,98 @@
+"""The ``lm`` runner: one LM configuration (``cfg.trainer``, e.g. ``conf/trainer/lm.yaml``)
+trained on the train split, validated on the validation split, scored once on the test split."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+
+from lmbench.core import TrainerSettings, TrainingHistory, get_weights_count
+from lmbench.harness.context import DatasetJob
+from lmbench.harness.outcome import JobOutcome
+from lmbench.harness.progress import EpochProgress
+from lmbench.metrics import PRIMARY_METRIC, evaluate_predictions
+from lmbench.plotting import plot_train_report
+
+#: Engines a single LM job may name (``auto`` is for library callers, not benchmark runs).
+JOB_ENGINES = ("in_memory", "streaming", "cache")
+#: Keys of an LM trainer config that are not LM settings.
+NOT_SETTINGS = ("name", "runner")
+
+
+def trainer_settings(trainer: Any) -> TrainerSettings:
+    """``cfg.trainer`` as typed settings; the engine error names the knob."""
+    engine = str(trainer.engine)
+    if engine not in JOB_ENGINES:
+        raise ValueError(
+            f"trainer.engine must be in_memory, streaming or cache, got {engine!r}"
+        )
+    return TrainerSettings.from_mapping(trainer, ignore=NOT_SETTINGS)
+
+
+def run(job: DatasetJob) -> JobOutcome:
+    """Train one LM configuration; log its epoch history, report figure and weights."""
+    cfg, data, tracker = job.cfg, job.data, job.tracker
+    settings = trainer_settings(cfg.trainer)
+    model = job.model_factory()()
+    dtype = next(model.parameters()).dtype
+    callbacks: list[Any] = (
+        [EpochProgress(settings.max_epochs, f"{data.name}/lm")] if job.progress else []
+    )
+    x_val = torch.as_tensor(data.x_val, dtype=dtype)
+    y_val = torch.as_tensor(data.y_val, dtype=dtype)
+    started = time.perf_counter()
+    try:
+        history = settings.fit(
+            model, data.x_train, data.y_train, val=(x_val, y_val),
+            callbacks=callbacks, device=str(cfg.get("device", "cpu")),
+        )
+    finally:
+        for callback in callbacks:
+            callback.close()
+    train_time = time.perf_counter() - started
+    tracker.log_epoch_history(lm_epoch_metrics(history))
+    if getattr(tracker, "log_report", False):
+        figure = plot_train_report(history)
+        tracker.log_figure(figure, "training_report.png")
+        tracker.log_dict(history.to_seed_dict(), "history_seed.json")
+    tracker.log_state_dict(model.state_dict(), "model")
+    model.eval()
+    with torch.no_grad():
+        predictions = model(torch.as_tensor(data.x_test, dtype=dtype)).double().numpy()
+    task = data.task
+    test = evaluate_predictions(task, data.y_test, predictions, inverse_target=job.inverse_target)
+    return JobOutcome(
+        method="lm",
+        dataset=data.name,
+        task=task,
+        test_metrics=test,
+        primary_metric=PRIMARY_METRIC[task][0],
+        n_parameters=get_weights_count(model),
+        train_time_s=train_time,
+        stop_reason=history.stop_reason,
+        extra_metrics={
+            "epochs": history.epochs,
+            "final_mu": history.mu[-1],
+            "best_epoch": history.best_epoch if history.best_epoch is not None else math.nan,
+        },
+    )
+
+
+def lm_epoch_metrics(history: TrainingHistory) -> dict[str, list[float]]:
+    """Per-epoch series logged with ``step`` = epoch (index 0 is the initial state)."""
+    return {
+        "train_loss": history.loss,
+        "val_loss": history.val_loss,
+        "mu": history.mu,
+        "epoch_time_s": history.epoch_time,
+        "damping_trials": [float(v) for v in history.trials],
+        "gradient_norm": history.gradient_norm,
+        "gain_ratio": history.gain_ratio,
+        "time_jacobian_s": history.time_jacobian,
+        "time_system_s": history.time_system,
+        "time_solve_s": history.time_solve,
+        "time_evaluate_s": history.time_evaluate,
+    }

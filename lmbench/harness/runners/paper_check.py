@@ -1,0 +1,127 @@
+"""The ``paper_check`` runner: K random starts of LM on one classic problem, one MLflow run.
+
+Problems, their data and networks: ``lmbench.data.problems``. Each start ``k`` of a run with
+seed ``s`` draws its initial weights after ``torch.manual_seed(s * 1_000_000 + k)`` and trains
+with ``TrainerSettings`` (the seed's damping, stopping at the target MSE); a start succeeds when
+its final training MSE is <= the target. The run logs ``success_rate``,
+``epochs_mean/std/median`` and ``time_mean_s/std_s`` (over successful starts, as the LM
+literature reports them), ``final_mse_median`` (all starts), ``n_starts``, the per-start values
+as metric histories (``start_*`` with step = start index) and as ``starts.json`` /
+``starts.csv`` artifacts. Time is the sum of the LM epochs' times (not the one-off torch.func
+warm-up). Settings: ``cfg.job`` (``conf/job/paper_check.yaml``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections.abc import Callable
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from lmbench.core import get_weights_count
+from lmbench.harness.outcome import JobOutcome
+from lmbench.harness.paper_check_settings import SEED_STRIDE, CheckSettings
+from lmbench.harness.paper_check_stats import StartResult, csv_text, summarize_starts
+from lmbench.harness.reproducibility import seed_everything
+from lmbench.models.mlp import build_mlp
+from lmbench.tracking import Tracker, tracker_from_config
+
+TrackerFactory = Callable[..., Tracker]
+#: Composed by default but not used by this job (left out of the logged config).
+UNUSED_SECTIONS = ("dataset", "model", "split", "trainer")
+
+
+def run_start(settings: CheckSettings, start: int, base_seed: int) -> StartResult:
+    """Train one random start and measure it."""
+    problem = settings.problem
+    x, y = problem.data(settings.dtype)
+    seed = base_seed * SEED_STRIDE + start
+    torch.manual_seed(seed)
+    net = build_mlp(problem.n_inputs, 1, (problem.n_hidden,), "tanh", "linear", settings.dtype)
+    history = settings.trainer_settings().fit(net, x, y)
+    final = float(history.loss[-1])
+    return StartResult(
+        start=start,
+        seed=seed,
+        success=math.isfinite(final) and final <= settings.target_mse,
+        epochs=history.epochs,
+        final_mse=final,
+        time_s=float(sum(history.epoch_time)),
+        stop_reason=history.stop_reason,
+        mse_at={e: float(history.loss[e]) for e in problem.record_at if e < len(history.loss)},
+    )
+
+
+def run(cfg: DictConfig, *, sweep_id: str | None = None) -> JobOutcome:
+    """The registry's entry: ``run_paper_checks`` with the harness's tracker."""
+    return run_paper_checks(
+        cfg, functools.partial(tracker_from_config, cfg.tracking, sweep_id=sweep_id)
+    )
+
+
+def run_paper_checks(cfg: DictConfig, tracker_factory: TrackerFactory) -> JobOutcome:
+    """Run the check of ``cfg.job.problem`` and log it as ONE run.
+
+    ``tracker_factory(run_name=..., tags=..., device=..., dataset_hash=...)`` returns the run's
+    tracker. Returns the ``JobOutcome`` the app logs (primary metric: ``success_rate``).
+    """
+    settings = CheckSettings.from_config(cfg.job)
+    problem = settings.problem
+    base_seed = int(cfg.get("seed", 0))
+    seed_everything(base_seed, threads=int(cfg.get("threads", 1)))
+    x, _ = problem.data(settings.dtype)
+    tags = {
+        "kind": "paper_check", "problem": problem.name, "method": "lm",
+        "dataset": problem.name, "task": "paper_check", "model": problem.network,
+        **{str(k): str(v) for k, v in (cfg.get("tags") or {}).items()},
+    }
+    tracker = tracker_factory(
+        run_name=f"paper_check-{problem.name}-s{base_seed}",
+        tags=tags,
+        device=str(cfg.get("device", "cpu")),
+        dataset_hash=settings.data_hash(),
+    )
+    started = time.perf_counter()
+    with tracker:
+        config = OmegaConf.to_container(cfg, resolve=True)
+        assert isinstance(config, dict)
+        for unused in UNUSED_SECTIONS:
+            config.pop(unused, None)
+        tracker.log_config(config)
+        tracker.set_tags({f"check.{k}": v for k, v in settings.params().items()})
+        results = [run_start(settings, k, base_seed) for k in range(settings.starts)]
+        metrics = summarize_starts(results, problem.record_at)
+        n_parameters = get_weights_count(
+            build_mlp(problem.n_inputs, 1, (problem.n_hidden,), "tanh", "linear")
+        )
+        tracker.log_metrics({
+            **metrics,
+            "n_parameters": n_parameters,
+            "n_samples": int(x.shape[0]),
+            "train_time_s": metrics["time_total_s"],
+            "wall_time_s": time.perf_counter() - started,
+        })
+        tracker.log_epoch_history({
+            "start_epochs": [r.epochs for r in results],
+            "start_final_mse": [r.final_mse for r in results],
+            "start_time_s": [r.time_s for r in results],
+            "start_success": [float(r.success) for r in results],
+        })
+        rows = [r.as_row() for r in results]
+        tracker.log_dict({"settings": settings.params(), "starts": rows}, "starts.json")
+        tracker.log_text(csv_text(rows), "starts.csv")
+        tracker.set_tags({"primary_metric": "success_rate"})
+    return JobOutcome(
+        method="paper_check",
+        dataset=problem.name,
+        task="paper_check",
+        test_metrics={"success_rate": metrics["success_rate"]},
+        primary_metric="success_rate",
+        n_parameters=n_parameters,
+        train_time_s=metrics["time_total_s"],
+        run_id=getattr(tracker, "run_id", None),
+        extra_metrics=metrics,
+    )
