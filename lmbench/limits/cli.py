@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 
+from lmbench.bench.measure import point_metrics, point_params
 from lmbench.core.engines import (
     ENGINES,
     SEED_MAX_ROWS,
@@ -21,7 +22,6 @@ from lmbench.core.engines import (
     estimate,
     max_params,
 )
-from lmbench.limits.measure import point_metrics, point_params
 from lmbench.units import format_bytes, parse_bytes
 
 ROW_GRID = (1_000, 7_000, 10_000, 100_000, 1_000_000, 10_000_000)

@@ -2,7 +2,7 @@
 
     .venv/bin/pytest tests/benchmarks/test_reference_library.py --benchmark-only
 
-Implementations and variants are those of ``lmbench.limits.performance`` (lmbench,
+Implementations and variants are those of ``lmbench.bench.performance`` (lmbench,
 torch-levenberg-marquardt with matched damping, a plain ``vmap(jacrev)`` epoch, the GEMM +
 Cholesky floor). Each round builds a fresh trainer/module from the same initial weights
 (untimed setup) and times one epoch. pytest-benchmark times the whole call, so lmbench's row
@@ -17,7 +17,7 @@ import math
 import pytest
 import torch
 
-from lmbench.limits.performance import (
+from lmbench.bench.performance import (
     IMPLEMENTATIONS,
     VARIANTS,
     EpochOutcome,

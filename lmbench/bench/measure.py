@@ -1,7 +1,7 @@
 """Measure one LM epoch of one engine at one size: peak memory, time and its split.
 
 Peak memory is the memory in use above what was in use before training
-(``lmbench.limits.memory.PeakMemoryInUse``: the CUDA allocator on a GPU, the C heap on the
+(``lmbench.bench.memory.PeakMemoryInUse``: the CUDA allocator on a GPU, the C heap on the
 CPU). Each point runs twice and the second run is reported: the first one also pays one-time
 library allocations (BLAS and OpenMP buffers, kernel caches) that are not the engine's.
 
@@ -22,9 +22,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from lmbench.bench.memory import PeakMemoryInUse
 from lmbench.core import LevenbergMarquardt, StoppingRules
 from lmbench.core.engines import ENGINES, Engine, Problem, estimate
-from lmbench.limits.memory import PeakMemoryInUse
 
 N_INPUTS = 32
 

@@ -10,7 +10,7 @@ the run's own:
   trains a 212-9-2 tanh+softmax MLP (P = 1937) for 2 epochs on the first ``--rows`` rows. The
   child reports peak RSS (``ru_maxrss``), the peak anonymous RSS (sampled from
   /proc/self/status, i.e. without the memory-mapped data pages), the C heap peak above the start
-  of training (``lmbench.limits.memory.PeakMemoryInUse``), the data bytes and each epoch's time
+  of training (``lmbench.bench.memory.PeakMemoryInUse``), the data bytes and each epoch's time
   split (history.time_jacobian / time_system / time_solve / time_evaluate).
 * **data parallel**: ``lmbench.examples.data_parallel`` as 1 process (2 threads, and 1 thread)
   and under ``torchrun --standalone --nproc-per-node 2`` (gloo, 1 thread per rank): the ratio
@@ -18,10 +18,10 @@ the run's own:
 
 Commands::
 
-    python -m lmbench.limits.scale all --workdir /tmp/lmbench-scale   # everything + markdown
-    python -m lmbench.limits.scale prepare --workdir W                # write W/x.npy, W/y.npy
-    python -m lmbench.limits.scale stream --workdir W --rows 50000    # one run, JSON (child)
-    python -m lmbench.limits.scale dp --rows 40000                    # the DP comparison
+    python -m lmbench.bench.scale all --workdir /tmp/lmbench-scale   # everything + markdown
+    python -m lmbench.bench.scale prepare --workdir W                # write W/x.npy, W/y.npy
+    python -m lmbench.bench.scale stream --workdir W --rows 50000    # one run, JSON (child)
+    python -m lmbench.bench.scale dp --rows 40000                    # the DP comparison
 """
 
 from __future__ import annotations
@@ -184,8 +184,8 @@ def stream(
 ) -> dict[str, Any]:
     """One streaming run in this process (run it in a fresh one); a JSON-able summary."""
     from lmbench import train_distributed_levenberg
+    from lmbench.bench.memory import PeakMemoryInUse
     from lmbench.core import EpochInfo, TrainingHistory
-    from lmbench.limits.memory import PeakMemoryInUse
 
     torch.set_num_threads(threads)
     dataset = MemmapRows(workdir, rows)
@@ -254,9 +254,9 @@ def stream(
 
 
 def run_child(args: Sequence[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    """``python -m lmbench.limits.scale ARGS`` in a fresh process; its last stdout line (JSON)."""
+    """``python -m lmbench.bench.scale ARGS`` in a fresh process; its last stdout line (JSON)."""
     done = subprocess.run(
-        [sys.executable, "-m", "lmbench.limits.scale", *args],
+        [sys.executable, "-m", "lmbench.bench.scale", *args],
         capture_output=True,
         text=True,
         check=False,
@@ -379,7 +379,7 @@ def markdown(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Command line: prepare | stream | dp | all (see the module docstring)."""
     parser = argparse.ArgumentParser(
-        prog="python -m lmbench.limits.scale",
+        prog="python -m lmbench.bench.scale",
         description="Streaming LM at scale (census_income) and data-parallel scaling.",
     )
     sub = parser.add_subparsers(dest="command", required=True)

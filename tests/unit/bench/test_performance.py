@@ -1,4 +1,4 @@
-"""The side-by-side comparison code of ``lmbench.limits.performance`` on tiny problems: every
+"""The side-by-side comparison code of ``lmbench.bench.performance`` on tiny problems: every
 implementation runs, the steps agree where they must, ratios and the MLflow schema are right.
 No timing assertions."""
 
@@ -9,8 +9,8 @@ import math
 import pytest
 import torch
 
-from lmbench.limits import performance as perf
-from lmbench.limits.performance import (
+from lmbench.bench import performance as perf
+from lmbench.bench.performance import (
     FLOOR,
     IMPLEMENTATIONS,
     REFERENCE,

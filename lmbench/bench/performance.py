@@ -1,9 +1,9 @@
 """Side-by-side epoch time and peak memory of lmbench, torch-levenberg-marquardt, a plain
 ``vmap(jacrev)`` LM epoch and the FLOP floor, on the same models, data and full-batch steps.
 
-    python -m lmbench.limits.performance --sizes ci --out results.json
-    python -m lmbench.limits.performance --sizes small --log-to-mlflow --tracking-uri URI
-    python -m lmbench.limits.performance --size 7000:1 --implementations lmbench,floor
+    python -m lmbench.bench.performance --sizes ci --out results.json
+    python -m lmbench.bench.performance --sizes small --log-to-mlflow --tracking-uri URI
+    python -m lmbench.bench.performance --size 7000:1 --implementations lmbench,floor
 
 Implementations (one full-batch LM epoch each: the Gauss-Newton system at the current weights,
 then damping trials until one is accepted):
@@ -66,10 +66,10 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
+from lmbench.bench.measure import N_INPUTS, mlp_with_params
+from lmbench.bench.memory import PeakMemoryInUse
 from lmbench.core import LevenbergMarquardt, SeedDamping, StoppingRules
 from lmbench.core.system import SystemForm
-from lmbench.limits.measure import N_INPUTS, mlp_with_params
-from lmbench.limits.memory import PeakMemoryInUse
 
 #: The implementations the performance schema knows (the tag ``implementation``).
 IMPLEMENTATIONS = ("lmbench", "torch_levenberg_marquardt", "plain_vmap", "floor")
@@ -688,7 +688,7 @@ def log_to_mlflow(sizes: Sequence[SizeResult], device: str, tracking_uri: str | 
 
 
 def _device_name(device: str) -> str:
-    """The ``device`` tag: the GPU's name, or ``cpu`` (as ``lmbench.limits.measure`` tags)."""
+    """The ``device`` tag: the GPU's name, or ``cpu`` (as ``lmbench.bench.measure`` tags)."""
     dev = torch.device(device)
     return torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
 
@@ -730,7 +730,7 @@ def main(argv: list[str] | None = None) -> int:
             "torch": torch.__version__,
             "dtype": args.dtype,
             "repeats": args.repeats,
-            "command": " ".join(["python -m lmbench.limits.performance", *(argv or sys.argv[1:])]),
+            "command": " ".join(["python -m lmbench.bench.performance", *(argv or sys.argv[1:])]),
             "settings": asdict(LMSettings()),
             "sizes": [asdict(size) for size in results],
         }

@@ -7,8 +7,8 @@ the minimum over repeats (noise only adds time). A workload fails when its ratio
 baseline's by more than ``threshold`` (default 25%); a failing workload is measured again up to
 twice before the verdict, so one burst of load cannot fail CI.
 
-    python -m lmbench.limits.gate                      # check (what .ci/run does)
-    python -m lmbench.limits.gate --update-baseline    # refresh tests/benchmarks/perf_baseline.json
+    python -m lmbench.bench.gate                      # check (what .ci/run does)
+    python -m lmbench.bench.gate --update-baseline    # refresh tests/benchmarks/perf_baseline.json
 
 Refresh the baseline only on an idle machine, after an intended speed change, and commit it.
 """

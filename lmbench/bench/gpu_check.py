@@ -1,6 +1,6 @@
 """The GPU variant of the limits experiment: one short script, a few minutes on one GPU.
 
-    python -m lmbench.limits.gpu_check --out results.json --markdown results.md
+    python -m lmbench.bench.gpu_check --out results.json --markdown results.md
 
 Measures one epoch per point on ``cuda`` (peak ``torch.cuda.max_memory_allocated`` above the
 start, time and its split) at the original library's documented limits (P = 7,000 weights,
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
+from lmbench.bench.measure import Measurement, measure_point
 from lmbench.core.engines import SEED_GPU_BYTES
-from lmbench.limits.measure import Measurement, measure_point
 from lmbench.units import format_bytes
 
 #: (engine, P, M = N*O, chunk samples): what one short GPU session measures.

@@ -1,0 +1,1 @@
+"""Benchmarking code: measurements, memory meter, comparisons, scale runs, speed gate, GPU check."""
