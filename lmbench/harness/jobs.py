@@ -20,12 +20,12 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from lmbench.baselines import run_baseline
+from lmbench.bench.memory import PeakMemory
 from lmbench.core import LevenbergMarquardt, StoppingRules, TrainingHistory, get_weights_count
 from lmbench.core.damping import make_damping
 from lmbench.data import PreparedDataset, TableLoader, prepare_dataset
 from lmbench.harness.progress import EpochProgress
 from lmbench.harness.reproducibility import seed_everything
-from lmbench.harness.resources import PeakMemory
 from lmbench.metrics import PRIMARY_METRIC, evaluate_predictions
 from lmbench.models import build_model
 from lmbench.plotting import plot_train_report
