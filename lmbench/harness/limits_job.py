@@ -13,7 +13,8 @@ import sys
 
 from omegaconf import DictConfig, OmegaConf
 
-from lmbench.bench.measure import N_INPUTS, mlp_with_params, point_metrics, point_params
+from lmbench.bench.measure import point_metrics, point_params
+from lmbench.bench.workloads import N_INPUTS, mlp_with_params
 from lmbench.core.engines import Problem, estimate
 from lmbench.harness.jobs import JobOutcome, run_name
 from lmbench.tracking import tracker_from_config

@@ -10,21 +10,11 @@ import pytest
 import torch
 
 from lmbench.bench import performance as perf
-from lmbench.bench.performance import (
-    FLOOR,
-    IMPLEMENTATIONS,
-    REFERENCE,
-    ImplementationResult,
-    LMSettings,
-    PlainVmapLM,
-    SizeResult,
-    add_ratios,
-    loss_agreement,
-    make_workload,
-    measure_size,
-    paired_ratio,
-    reference_module,
-)
+from lmbench.bench.implementations import FLOOR, IMPLEMENTATIONS, REFERENCE, reference_module
+from lmbench.bench.performance import loss_agreement, measure_size
+from lmbench.bench.reference import LMSettings, PlainVmapLM
+from lmbench.bench.results import ImplementationResult, SizeResult, add_ratios, paired_ratio
+from lmbench.bench.workloads import make_workload
 
 pytest.importorskip("torch_levenberg_marquardt")
 
