@@ -33,11 +33,11 @@ test: $(STAMP)
 
 ## Speed gate: workload / calibration-kernel ratios against tests/benchmarks/perf_baseline.json.
 gate: $(STAMP)
-	$(PY) -m lmbench.limits.gate
+	$(PY) -m lmbench.bench.gate
 
 ## Refresh the gate's baseline (idle machine only; commit the JSON).
 gate-baseline: $(STAMP)
-	$(PY) -m lmbench.limits.gate --update-baseline
+	$(PY) -m lmbench.bench.gate --update-baseline
 
 bench: $(STAMP)
 	$(PY) -m pytest tests/benchmarks --benchmark-only --benchmark-min-rounds=3

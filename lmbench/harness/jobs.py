@@ -12,11 +12,11 @@ import time
 
 from omegaconf import DictConfig, OmegaConf
 
+from lmbench.bench.memory import PeakMemory
 from lmbench.data import prepare_dataset
 from lmbench.harness.context import DatasetJob
 from lmbench.harness.outcome import JobOutcome, run_name
 from lmbench.harness.reproducibility import seed_everything
-from lmbench.harness.resources import PeakMemory
 from lmbench.harness.runners import load_runner, runner_name, runner_spec
 from lmbench.tracking import tracker_from_config
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
+from lmbench.bench.measure import point_metrics, point_params
 from lmbench.core.engines import (
     ENGINES,
     SEED_MAX_ROWS,
@@ -21,7 +21,6 @@ from lmbench.core.engines import (
     estimate,
     max_params,
 )
-from lmbench.limits.measure import point_metrics, point_params
 from lmbench.units import format_bytes, parse_bytes
 
 ROW_GRID = (1_000, 7_000, 10_000, 100_000, 1_000_000, 10_000_000)
@@ -39,21 +38,22 @@ def feasible_region(budget: int, itemsize: int = 4, chunk_rows: int = 4096) -> s
 
 def log_measurements(path: Path, tracking_uri: str | None, experiment: str = "limits") -> int:
     """Log each measured point of a ``gpu_check``/``measure`` JSON file as one MLflow run."""
-    from lmbench.tracking import RunTracker
+    from lmbench.tracking.measurements import MeasuredRun, log_measured_runs
 
     payload = json.loads(path.read_text())
     points = payload.get("points", [payload])
-    for point in points:
-        with RunTracker(
+    runs = [
+        MeasuredRun(
             f"limits-{point['engine']}-P{point['n_params']}-M{point['n_rows']}",
-            experiment_name=experiment,
-            tracking_uri=tracking_uri,
+            params=point_params(point),
+            metrics=point_metrics(point),
             device=point["device"],
             tags={"kind": "limits", "engine": point["engine"], "source": path.name},
-        ) as tracker:
-            tracker.log_config(point_params(point), artifact_file="limits_point.yaml")
-            tracker.log_metrics(point_metrics(point))
-    return len(points)
+            params_artifact="limits_point.yaml",
+        )
+        for point in points
+    ]
+    return log_measured_runs(runs, experiment, tracking_uri)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -68,7 +68,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tracking-uri", default=None)
     args = parser.parse_args(argv)
     if args.import_json is not None:
-        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         count = log_measurements(args.import_json, args.tracking_uri)
         print(f"logged {count} measured points to experiment 'limits'")
         return

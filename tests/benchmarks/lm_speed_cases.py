@@ -3,12 +3,13 @@
 One LM epoch of ``lmbench.core.LevenbergMarquardt`` (MLP, float32, CPU) is compared, at the same
 shape and in the same process, with:
 
-* the **floor**: J^T J as one full GEMM of the Jacobian's size (M x P) plus one Cholesky of the
-  P x P result through ``torch.linalg.cholesky`` (no Jacobian, no loss, one factorisation);
-* a **reference** epoch: the plain ~30-line ``torch.func`` implementation (``vmap(jacrev)`` J,
-  a separate forward for r, full ``J.T @ J``, ``torch.linalg.solve`` per damping trial);
-* a **seed-style** epoch: the original library's Jacobian, one ``torch.autograd.grad`` per
-  residual (M backward passes), then the same full system and solves (small shapes only).
+* the **floor** (``lmbench.bench.floor``): J^T J as one full GEMM of the Jacobian's size
+  (M x P) plus one Cholesky of the P x P result (no Jacobian, no loss, one factorisation);
+* a **reference** epoch (``lmbench.bench.reference``): the plain ~30-line ``torch.func``
+  implementation (``vmap(jacrev)`` J, a separate forward for r, full ``J.T @ J``,
+  ``torch.linalg.solve`` per damping trial);
+* a **seed-style** epoch: the same with the original library's Jacobian, one
+  ``torch.autograd.grad`` per residual (M backward passes) (small shapes only).
 
 "One epoch" is ``history.epoch_time[1]`` of a fresh ``fit(max_epochs=1)``: the Jacobian and
 J^T J assembly, every damping trial until acceptance (one factorisation and one loss pass each)
@@ -27,21 +28,28 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.func import functional_call, jacrev, vmap
 
-from lmbench.core import LevenbergMarquardt, SeedDamping, StoppingRules, TrainingHistory
+from lmbench.bench import floor
+from lmbench.bench.floor import floor_epoch, floor_epoch_raw_lapack
+from lmbench.bench.reference import (
+    LMSettings,
+    reference_epoch,
+    seed_style_epoch,
+    starting_objective,
+)
+from lmbench.bench.timing import OtherLoad, timed
+from lmbench.core import LevenbergMarquardt, TrainerSettings, TrainingHistory
 
 #: Threads every benchmark pins (the machine has 2 cores shared with other jobs).
 THREADS = 2
 #: The seed's damping: mu starts at 10 and is divided / multiplied by 10.
-MU_INIT = 10.0
-FACTOR = 10.0
+MU_INIT = LMSettings().mu_init
+FACTOR = LMSettings().factor
 
 
 @dataclass(frozen=True)
@@ -99,11 +107,9 @@ def make_problem(shape: Shape, seed: int = 0) -> tuple[nn.Module, torch.Tensor, 
 
 def make_trainer(model: nn.Module, max_epochs: int = 1) -> LevenbergMarquardt:
     """The engine as a user gets it: defaults, seed damping, no early stop."""
-    return LevenbergMarquardt(
-        model,
-        damping=SeedDamping(mu_init=MU_INIT, factor=FACTOR),
-        stopping=StoppingRules(max_epochs=max_epochs, min_error=None),
-    )
+    settings = TrainerSettings(damping="seed", mu_init=MU_INIT, damping_factor=FACTOR,
+                               max_epochs=max_epochs, min_error=None)
+    return settings.build(model)
 
 
 def lm_epochs(shape: Shape, max_epochs: int = 1, seed: int = 0) -> TrainingHistory:
@@ -114,122 +120,8 @@ def lm_epochs(shape: Shape, max_epochs: int = 1, seed: int = 0) -> TrainingHisto
 
 # ---------------------------------------------------------------------------------- the floor
 def floor_jacobian(shape: Shape, seed: int = 0) -> torch.Tensor:
-    """A random M x P float32 Jacobian (values do not matter for the time, M >= P keeps SPD)."""
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randn(shape.n_residuals, shape.n_params, generator=gen)
-
-
-def floor_epoch(jac: torch.Tensor) -> torch.Tensor:
-    """The floor: ``J.T @ J`` as one full GEMM, then one ``torch.linalg.cholesky``."""
-    gram = torch.mm(jac.T, jac)
-    gram.diagonal().add_(1.0)
-    return torch.linalg.cholesky(gram)
-
-
-def floor_epoch_raw_lapack(jac: torch.Tensor) -> torch.Tensor:
-    """The floor with LAPACK ?potrf called in place (no torch copy/tril around it).
-
-    The engine factors this way on CPU, so this is the floor without the ``torch.linalg``
-    wrapper's own P x P passes. Falls back to ``floor_epoch`` where that path is unavailable.
-    """
-    from lmbench.core import solve
-
-    gram = torch.mm(jac.T, jac)
-    gram.diagonal().add_(1.0)
-    routines = solve._native_potrf()
-    if routines is None or gram.dtype not in routines:
-        return torch.linalg.cholesky(gram)
-    if solve._call_potrf(routines[gram.dtype], gram) != 0:
-        raise RuntimeError("floor Cholesky failed")
-    return gram
-
-
-# ------------------------------------------------------------------------- the reference
-@dataclass
-class EpochResult:
-    """What a hand-written epoch did: damping trials and the loss it ended at."""
-
-    trials: int
-    accepted: bool
-    objective: float
-
-
-def _unflatten(model: nn.Module, theta: torch.Tensor) -> dict[str, torch.Tensor]:
-    names = [n for n, _ in model.named_parameters()]
-    shapes = [p.shape for _, p in model.named_parameters()]
-    pieces = torch.split(theta, [s.numel() for s in shapes])
-    return {n: t.view(s) for n, t, s in zip(names, pieces, shapes, strict=True)}
-
-
-def reference_epoch(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, mu: float, objective: float
-) -> EpochResult:
-    """One LM epoch the plain torch.func way: vmap(jacrev) J, full J^T J, linalg.solve."""
-    theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
-
-    def outputs(t: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
-        return functional_call(model, _unflatten(model, t), (xs,))
-
-    def one_row(t: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
-        return outputs(t, xi.unsqueeze(0)).squeeze(0)
-
-    with torch.no_grad():
-        jac = vmap(jacrev(one_row), in_dims=(None, 0))(theta, x).reshape(-1, theta.numel())
-        residuals = (outputs(theta, x) - y).reshape(-1)
-        gram = jac.T @ jac
-        grad = jac.T @ residuals
-        eye = torch.eye(theta.numel())
-        for trial in range(1, 11):
-            delta = torch.linalg.solve(gram + mu * eye, -grad)
-            new = 0.5 * float((outputs(theta + delta, x) - y).pow(2).sum())
-            if new <= objective:
-                return EpochResult(trial, True, new)
-            mu *= FACTOR
-    return EpochResult(10, False, objective)
-
-
-def seed_style_epoch(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, mu: float, objective: float
-) -> EpochResult:
-    """One LM epoch as the original library did it: one autograd.grad per residual for J."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    residuals = (model(x) - y).reshape(-1)
-    rows = []
-    for i in range(residuals.numel()):
-        grads = torch.autograd.grad(residuals[i], params, retain_graph=True)
-        rows.append(torch.cat([g.reshape(-1) for g in grads]))
-    with torch.no_grad():
-        jac = torch.stack(rows)
-        r = residuals.detach()
-        gram = jac.T @ jac
-        grad = jac.T @ r
-        eye = torch.eye(gram.shape[0])
-        saved = [p.detach().clone() for p in params]
-        for trial in range(1, 11):
-            delta = torch.linalg.solve(gram + mu * eye, -grad)
-            for p, piece in zip(params, torch.split(delta, [p.numel() for p in params]),
-                                strict=True):
-                p.add_(piece.view_as(p))
-            new = 0.5 * float((model(x) - y).pow(2).sum())
-            if new <= objective:
-                return EpochResult(trial, True, new)
-            for p, old in zip(params, saved, strict=True):
-                p.copy_(old)
-            mu *= FACTOR
-    return EpochResult(10, False, objective)
-
-
-def starting_objective(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """E = 1/2 ||f(x) - y||^2 at the current weights (given to hand-written epochs)."""
-    with torch.no_grad():
-        return 0.5 * float((model(x) - y).pow(2).sum())
-
-
-def timed(fn: Callable[..., object], *args: object) -> float:
-    """Wall seconds of one call ``fn(*args)``."""
-    started = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - started
+    """The floor's random M x P float32 Jacobian for ``shape`` (``lmbench.bench.floor``)."""
+    return floor.floor_jacobian(shape.n_residuals, shape.n_params, seed=seed)
 
 
 # --------------------------------------------------------------------------- sinc overhead
@@ -243,46 +135,6 @@ def sinc_problem(samples: int = 2000) -> tuple[nn.Module, torch.Tensor, torch.Te
 
 
 # ---------------------------------------------------------------------- side-by-side report
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _busy_seconds() -> float | None:
-    """CPU seconds all processes spent busy so far (first line of /proc/stat), or None."""
-    try:
-        with open("/proc/stat") as stat:
-            fields = [int(v) for v in stat.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return None
-    idle = fields[3] + fields[4]  # idle + iowait
-    return (sum(fields) - idle) / CLOCK_TICKS
-
-
-class OtherLoad:
-    """How many cores *other* processes kept busy while the block ran (NaN if unknown).
-
-    Busy CPU time of the whole machine (/proc/stat) minus this process's own (``os.times``),
-    over the wall time. A shared 2-core machine makes timings 2-10x slower whenever another job
-    runs; a sample taken while others used more than a fraction of a core is not kept.
-    """
-
-    def __enter__(self) -> OtherLoad:
-        self._busy = _busy_seconds()
-        own = os.times()
-        self._own = own.user + own.system
-        self._wall = time.perf_counter()
-        self.cores = math.nan
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        wall = time.perf_counter() - self._wall
-        busy = _busy_seconds()
-        own = os.times()
-        if busy is None or self._busy is None or wall <= 0:
-            return
-        others = (busy - self._busy) - (own.user + own.system - self._own)
-        self.cores = max(others, 0.0) / wall
-
-
 @dataclass
 class ShapeReport:
     """Every timing of one shape, measured interleaved, with the other processes' load."""

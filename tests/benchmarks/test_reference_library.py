@@ -2,7 +2,7 @@
 
     .venv/bin/pytest tests/benchmarks/test_reference_library.py --benchmark-only
 
-Implementations and variants are those of ``lmbench.limits.performance`` (lmbench,
+Implementations and variants are those of ``lmbench.bench.implementations`` (lmbench,
 torch-levenberg-marquardt with matched damping, a plain ``vmap(jacrev)`` epoch, the GEMM +
 Cholesky floor). Each round builds a fresh trainer/module from the same initial weights
 (untimed setup) and times one epoch. pytest-benchmark times the whole call, so lmbench's row
@@ -17,15 +17,9 @@ import math
 import pytest
 import torch
 
-from lmbench.limits.performance import (
-    IMPLEMENTATIONS,
-    VARIANTS,
-    EpochOutcome,
-    LMSettings,
-    Workload,
-    make_workload,
-    runners,
-)
+from lmbench.bench.implementations import IMPLEMENTATIONS, VARIANTS, runners
+from lmbench.bench.reference import EpochOutcome, LMSettings
+from lmbench.bench.workloads import Workload, make_workload
 
 pytest.importorskip("torch_levenberg_marquardt")
 pytest.importorskip("pytest_benchmark")

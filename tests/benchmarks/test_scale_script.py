@@ -1,4 +1,4 @@
-"""``lmbench.limits.scale`` on a tiny synthetic .npy pair (cheap; not skipped)."""
+"""``lmbench.bench.scale`` on a tiny synthetic .npy pair (cheap; not skipped)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from lmbench.limits import scale
+from lmbench.bench import scale
 
 
 @pytest.fixture

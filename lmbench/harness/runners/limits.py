@@ -1,7 +1,7 @@
 """The ``limits`` runner: one engine at one size, measured in a fresh process, logged.
 
 Settings come from ``cfg.job`` (``conf/job/limits.yaml``). The measurement runs in a subprocess
-(``python -m lmbench.limits.measure``) so that every point starts from the same clean heap;
+(``python -m lmbench.bench.measure``) so that every point starts from the same clean heap;
 points the model says exceed ``job.budget`` are logged with their prediction and tag
 ``measured=skipped`` instead of being run.
 """
@@ -14,9 +14,10 @@ import sys
 
 from omegaconf import DictConfig, OmegaConf
 
+from lmbench.bench.measure import point_metrics, point_params
+from lmbench.bench.workloads import N_INPUTS, mlp_with_params
 from lmbench.core.engines import Problem, estimate
 from lmbench.harness.outcome import JobOutcome, run_name
-from lmbench.limits.measure import N_INPUTS, mlp_with_params, point_metrics, point_params
 from lmbench.tracking import tracker_from_config
 from lmbench.units import format_bytes, parse_bytes
 
@@ -65,7 +66,7 @@ def run(cfg: DictConfig, *, sweep_id: str | None = None) -> JobOutcome:
             return JobOutcome("limits", engine, "limits", {}, "peak_memory_bytes",
                               real_params, 0.0, run_id=tracker.run_id)
         command = [
-            sys.executable, "-m", "lmbench.limits.measure", "--engine", engine,
+            sys.executable, "-m", "lmbench.bench.measure", "--engine", engine,
             "--params", str(t.n_params), "--rows", str(t.n_rows), "--outputs", str(n_outputs),
             "--chunk", str(chunk), "--device", device, "--dtype", str(t.dtype),
             "--threads", str(cfg.get("threads", 1)), "--cg-max-iter", str(t.cg_max_iter),

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from lmbench.bench.measure import measure_point
 from lmbench.core.engines import (
     Problem,
     best_engine,
@@ -11,7 +12,6 @@ from lmbench.core.engines import (
 )
 from lmbench.limits.cli import feasible_region
 from lmbench.limits.cli import main as limits_main
-from lmbench.limits.measure import measure_point
 from lmbench.units import parse_bytes
 
 

@@ -1,14 +1,16 @@
 """CI speed gate: engine workloads timed as ratios to a calibration kernel measured in the same
 run, compared with a committed baseline.
 
+The calibration kernel is the benchmarks' floor (``lmbench.bench.floor``) at a fixed size.
+
 Absolute seconds mean little on shared, noisy machines; the ratio of a workload to a fixed
 GEMM + Cholesky measured alongside it moves far less (both slow down together). Each timing is
 the minimum over repeats (noise only adds time). A workload fails when its ratio exceeds the
 baseline's by more than ``threshold`` (default 25%); a failing workload is measured again up to
 twice before the verdict, so one burst of load cannot fail CI.
 
-    python -m lmbench.limits.gate                      # check (what .ci/run does)
-    python -m lmbench.limits.gate --update-baseline    # refresh tests/benchmarks/perf_baseline.json
+    python -m lmbench.bench.gate                      # check (what .ci/run does)
+    python -m lmbench.bench.gate --update-baseline    # refresh tests/benchmarks/perf_baseline.json
 
 Refresh the baseline only on an idle machine, after an intended speed change, and commit it.
 """
@@ -19,29 +21,21 @@ import argparse
 import json
 import platform
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from lmbench.core import LevenbergMarquardt, StoppingRules
+from lmbench.bench.floor import calibration
+from lmbench.bench.timing import best_time
 from lmbench.core.jacobian import ResidualFunction
 from lmbench.core.params import FlatParameters
+from lmbench.core.settings import TrainerSettings
 
 BASELINE = Path(__file__).resolve().parents[2] / "tests" / "benchmarks" / "perf_baseline.json"
 THRESHOLD = 0.25
-
-
-def _timed(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up: caches, lazy imports, allocator
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return best
 
 
 def _mlp(inputs: int, hidden: int, outputs: int) -> nn.Module:
@@ -49,20 +43,7 @@ def _mlp(inputs: int, hidden: int, outputs: int) -> nn.Module:
     return nn.Sequential(nn.Linear(inputs, hidden), nn.Tanh(), nn.Linear(hidden, outputs))
 
 
-def calibration() -> Callable[[], object]:
-    """A fixed GEMM plus a Cholesky of the same kind of work an LM epoch does."""
-    gen = torch.Generator().manual_seed(0)
-    a = torch.randn(2048, 768, generator=gen)
-    spd = a.T @ a + torch.eye(768)
-
-    def run() -> object:
-        torch.linalg.cholesky_ex(a.T @ a + spd)
-        return None
-
-    return run
-
-
-def _epoch(inputs: int, hidden: int, outputs: int, rows: int, **kwargs: object):
+def _epoch(inputs: int, hidden: int, outputs: int, rows: int, **kwargs: Any):
     """One LM epoch (system + trials until acceptance) on fixed synthetic data."""
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(rows, inputs, generator=gen)
@@ -72,11 +53,10 @@ def _epoch(inputs: int, hidden: int, outputs: int, rows: int, **kwargs: object):
     def run() -> object:
         model = _mlp(inputs, hidden, outputs)
         model.load_state_dict(initial)
-        trainer = LevenbergMarquardt(
-            model, stopping=StoppingRules(max_epochs=1, min_error=None), **kwargs
-        )
-        if kwargs.get("chunk_rows"):
-            step = int(kwargs["chunk_rows"])  # type: ignore[arg-type]
+        settings = TrainerSettings(max_epochs=1, min_error=None, **kwargs)
+        trainer = settings.build(model)
+        if settings.engine == "streaming":
+            step = int(kwargs["chunk_rows"])
             return trainer.fit_loader([(x[i:i + step], y[i:i + step])
                                        for i in range(0, rows, step)])
         return trainer.fit(x, y)
@@ -100,7 +80,7 @@ def workloads() -> dict[str, Callable[[], object]]:
         "epoch_primal_P1k_M2k": _epoch(16, 60, 2, 1000, form="primal"),
         "epoch_primal_P2k_M4k": _epoch(32, 60, 2, 2000, form="primal"),
         "epoch_dual_P2k_M500": _epoch(32, 60, 2, 250, form="dual"),
-        "epoch_streaming_P1k_M8k": _epoch(16, 60, 2, 4000, form="primal", chunk_rows=1000),
+        "epoch_streaming_P1k_M8k": _epoch(16, 60, 2, 4000, engine="streaming", chunk_rows=1000),
         "epoch_sinc_P61_M2k": _epoch(1, 20, 1, 2000),
     }
 
@@ -112,9 +92,9 @@ def measure(names: list[str] | None = None, repeats: int = 5) -> dict[str, float
     for name, fn in workloads().items():
         if names is not None and name not in names:
             continue
-        before = _timed(cal, repeats)
-        spent = _timed(fn, repeats)
-        after = _timed(cal, repeats)
+        before = best_time(cal, repeats)
+        spent = best_time(fn, repeats)
+        after = best_time(cal, repeats)
         ratios[name] = spent / min(before, after)
     return ratios
 

@@ -1,7 +1,7 @@
 """Measure one LM epoch of one engine at one size: peak memory, time and its split.
 
 Peak memory is the memory in use above what was in use before training
-(``lmbench.limits.memory.PeakMemoryInUse``: the CUDA allocator on a GPU, the C heap on the
+(``lmbench.bench.memory.PeakMemoryInUse``: the CUDA allocator on a GPU, the C heap on the
 CPU). Each point runs twice and the second run is reported: the first one also pays one-time
 library allocations (BLAS and OpenMP buffers, kernel caches) that are not the engine's.
 
@@ -20,13 +20,19 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-from torch import nn
 
-from lmbench.core import LevenbergMarquardt, StoppingRules
+from lmbench.bench.memory import PeakMemoryInUse
+from lmbench.bench.workloads import N_INPUTS, mlp_with_params
 from lmbench.core.engines import ENGINES, Engine, Problem, estimate
-from lmbench.limits.memory import PeakMemoryInUse
+from lmbench.core.settings import TrainerSettings
 
-N_INPUTS = 32
+#: The engine (and system form) that runs each costed variant.
+VARIANT_ENGINES: dict[str, tuple[str, str]] = {
+    "in_memory_primal": ("in_memory", "primal"),
+    "in_memory_dual": ("in_memory", "dual"),
+    "streaming": ("streaming", "primal"),
+    "cache": ("cache", "primal"),
+}
 
 
 @dataclass
@@ -74,12 +80,6 @@ def point_metrics(point: dict[str, Any]) -> dict[str, float]:
     return {k: v for k, v in point.items() if isinstance(v, int | float) and k not in skip}
 
 
-def mlp_with_params(n_params: int, n_inputs: int, n_outputs: int) -> nn.Module:
-    """One-hidden-layer tanh MLP whose weight count is as close to ``n_params`` as it gets."""
-    hidden = max(1, round((n_params - n_outputs) / (n_inputs + 1 + n_outputs)))
-    return nn.Sequential(nn.Linear(n_inputs, hidden), nn.Tanh(), nn.Linear(hidden, n_outputs))
-
-
 def measure_point(
     engine: Engine,
     n_params: int,
@@ -106,15 +106,17 @@ def measure_point(
     real_params = sum(p.numel() for p in model.parameters())
     chunk = chunk_samples or n_samples
     temp = tempfile.mkdtemp(prefix="lmbench-limits-") if engine == "cache" else None
-    trainer = LevenbergMarquardt(
-        model,
-        stopping=StoppingRules(max_epochs=1, min_error=None),
-        form="dual" if engine == "in_memory_dual" else "primal",
-        solver="cg" if engine == "cache" else "cholesky",
+    name, form = VARIANT_ENGINES[engine]
+    trainer = TrainerSettings(
+        engine=name,  # type: ignore[arg-type]
+        form=form,  # type: ignore[arg-type]
+        max_epochs=1,
+        min_error=None,
         temp_folder=temp,
         chunk_rows=chunk,
         cg_max_iter=cg_max_iter,
-    )
+    ).build(model)
+
     def one_epoch() -> tuple[Any, float, int]:
         model.load_state_dict(initial)
         with PeakMemoryInUse(dev) as peak:

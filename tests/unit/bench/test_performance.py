@@ -1,4 +1,4 @@
-"""The side-by-side comparison code of ``lmbench.limits.performance`` on tiny problems: every
+"""The side-by-side comparison code of ``lmbench.bench.performance`` on tiny problems: every
 implementation runs, the steps agree where they must, ratios and the MLflow schema are right.
 No timing assertions."""
 
@@ -9,22 +9,12 @@ import math
 import pytest
 import torch
 
-from lmbench.limits import performance as perf
-from lmbench.limits.performance import (
-    FLOOR,
-    IMPLEMENTATIONS,
-    REFERENCE,
-    ImplementationResult,
-    LMSettings,
-    PlainVmapLM,
-    SizeResult,
-    add_ratios,
-    loss_agreement,
-    make_workload,
-    measure_size,
-    paired_ratio,
-    reference_module,
-)
+from lmbench.bench import performance as perf
+from lmbench.bench.implementations import FLOOR, IMPLEMENTATIONS, REFERENCE, reference_module
+from lmbench.bench.performance import loss_agreement, measure_size
+from lmbench.bench.reference import LMSettings, PlainVmapLM
+from lmbench.bench.results import ImplementationResult, SizeResult, add_ratios, paired_ratio
+from lmbench.bench.workloads import make_workload
 
 pytest.importorskip("torch_levenberg_marquardt")
 

@@ -6,11 +6,12 @@ the run's own:
 * **streaming**: UCI Census-Income (KDD) (``prepare_dataset("census_income", seed=0)``, all
   three splits, ~299k rows, 212 features, 2 one-hot outputs) is written once to ``.npy`` files
   and served by a DataLoader over ``np.load(..., mmap_mode="r")`` whose sampler yields one
-  whole chunk (a slice of rows) per call. ``train_distributed_levenberg(engine="streaming")``
-  trains a 212-9-2 tanh+softmax MLP (P = 1937) for 2 epochs on the first ``--rows`` rows. The
+  whole chunk (a slice of rows) per call (``lmbench.data.memmap``).
+  ``train_distributed_levenberg(engine="streaming")`` trains a 212-9-2 tanh+softmax MLP
+  (P = 1937) for 2 epochs on the first ``--rows`` rows. The
   child reports peak RSS (``ru_maxrss``), the peak anonymous RSS (sampled from
   /proc/self/status, i.e. without the memory-mapped data pages), the C heap peak above the start
-  of training (``lmbench.limits.memory.PeakMemoryInUse``), the data bytes and each epoch's time
+  of training (``lmbench.bench.memory.PeakMemoryInUse``), the data bytes and each epoch's time
   split (history.time_jacobian / time_system / time_solve / time_evaluate).
 * **data parallel**: ``lmbench.examples.data_parallel`` as 1 process (2 threads, and 1 thread)
   and under ``torchrun --standalone --nproc-per-node 2`` (gloo, 1 thread per rank): the ratio
@@ -18,10 +19,10 @@ the run's own:
 
 Commands::
 
-    python -m lmbench.limits.scale all --workdir /tmp/lmbench-scale   # everything + markdown
-    python -m lmbench.limits.scale prepare --workdir W                # write W/x.npy, W/y.npy
-    python -m lmbench.limits.scale stream --workdir W --rows 50000    # one run, JSON (child)
-    python -m lmbench.limits.scale dp --rows 40000                    # the DP comparison
+    python -m lmbench.bench.scale all --workdir /tmp/lmbench-scale   # everything + markdown
+    python -m lmbench.bench.scale prepare --workdir W                # write W/x.npy, W/y.npy
+    python -m lmbench.bench.scale stream --workdir W --rows 50000    # one run, JSON (child)
+    python -m lmbench.bench.scale dp --rows 40000                    # the DP comparison
 """
 
 from __future__ import annotations
@@ -33,72 +34,25 @@ import re
 import resource
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+
+from lmbench.bench.markdown import scale_markdown
+from lmbench.bench.memory import AnonRssPeak, PeakMemoryInUse, status_kib
+from lmbench.data.memmap import CHUNK_ROWS, MemmapRows, chunk_loader
 
 DATASET = "census_income"
 DEFAULT_WORKDIR = Path("/tmp/lmbench-scale")
-CHUNK_ROWS = 4096
 HIDDEN = 9
 
 
 # ------------------------------------------------------------------------------ the data
-class MemmapRows(Dataset[tuple[torch.Tensor, torch.Tensor]]):
-    """The first ``rows`` rows of ``x.npy``/``y.npy`` in ``workdir``, memory-mapped.
-
-    Indexed by a ``slice``: one call returns the whole chunk as two float32 tensors (a copy of
-    just those rows), so the loader never collates single rows.
-    """
-
-    def __init__(self, workdir: Path, rows: int | None = None) -> None:
-        self.x = np.load(workdir / "x.npy", mmap_mode="r")
-        self.y = np.load(workdir / "y.npy", mmap_mode="r")
-        total = self.x.shape[0]
-        self.rows = total if rows is None else min(rows, total)
-
-    def __len__(self) -> int:
-        return self.rows
-
-    def __getitem__(self, index: slice) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
-        start, stop, _ = index.indices(self.rows)
-        x = torch.from_numpy(np.array(self.x[start:stop], dtype=np.float32))
-        y = torch.from_numpy(np.array(self.y[start:stop], dtype=np.float32))
-        return x, y
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of the rows served (inputs and targets)."""
-        return self.rows * (self.x.shape[1] + self.y.shape[1]) * self.x.itemsize
-
-
-class ChunkSampler(Sampler[slice]):
-    """Yields ``slice(start, start + chunk)`` over ``rows`` rows, in order."""
-
-    def __init__(self, rows: int, chunk: int) -> None:
-        self.rows = rows
-        self.chunk = chunk
-
-    def __iter__(self) -> Iterator[slice]:
-        for start in range(0, self.rows, self.chunk):
-            yield slice(start, min(start + self.chunk, self.rows))
-
-    def __len__(self) -> int:
-        return -(-self.rows // self.chunk)
-
-
-def chunk_loader(dataset: MemmapRows, chunk: int = CHUNK_ROWS) -> DataLoader[Any]:
-    """A DataLoader that hands out whole chunks (``batch_size=None``: no collation)."""
-    return DataLoader(dataset, sampler=ChunkSampler(len(dataset), chunk), batch_size=None)
-
-
 def prepare(workdir: Path, seed: int = 0) -> dict[str, Any]:
     """Prepare census_income (all splits, in train/val/test order) into ``workdir``."""
     from lmbench.data import prepare_dataset
@@ -125,46 +79,6 @@ def prepare(workdir: Path, seed: int = 0) -> dict[str, Any]:
     return meta
 
 
-# ------------------------------------------------------------------------ memory sampling
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-class AnonRssPeak:
-    """Peak of RssAnon (KiB) while the block runs, sampled every ``interval`` seconds.
-
-    RssAnon leaves out file-backed pages, so memory-mapped data does not count.
-    """
-
-    def __init__(self, interval: float = 0.005) -> None:
-        self.interval = interval
-        self.start_kib = 0
-        self.peak_kib = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> AnonRssPeak:
-        self.start_kib = self.peak_kib = _status_kib("RssAnon")
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak_kib = max(self.peak_kib, _status_kib("RssAnon"))
-            time.sleep(self.interval)
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        assert self._thread is not None
-        self._thread.join()
-        self.peak_kib = max(self.peak_kib, _status_kib("RssAnon"))
-
-
 # ----------------------------------------------------------------------- streaming run
 def streaming_model(features: int, outputs: int, hidden: int = HIDDEN) -> nn.Module:
     """features -> hidden (tanh) -> outputs (softmax): P = hidden*(f+1) + o*(hidden+1)."""
@@ -185,7 +99,6 @@ def stream(
     """One streaming run in this process (run it in a fresh one); a JSON-able summary."""
     from lmbench import train_distributed_levenberg
     from lmbench.core import EpochInfo, TrainingHistory
-    from lmbench.limits.memory import PeakMemoryInUse
 
     torch.set_num_threads(threads)
     dataset = MemmapRows(workdir, rows)
@@ -198,7 +111,7 @@ def stream(
         if not captured:
             captured.append(info.history)
 
-    rss_before_kib = _status_kib("VmRSS")
+    rss_before_kib = status_kib("VmRSS")
     maxrss_before_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
     with PeakMemoryInUse("cpu") as heap, AnonRssPeak() as anon:
@@ -254,9 +167,9 @@ def stream(
 
 
 def run_child(args: Sequence[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    """``python -m lmbench.limits.scale ARGS`` in a fresh process; its last stdout line (JSON)."""
+    """``python -m lmbench.bench.scale ARGS`` in a fresh process; its last stdout line (JSON)."""
     done = subprocess.run(
-        [sys.executable, "-m", "lmbench.limits.scale", *args],
+        [sys.executable, "-m", "lmbench.bench.scale", *args],
         capture_output=True,
         text=True,
         check=False,
@@ -336,50 +249,10 @@ def growth(small: dict[str, Any], large: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def markdown(result: dict[str, Any]) -> str:
-    """Tables of the streaming runs, the memory growth and the data-parallel ratio."""
-    lines = [
-        "| rows | P | data (MiB) | peak RSS (MiB) | peak RSS - data | peak anon RSS "
-        "| heap peak (MiB) | epoch 1 (s) | epoch 2 (s) | wall (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for run in result["streaming"]:
-        data_mib = run["data_bytes"] / 2**20
-        times = [e["epoch_time_s"] for e in run["epochs"]]
-        lines.append(
-            f"| {run['rows']} | {run['params']} | {data_mib:.1f} | {run['peak_rss_mib']} "
-            f"| {run['peak_rss_mib'] - data_mib:.1f} | {run['peak_anon_rss_mib']} "
-            f"| {run['heap_peak_mib']} | " + " | ".join(f"{t:.2f}" for t in times)
-            + f" | {run['wall_s']} |"
-        )
-    lines += ["", "Growth from the smallest to the largest run (%): "
-              + ", ".join(f"{k} {v:+.1f}" for k, v in result["growth"].items()), ""]
-    lines += [
-        "| rows | epoch | time (s) | trials | Jacobian | J^T J | solve | loss passes | other |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for run in result["streaming"]:
-        for e in run["epochs"]:
-            lines.append(
-                f"| {run['rows']} | {e['epoch']} | {e['epoch_time_s']} | {e['trials']} "
-                f"| {e['time_jacobian']} | {e['time_system']} | {e['time_solve']} "
-                f"| {e['time_evaluate']} | {e['other_s']} |"
-            )
-    if "data_parallel" in result:
-        dp = result["data_parallel"]
-        lines += ["", f"Data parallel (rows={dp['rows']}, P={dp['params']}, {dp['dtype']}, "
-                  f"min of {dp['repeats']}): "
-                  + ", ".join(f"{k}: {v:.4f} s" for k, v in dp["epoch_time_s"].items())
-                  + f"; 2 ranks / 1 process x 2 threads = "
-                  f"{dp['ratio_2ranks_over_1proc_2threads']}, 2 ranks / 1 process x 1 thread = "
-                  f"{dp['ratio_2ranks_over_1proc_1thread']}"]
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Command line: prepare | stream | dp | all (see the module docstring)."""
     parser = argparse.ArgumentParser(
-        prog="python -m lmbench.limits.scale",
+        prog="python -m lmbench.bench.scale",
         description="Streaming LM at scale (census_income) and data-parallel scaling.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -438,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.out is not None:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(result, indent=2))
-        print(markdown(result))
+        print(scale_markdown(result))
 
 
 if __name__ == "__main__":

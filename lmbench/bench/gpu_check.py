@@ -1,6 +1,6 @@
 """The GPU variant of the limits experiment: one short script, a few minutes on one GPU.
 
-    python -m lmbench.limits.gpu_check --out results.json --markdown results.md
+    python -m lmbench.bench.gpu_check --out results.json --markdown results.md
 
 Measures one epoch per point on ``cuda`` (peak ``torch.cuda.max_memory_allocated`` above the
 start, time and its split) at the original library's documented limits (P = 7,000 weights,
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from lmbench.core.engines import SEED_GPU_BYTES
-from lmbench.limits.measure import Measurement, measure_point
+from lmbench.bench.markdown import measurement_table
+from lmbench.bench.measure import Measurement, measure_point
 from lmbench.units import format_bytes
 
 #: (engine, P, M = N*O, chunk samples): what one short GPU session measures.
@@ -41,24 +41,6 @@ CPU_SMOKE_POINTS: list[tuple[str, int, int, int | None]] = [
     ("streaming", 500, 4_000, 1_000),
     ("cache", 500, 2_000, 500),
 ]
-
-
-def markdown_table(rows: list[Measurement], budget: int = SEED_GPU_BYTES) -> str:
-    """The measured table, with the prediction and the 12 GB budget verdict per point."""
-    lines = [
-        "| engine | P | N·O | chunk | predicted | measured | meas/pred | within 12 GB | "
-        "epoch s | Jacobian s | system s | solve s | trials |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r.engine} | {r.n_params:,} | {r.n_rows:,} | {r.chunk_samples:,} | "
-            f"{format_bytes(r.predicted_memory_bytes)} | {format_bytes(r.peak_memory_bytes)} | "
-            f"{r.memory_ratio:.2f} | {'yes' if r.peak_memory_bytes <= budget else 'no'} | "
-            f"{r.epoch_time_s:.3f} | {r.time_jacobian_s:.3f} | {r.time_system_s:.3f} | "
-            f"{r.time_solve_s:.3f} | {r.trials} |"
-        )
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -96,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         "points": [{**asdict(r), "memory_ratio": r.memory_ratio} for r in rows],
     }
     args.out.write_text(json.dumps(payload, indent=2))
-    table = markdown_table(rows)
+    table = measurement_table(rows)
     if args.markdown is not None:
         args.markdown.write_text(
             f"# LM limits measured on {payload['device']} (torch {torch.__version__})\n\n"
