@@ -28,9 +28,10 @@ from lmbench.bench.timing import sync, tick
 from lmbench.bench.workloads import Workload
 from lmbench.core import LevenbergMarquardt
 from lmbench.core.system import SystemForm
+from lmbench.tracking import schema
 
 #: The implementations the performance schema knows (the tag ``implementation``).
-IMPLEMENTATIONS = ("lmbench", "torch_levenberg_marquardt", "plain_vmap", "floor")
+IMPLEMENTATIONS = schema.IMPLEMENTATIONS
 #: Extra variants measured alongside (kept in the JSON, not logged as runs): lmbench with
 #: ``form="auto"``; lmbench with its Jacobian chunk bounded to half the size of JᵀJ; the
 #: reference library with its default QR solver.

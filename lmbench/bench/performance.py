@@ -60,6 +60,7 @@ from lmbench.bench.memory import PeakMemoryInUse
 from lmbench.bench.reference import EpochOutcome, LMSettings, PlainVmapLM
 from lmbench.bench.results import ImplementationResult, LossAgreement, SizeResult, add_ratios
 from lmbench.bench.workloads import Workload, make_workload
+from lmbench.tracking import schema
 
 #: (target weight count P, outputs O) per size set; N·O ≈ 2P residual rows for each.
 SIZES: dict[str, tuple[tuple[int, int], ...]] = {
@@ -234,11 +235,13 @@ def log_to_mlflow(sizes: Sequence[SizeResult], device: str, tracking_uri: str | 
                     agree.max_relative_difference[item.implementation]
             runs.append(MeasuredRun(
                 f"performance-{item.implementation}-P{size.n_params}-M{size.n_residuals}",
-                params={"n_params": size.n_params, "n_residuals": size.n_residuals,
-                        "n_outputs": size.n_outputs, "trials": item.trials},
+                params={schema.PARAM_N_PARAMS: size.n_params,
+                        schema.PARAM_N_RESIDUALS: size.n_residuals,
+                        schema.PARAM_N_OUTPUTS: size.n_outputs, schema.PARAM_TRIALS: item.trials},
                 metrics=metrics,
                 device=device,
-                tags={"kind": "performance", "implementation": item.implementation},
+                tags={schema.TAG_KIND: schema.KIND_PERFORMANCE,
+                      schema.TAG_IMPLEMENTATION: item.implementation},
             ))
     return log_measured_runs(runs, EXPERIMENT, tracking_uri)
 

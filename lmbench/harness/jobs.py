@@ -18,7 +18,7 @@ from lmbench.harness.context import DatasetJob
 from lmbench.harness.outcome import JobOutcome, run_name
 from lmbench.harness.reproducibility import seed_everything
 from lmbench.harness.runners import load_runner, runner_name, runner_spec
-from lmbench.tracking import tracker_from_config
+from lmbench.tracking import schema, tracker_from_config
 
 __all__ = ["JobOutcome", "run_job", "run_name"]
 
@@ -47,10 +47,10 @@ def run_job(cfg: DictConfig, *, sweep_id: str | None = None, progress: bool = Fa
     )
     method = str(cfg.trainer.name)
     tags = {
-        "method": method,
-        "dataset": data.name,
-        "task": data.task,
-        "model": str(cfg.model.get("name", "mlp")),
+        schema.TAG_METHOD: method,
+        schema.TAG_DATASET: data.name,
+        schema.TAG_TASK: data.task,
+        schema.TAG_MODEL: str(cfg.model.get("name", "mlp")),
         **{str(k): str(v) for k, v in (cfg.get("tags") or {}).items()},
     }
     tracker = tracker_from_config(
@@ -63,24 +63,24 @@ def run_job(cfg: DictConfig, *, sweep_id: str | None = None, progress: bool = Fa
     )
     with tracker, PeakMemory() as memory:
         tracker.log_config(OmegaConf.to_container(cfg, resolve=True))
-        tracker.log_dict(data.hashes, "dataset_hashes.json")
+        tracker.log_dict(data.hashes, schema.DATASET_HASHES_ARTIFACT)
         outcome = run(DatasetJob(cfg, data, tracker, progress))
         outcome.run_id = getattr(tracker, "run_id", None)
         wall = time.perf_counter() - started
         tracker.log_metrics(
             {
-                **{f"test_{k}": v for k, v in outcome.test_metrics.items()},
+                **{schema.test_metric(k): v for k, v in outcome.test_metrics.items()},
                 **outcome.extra_metrics,
-                "n_parameters": outcome.n_parameters,
-                "train_time_s": outcome.train_time_s,
-                "wall_time_s": wall,
-                "peak_rss_bytes": memory.peak_bytes,
+                schema.METRIC_N_PARAMETERS: outcome.n_parameters,
+                schema.METRIC_TRAIN_TIME: outcome.train_time_s,
+                schema.METRIC_WALL_TIME: wall,
+                schema.METRIC_PEAK_RSS: memory.peak_bytes,
             }
         )
         tracker.set_tags(
             {
-                "primary_metric": outcome.primary_metric,
-                **({"stop_reason": outcome.stop_reason} if outcome.stop_reason else {}),
+                schema.TAG_PRIMARY_METRIC: outcome.primary_metric,
+                **({schema.TAG_STOP_REASON: outcome.stop_reason} if outcome.stop_reason else {}),
             }
         )
     return outcome

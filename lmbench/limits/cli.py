@@ -21,6 +21,7 @@ from lmbench.core.engines import (
     estimate,
     max_params,
 )
+from lmbench.tracking import schema
 from lmbench.units import format_bytes, parse_bytes
 
 ROW_GRID = (1_000, 7_000, 10_000, 100_000, 1_000_000, 10_000_000)
@@ -48,8 +49,9 @@ def log_measurements(path: Path, tracking_uri: str | None, experiment: str = "li
             params=point_params(point),
             metrics=point_metrics(point),
             device=point["device"],
-            tags={"kind": "limits", "engine": point["engine"], "source": path.name},
-            params_artifact="limits_point.yaml",
+            tags={schema.TAG_KIND: schema.KIND_LIMITS, schema.TAG_ENGINE: point["engine"],
+                  schema.TAG_SOURCE: path.name},
+            params_artifact=schema.LIMITS_POINT_ARTIFACT,
         )
         for point in points
     ]

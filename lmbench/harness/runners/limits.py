@@ -18,7 +18,7 @@ from lmbench.bench.measure import point_metrics, point_params
 from lmbench.bench.workloads import N_INPUTS, mlp_with_params
 from lmbench.core.engines import Problem, estimate
 from lmbench.harness.outcome import JobOutcome, run_name
-from lmbench.tracking import tracker_from_config
+from lmbench.tracking import schema, tracker_from_config
 from lmbench.units import format_bytes, parse_bytes
 
 #: Composed by default but not used by this job (left out of the logged config).
@@ -38,7 +38,8 @@ def run(cfg: DictConfig, *, sweep_id: str | None = None) -> JobOutcome:
     predicted = estimate(Problem(n_samples, n_outputs, real_params, itemsize), engine, chunk)
     budget = parse_bytes(str(t.budget))
     device = str(cfg.get("device", "cpu"))
-    tags = {"kind": "limits", "engine": engine, "method": "limits"}
+    tags = {schema.TAG_KIND: schema.KIND_LIMITS, schema.TAG_ENGINE: engine,
+            schema.TAG_METHOD: schema.KIND_LIMITS}
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
     for unused in UNUSED_SECTIONS:
@@ -49,21 +50,24 @@ def run(cfg: DictConfig, *, sweep_id: str | None = None) -> JobOutcome:
     ) as tracker:
         tracker.log_config(config)
         metrics: dict[str, float] = {
-            "predicted_memory_bytes": predicted.memory_bytes,
-            "predicted_disk_bytes": predicted.disk_bytes,
-            "predicted_flops": predicted.flops,
-            "budget_bytes": budget,
+            schema.METRIC_PREDICTED_MEMORY: predicted.memory_bytes,
+            schema.METRIC_PREDICTED_DISK: predicted.disk_bytes,
+            schema.METRIC_PREDICTED_FLOPS: predicted.flops,
+            schema.METRIC_BUDGET: budget,
         }
         if predicted.memory_bytes > budget:
             tracker.log_config(
-                {"n_params": real_params, "n_rows": n_samples * n_outputs,
-                 "n_outputs": n_outputs, "chunk_rows": chunk, "dtype": str(t.dtype)},
-                artifact_file="limits_point.yaml",
+                {schema.PARAM_N_PARAMS: real_params, schema.PARAM_N_ROWS: n_samples * n_outputs,
+                 schema.PARAM_N_OUTPUTS: n_outputs, schema.PARAM_CHUNK_ROWS: chunk,
+                 schema.PARAM_DTYPE: str(t.dtype)},
+                artifact_file=schema.LIMITS_POINT_ARTIFACT,
             )
             need, have = format_bytes(predicted.memory_bytes), format_bytes(budget)
-            tracker.set_tags({"measured": f"skipped: predicted {need} exceeds the {have} budget"})
+            skipped = f"skipped: predicted {need} exceeds the {have} budget"
+            tracker.set_tags({schema.TAG_MEASURED: skipped})
             tracker.log_metrics(metrics)
-            return JobOutcome("limits", engine, "limits", {}, "peak_memory_bytes",
+            return JobOutcome(schema.KIND_LIMITS, engine, schema.KIND_LIMITS, {},
+                              schema.METRIC_PEAK_MEMORY,
                               real_params, 0.0, run_id=tracker.run_id)
         command = [
             sys.executable, "-m", "lmbench.bench.measure", "--engine", engine,
@@ -75,9 +79,9 @@ def run(cfg: DictConfig, *, sweep_id: str | None = None) -> JobOutcome:
         if done.returncode != 0:
             raise RuntimeError(f"measurement failed ({' '.join(command)}):\n{done.stderr[-2000:]}")
         measured = json.loads(done.stdout.strip().splitlines()[-1])
-        tracker.log_config(point_params(measured), artifact_file="limits_point.yaml")
+        tracker.log_config(point_params(measured), artifact_file=schema.LIMITS_POINT_ARTIFACT)
         metrics.update(point_metrics(measured))
-        tracker.set_tags({"measured": "yes", "device_name": measured["device"]})
+        tracker.set_tags({schema.TAG_MEASURED: "yes", schema.TAG_DEVICE_NAME: measured["device"]})
         tracker.log_metrics(metrics)
     return JobOutcome(
         method="limits",

@@ -15,6 +15,7 @@ from lmbench.harness.outcome import JobOutcome
 from lmbench.harness.progress import EpochProgress
 from lmbench.metrics import PRIMARY_METRIC, evaluate_predictions
 from lmbench.plotting import plot_train_report
+from lmbench.tracking import schema
 
 #: Engines a single LM job may name (``auto`` is for library callers, not benchmark runs).
 JOB_ENGINES = ("in_memory", "streaming", "cache")
@@ -74,9 +75,11 @@ def run(job: DatasetJob) -> JobOutcome:
         train_time_s=train_time,
         stop_reason=history.stop_reason,
         extra_metrics={
-            "epochs": history.epochs,
-            "final_mu": history.mu[-1],
-            "best_epoch": history.best_epoch if history.best_epoch is not None else math.nan,
+            schema.METRIC_EPOCHS: history.epochs,
+            schema.METRIC_FINAL_MU: history.mu[-1],
+            schema.METRIC_BEST_EPOCH: (
+                math.nan if history.best_epoch is None else history.best_epoch
+            ),
         },
     )
 
@@ -84,15 +87,15 @@ def run(job: DatasetJob) -> JobOutcome:
 def lm_epoch_metrics(history: TrainingHistory) -> dict[str, list[float]]:
     """Per-epoch series logged with ``step`` = epoch (index 0 is the initial state)."""
     return {
-        "train_loss": history.loss,
-        "val_loss": history.val_loss,
-        "mu": history.mu,
-        "epoch_time_s": history.epoch_time,
-        "damping_trials": [float(v) for v in history.trials],
-        "gradient_norm": history.gradient_norm,
-        "gain_ratio": history.gain_ratio,
-        "time_jacobian_s": history.time_jacobian,
-        "time_system_s": history.time_system,
-        "time_solve_s": history.time_solve,
-        "time_evaluate_s": history.time_evaluate,
+        schema.SERIES_TRAIN_LOSS: history.loss,
+        schema.SERIES_VAL_LOSS: history.val_loss,
+        schema.SERIES_MU: history.mu,
+        schema.SERIES_EPOCH_TIME: history.epoch_time,
+        schema.SERIES_DAMPING_TRIALS: [float(v) for v in history.trials],
+        schema.SERIES_GRADIENT_NORM: history.gradient_norm,
+        schema.SERIES_GAIN_RATIO: history.gain_ratio,
+        schema.SERIES_TIME_JACOBIAN: history.time_jacobian,
+        schema.SERIES_TIME_SYSTEM: history.time_system,
+        schema.SERIES_TIME_SOLVE: history.time_solve,
+        schema.SERIES_TIME_EVALUATE: history.time_evaluate,
     }

@@ -27,7 +27,7 @@ from lmbench.harness.paper_check_settings import SEED_STRIDE, CheckSettings
 from lmbench.harness.paper_check_stats import StartResult, csv_text, summarize_starts
 from lmbench.harness.reproducibility import seed_everything
 from lmbench.models.mlp import build_mlp
-from lmbench.tracking import Tracker, tracker_from_config
+from lmbench.tracking import Tracker, schema, tracker_from_config
 
 TrackerFactory = Callable[..., Tracker]
 #: Composed by default but not used by this job (left out of the logged config).
@@ -74,8 +74,9 @@ def run_paper_checks(cfg: DictConfig, tracker_factory: TrackerFactory) -> JobOut
     seed_everything(base_seed, threads=int(cfg.get("threads", 1)))
     x, _ = problem.data(settings.dtype)
     tags = {
-        "kind": "paper_check", "problem": problem.name, "method": "lm",
-        "dataset": problem.name, "task": "paper_check", "model": problem.network,
+        schema.TAG_KIND: schema.KIND_PAPER_CHECK, schema.TAG_PROBLEM: problem.name,
+        schema.TAG_METHOD: schema.METHOD_LM, schema.TAG_DATASET: problem.name,
+        schema.TAG_TASK: schema.KIND_PAPER_CHECK, schema.TAG_MODEL: problem.network,
         **{str(k): str(v) for k, v in (cfg.get("tags") or {}).items()},
     }
     tracker = tracker_factory(
@@ -91,7 +92,7 @@ def run_paper_checks(cfg: DictConfig, tracker_factory: TrackerFactory) -> JobOut
         for unused in UNUSED_SECTIONS:
             config.pop(unused, None)
         tracker.log_config(config)
-        tracker.set_tags({f"check.{k}": v for k, v in settings.params().items()})
+        tracker.set_tags({schema.TAG_CHECK_PREFIX + k: v for k, v in settings.params().items()})
         results = [run_start(settings, k, base_seed) for k in range(settings.starts)]
         metrics = summarize_starts(results, problem.record_at)
         n_parameters = get_weights_count(
@@ -99,21 +100,21 @@ def run_paper_checks(cfg: DictConfig, tracker_factory: TrackerFactory) -> JobOut
         )
         tracker.log_metrics({
             **metrics,
-            "n_parameters": n_parameters,
-            "n_samples": int(x.shape[0]),
-            "train_time_s": metrics["time_total_s"],
-            "wall_time_s": time.perf_counter() - started,
+            schema.METRIC_N_PARAMETERS: n_parameters,
+            schema.METRIC_N_SAMPLES: int(x.shape[0]),
+            schema.METRIC_TRAIN_TIME: metrics[schema.METRIC_TIME_TOTAL],
+            schema.METRIC_WALL_TIME: time.perf_counter() - started,
         })
         tracker.log_epoch_history({
-            "start_epochs": [r.epochs for r in results],
-            "start_final_mse": [r.final_mse for r in results],
-            "start_time_s": [r.time_s for r in results],
-            "start_success": [float(r.success) for r in results],
+            schema.SERIES_START_EPOCHS: [r.epochs for r in results],
+            schema.SERIES_START_FINAL_MSE: [r.final_mse for r in results],
+            schema.SERIES_START_TIME: [r.time_s for r in results],
+            schema.SERIES_START_SUCCESS: [float(r.success) for r in results],
         })
         rows = [r.as_row() for r in results]
         tracker.log_dict({"settings": settings.params(), "starts": rows}, "starts.json")
         tracker.log_text(csv_text(rows), "starts.csv")
-        tracker.set_tags({"primary_metric": "success_rate"})
+        tracker.set_tags({schema.TAG_PRIMARY_METRIC: schema.METRIC_SUCCESS_RATE})
     return JobOutcome(
         method="paper_check",
         dataset=problem.name,

@@ -11,6 +11,7 @@ from torch import nn
 from lmbench.baselines import run_baseline
 from lmbench.harness.context import DatasetJob
 from lmbench.harness.outcome import JobOutcome
+from lmbench.tracking import schema
 
 
 def run(job: DatasetJob) -> JobOutcome:
@@ -35,7 +36,11 @@ def run(job: DatasetJob) -> JobOutcome:
     )
     train_time = time.perf_counter() - started
     if result.history:
-        tracker.log_epoch_history(result.history)
+        # the baselines' "trials" curve is the damping-trials series of the store
+        tracker.log_epoch_history({
+            schema.SERIES_DAMPING_TRIALS if key == "trials" else key: values
+            for key, values in result.history.items()
+        })
     tracker.log_dict(
         {
             "best_params": result.best_params,
@@ -43,7 +48,7 @@ def run(job: DatasetJob) -> JobOutcome:
         },
         "grid_search.json",
     )
-    tracker.set_tags({f"best.{k}": v for k, v in result.best_params.items()})
+    tracker.set_tags({schema.TAG_BEST_PREFIX + k: v for k, v in result.best_params.items()})
     if isinstance(result.model, nn.Module):
         tracker.log_state_dict(result.model.state_dict(), "model")
     test = result.evaluate(data.x_test, data.y_test, inverse_target=job.inverse_target)
