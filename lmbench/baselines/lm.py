@@ -51,8 +51,9 @@ from lmbench.baselines.common import (
     run_grid_search,
 )
 from lmbench.baselines.torch_utils import torch_predictor, torch_threads
-from lmbench.core import TrainerSettings, TrainingHistory, get_weights_count
-from lmbench.models import build_mlp, head_for_task
+from lmbench.core import TrainerSettings, TrainingHistory, get_weights_count, make_damping
+from lmbench.core.losses import LOSS_NAMES
+from lmbench.models import build_mlp, head_for_task, loss_for_task, probabilities
 
 DAMPING_RULES: tuple[str, ...] = ("seed", "marquardt", "gain_ratio")
 #: Settings that describe the network; a caller's ``model_factory`` replaces all of them.
@@ -80,6 +81,7 @@ class LMSettings:
     patience: int | None = 10
     n_threads: int = 2
     max_train_rows: int | None = 20_000
+    loss: str = "auto"
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> LMSettings:
@@ -108,6 +110,7 @@ class LMSettings:
             patience=_optional(values.get("patience", d.patience), int),
             n_threads=int(values.get("n_threads", d.n_threads)),
             max_train_rows=_optional(values.get("max_train_rows", d.max_train_rows), int),
+            loss=str(values.get("loss", d.loss)),
         )
         settings._check()
         return settings
@@ -129,11 +132,17 @@ class LMSettings:
         if not self.hidden or any(w < 1 for w in self.hidden):
             raise ValueError(f"trainer.params.hidden must be widths >= 1, got {self.hidden}")
         # The damping rule validates mu_init and demping_coef with its own messages.
-        self.trainer_settings().damping_rule()
+        make_damping(self.damping, self.mu_init, self.demping_coef)
+        if self.loss not in ("auto", *LOSS_NAMES):
+            raise ValueError(
+                f"trainer.params.loss must be auto or one of {LOSS_NAMES}, got {self.loss!r}"
+            )
 
-    def trainer_settings(self) -> TrainerSettings:
-        """The engine settings of this grid point (network and harness keys left out)."""
+    def trainer_settings(self, task: str = "regression") -> TrainerSettings:
+        """The engine settings of this grid point for ``task`` (``loss: auto`` resolved;
+        network and harness keys left out)."""
         values = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        values["loss"] = loss_for_task(self.loss, task)
         return TrainerSettings.from_mapping(values, ignore=(*NETWORK_KEYS, *HARNESS_KEYS))
 
 
@@ -211,6 +220,7 @@ def search_lm(
 
     def fit_point(params: dict[str, Any]) -> FitOutcome:
         settings = LMSettings.from_mapping(params)
+        engine = settings.trainer_settings(task)
         dtype = _DTYPES[settings.dtype]
         with torch_threads(settings.n_threads):
             torch.manual_seed(seed)
@@ -219,10 +229,10 @@ def search_lm(
             else:
                 model = build_mlp(
                     n_inputs, n_outputs, hidden=settings.hidden,
-                    activation=settings.activation, head=head_for_task(task), dtype=dtype,
+                    activation=settings.activation, head=head_for_task(task, engine.loss),
+                    dtype=dtype,
                 )  # fmt: skip
-            history = settings.trainer_settings().fit(model, x_train, y_train,
-                                                      val=(x_val, y_val))
+            history = engine.fit(model, x_train, y_train, val=(x_val, y_val))
         model.eval()
         best_epoch = history.best_epoch if history.best_epoch is not None else history.epochs
         runs.append(
@@ -235,7 +245,10 @@ def search_lm(
         )
         return FitOutcome(
             model=model,
-            predictor=torch_predictor(model, settings.n_threads),
+            predictor=torch_predictor(
+                model, settings.n_threads,
+                output=None if task == "regression" else lambda t: probabilities(t, engine.loss),
+            ),
             best_iteration=best_epoch,
             history=history_curves(history),
         )

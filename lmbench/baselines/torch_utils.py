@@ -3,7 +3,7 @@ chunked, eval-mode predictor every ``BaselineResult`` of a network uses."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -25,8 +25,13 @@ def torch_threads(n_threads: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def torch_predictor(model: nn.Module, n_threads: int):
-    """``predict(x)``: the network output (softmax probabilities / values) as float64 ``(n, k)``."""
+def torch_predictor(
+    model: nn.Module,
+    n_threads: int,
+    output: Callable[[torch.Tensor], torch.Tensor] | None = None,
+):
+    """``predict(x)``: the network output (softmax probabilities / values) as float64 ``(n, k)``;
+    ``output`` maps raw outputs first (e.g. logits to probabilities)."""
     dtype = next(model.parameters()).dtype
 
     def predict(x: np.ndarray) -> np.ndarray:
@@ -37,7 +42,10 @@ def torch_predictor(model: nn.Module, n_threads: int):
                 model(inputs[i : i + PREDICT_CHUNK_ROWS])
                 for i in range(0, inputs.shape[0], PREDICT_CHUNK_ROWS)
             ]
-        out = torch.cat(chunks).double().numpy() if chunks else np.empty((0, 0))
+        joined = torch.cat(chunks) if chunks else None
+        if joined is not None and output is not None:
+            joined = output(joined)
+        out = joined.double().numpy() if joined is not None else np.empty((0, 0))
         return out.reshape(-1, 1) if out.ndim == 1 else out
 
     return predict

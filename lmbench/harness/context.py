@@ -24,14 +24,15 @@ class DatasetJob:
     tracker: Tracker
     progress: bool = False
 
-    def model_factory(self) -> Callable[[], nn.Module]:
-        """A fresh ``cfg.model`` network sized to the split on each call."""
+    def model_factory(self, loss: str = "mse") -> Callable[[], nn.Module]:
+        """A fresh ``cfg.model`` network sized to the split on each call (a cross-entropy
+        ``loss`` gets a logits head)."""
         cfg, data = self.cfg, self.data
         in_features = data.x_train.shape[1]
         out_features = data.y_train.shape[1]
 
         def factory() -> nn.Module:
-            return build_model(cfg.model, in_features, out_features, data.task)
+            return build_model(cfg.model, in_features, out_features, data.task, loss)
 
         return factory
 

@@ -16,12 +16,17 @@ _KNOWN_KEYS = {"name", "kind", "hidden", "activation", "head", "dtype"}
 
 
 def build_model(
-    cfg: Mapping[str, Any] | DictConfig, in_features: int, out_features: int, task: str
+    cfg: Mapping[str, Any] | DictConfig,
+    in_features: int,
+    out_features: int,
+    task: str,
+    loss: str = "mse",
 ) -> nn.Module:
     """The network a model config describes, sized for the data and headed for the task.
 
     Keys: ``kind`` (only ``mlp``), ``hidden`` (widths), ``activation``, ``head`` (``auto``
-    picks ``head_for_task(task)``) and ``dtype`` (``float32`` or ``float64``).
+    picks ``head_for_task(task, loss)``: logits for a cross-entropy loss) and ``dtype``
+    (``float32`` or ``float64``).
     """
     spec = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     assert isinstance(spec, dict)
@@ -45,6 +50,6 @@ def build_model(
         out_features,
         hidden=tuple(hidden),
         activation=spec.get("activation", "tanh"),
-        head=head_for_task(task) if head == "auto" else head,
+        head=head_for_task(task, loss) if head == "auto" else head,
         dtype=_DTYPES[dtype_name],
     )

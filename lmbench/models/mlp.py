@@ -30,15 +30,44 @@ HEADS: dict[str, Callable[[], nn.Module] | None] = {
 _HEAD_BY_TASK = {"binary": "softmax", "multiclass": "softmax", "regression": "linear"}
 
 
-def head_for_task(task: str) -> str:
-    """The output head for a task: softmax for classification (binary too, over two one-hot
-    columns, as the original library does, trained with MSE), linear for regression."""
+#: Losses that read raw logits (the loss applies its own softmax / sigmoid).
+LOGIT_LOSSES = ("cross_entropy", "sqrt_cross_entropy", "bce")
+
+
+def head_for_task(task: str, loss: str = "mse") -> str:
+    """The output head for a task and loss: softmax for classification trained with MSE (binary
+    too, over two one-hot columns, as the original library does), linear (logits) for a
+    cross-entropy or BCE loss and for regression."""
     try:
-        return _HEAD_BY_TASK[task]
+        head = _HEAD_BY_TASK[task]
     except KeyError:
         raise ValueError(
             f"unknown task {task!r}; expected one of {sorted(_HEAD_BY_TASK)}"
         ) from None
+    return "linear" if loss in LOGIT_LOSSES else head
+
+
+def loss_for_task(loss: str, task: str) -> str:
+    """``auto``: cross-entropy (GGN) for classification, MSE for regression; a classification
+    loss on a regression task is refused."""
+    if loss == "auto":
+        return "mse" if task == "regression" else "cross_entropy"
+    if task == "regression" and loss in LOGIT_LOSSES:
+        raise ValueError(
+            f"trainer.loss={loss!r} is a classification loss but the task is regression; "
+            "use mse, huber or auto"
+        )
+    return loss
+
+
+def probabilities(outputs: torch.Tensor, loss: str) -> torch.Tensor:
+    """Class probabilities from a classifier's outputs: softmax of logits for cross-entropy,
+    sigmoid for BCE, the outputs themselves for MSE on a softmax head."""
+    if loss in ("cross_entropy", "sqrt_cross_entropy"):
+        return torch.softmax(outputs, dim=-1)
+    if loss == "bce":
+        return torch.sigmoid(outputs)
+    return outputs
 
 
 def build_mlp(

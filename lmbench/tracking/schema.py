@@ -52,6 +52,8 @@ TAG_TASK = "task"
 TAG_MODEL = "model"
 TAG_PRIMARY_METRIC = "primary_metric"
 TAG_STOP_REASON = "stop_reason"
+#: LM runs: the loss LM minimised (``loss: auto`` resolved by task).
+TAG_LOSS = "loss"
 #: Grid-search baselines: the selected grid point, one tag per setting (``best.<name>``).
 TAG_BEST_PREFIX = "best."
 #: Limits runs: the engine variant (one of ``ENGINES``), whether it was measured, the device.

@@ -14,6 +14,7 @@ from lmbench.harness.context import DatasetJob
 from lmbench.harness.outcome import JobOutcome
 from lmbench.harness.progress import EpochProgress
 from lmbench.metrics import PRIMARY_METRIC, evaluate_predictions
+from lmbench.models import loss_for_task, probabilities
 from lmbench.plotting import plot_train_report
 from lmbench.tracking import schema
 
@@ -23,21 +24,24 @@ JOB_ENGINES = ("in_memory", "streaming", "cache")
 NOT_SETTINGS = ("name", "runner")
 
 
-def trainer_settings(trainer: Any) -> TrainerSettings:
-    """``cfg.trainer`` as typed settings; the engine error names the knob."""
+def trainer_settings(trainer: Any, task: str) -> TrainerSettings:
+    """``cfg.trainer`` as typed settings for ``task`` (``loss: auto`` resolved); the engine
+    error names the knob."""
     engine = str(trainer.engine)
     if engine not in JOB_ENGINES:
         raise ValueError(
             f"trainer.engine must be in_memory, streaming or cache, got {engine!r}"
         )
-    return TrainerSettings.from_mapping(trainer, ignore=NOT_SETTINGS)
+    values = dict(trainer.items())
+    values["loss"] = loss_for_task(str(values.get("loss", "mse")), task)
+    return TrainerSettings.from_mapping(values, ignore=NOT_SETTINGS)
 
 
 def run(job: DatasetJob) -> JobOutcome:
     """Train one LM configuration; log its epoch history, report figure and weights."""
     cfg, data, tracker = job.cfg, job.data, job.tracker
-    settings = trainer_settings(cfg.trainer)
-    model = job.model_factory()()
+    settings = trainer_settings(cfg.trainer, data.task)
+    model = job.model_factory(settings.loss)()
     dtype = next(model.parameters()).dtype
     callbacks: list[Any] = (
         [EpochProgress(settings.max_epochs, f"{data.name}/lm")] if job.progress else []
@@ -55,6 +59,7 @@ def run(job: DatasetJob) -> JobOutcome:
             callback.close()
     train_time = time.perf_counter() - started
     tracker.log_epoch_history(lm_epoch_metrics(history))
+    tracker.set_tags({schema.TAG_LOSS: settings.loss})
     if getattr(tracker, "log_report", False):
         figure = plot_train_report(history)
         tracker.log_figure(figure, "training_report.png")
@@ -62,7 +67,10 @@ def run(job: DatasetJob) -> JobOutcome:
     tracker.log_state_dict(model.state_dict(), "model")
     model.eval()
     with torch.no_grad():
-        predictions = model(torch.as_tensor(data.x_test, dtype=dtype)).double().numpy()
+        outputs = model(torch.as_tensor(data.x_test, dtype=dtype))
+        if data.task != "regression":
+            outputs = probabilities(outputs, settings.loss)
+        predictions = outputs.double().numpy()
     task = data.task
     test = evaluate_predictions(task, data.y_test, predictions, inverse_target=job.inverse_target)
     return JobOutcome(

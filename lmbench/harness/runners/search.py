@@ -11,6 +11,7 @@ from torch import nn
 from lmbench.baselines import run_baseline
 from lmbench.harness.context import DatasetJob
 from lmbench.harness.outcome import JobOutcome
+from lmbench.models import loss_for_task
 from lmbench.tracking import schema
 
 
@@ -48,6 +49,9 @@ def run(job: DatasetJob) -> JobOutcome:
         },
         "grid_search.json",
     )
+    if name == "lm":
+        loss = str(trainer_cfg.get("params", {}).get("loss", "auto"))
+        tracker.set_tags({schema.TAG_LOSS: loss_for_task(loss, data.task)})
     tracker.set_tags({schema.TAG_BEST_PREFIX + k: v for k, v in result.best_params.items()})
     if isinstance(result.model, nn.Module):
         tracker.log_state_dict(result.model.state_dict(), "model")

@@ -80,7 +80,7 @@ def test_shipped_config_grids(conf_dir) -> None:
 def test_lm_end_to_end_through_run_baseline(task, splits, lm_cfg) -> None:
     split = splits[task]
     result = run_baseline(
-        "lm", lm_cfg(), **split.train_val(), task=task, seed=0,
+        "lm", lm_cfg(loss="mse"), **split.train_val(), task=task, seed=0,
         inverse_target=split.inverse_target,
     )  # fmt: skip
     assert isinstance(result, LMSearchResult) and result.name == "lm"
@@ -222,3 +222,24 @@ def test_max_train_rows_null_disables_the_guard(splits, lm_cfg) -> None:
     split = splits["multiclass"]
     cfg = lm_cfg(max_train_rows=None, max_epochs=2)
     assert run_baseline("lm", cfg, **split.train_val(), task="multiclass", seed=0).grid_size == 2
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass"])
+def test_lm_classifier_rows_minimise_cross_entropy_by_default(task, splits, lm_cfg) -> None:
+    """``loss: auto``: logits trained with cross-entropy, softmax probabilities predicted, and the
+    restored best-validation weights give the lowest validation cross-entropy of the history."""
+    split = splits[task]
+    result = run_baseline("lm", lm_cfg(), **split.train_val(), task=task, seed=0)
+    prediction = result.predict(split.x_test)
+    np.testing.assert_allclose(prediction.sum(axis=1), 1.0, rtol=1e-5)
+    metric, threshold = THRESHOLDS[task]
+    assert result.evaluate(split.x_test, split.y_test)[metric] > threshold
+    best = result.runs[result.grid_scores.index(_selected(result))]
+    history = result.history
+    assert history["val_loss"][best.best_epoch] == min(history["val_loss"])
+    with torch.no_grad():
+        logits = result.model(torch.as_tensor(split.x_val, dtype=torch.float32))
+        restored = torch.nn.functional.cross_entropy(
+            logits, torch.as_tensor(split.y_val, dtype=torch.float32)
+        )
+    assert float(restored) == pytest.approx(min(history["val_loss"]), rel=1e-5)
