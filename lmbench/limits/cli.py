@@ -58,14 +58,24 @@ def log_measurements(path: Path, tracking_uri: str | None, experiment: str = "li
     return log_measured_runs(runs, experiment, tracking_uri)
 
 
+def byte_size(text: str) -> int:
+    """argparse type: a byte size with its unit (a bad one is a usage error, not a traceback)."""
+    try:
+        return parse_bytes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budget", default="12GB", help="memory budget, e.g. 12GB or 16GiB")
+    parser.add_argument("--budget", default="12GB", type=byte_size,
+                        help="memory budget with a unit, e.g. 12GB or 16GiB")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--samples", type=int, help="N, to choose the engine for one problem")
     parser.add_argument("--outputs", type=int, default=1, help="O")
     parser.add_argument("--params", type=int, help="P")
-    parser.add_argument("--disk", default=None, help="free disk for the cache engine")
+    parser.add_argument("--disk", default=None, type=byte_size,
+                        help="free disk for the cache engine, e.g. 500GB")
     parser.add_argument("--import-json", type=Path, help="log measured points to MLflow")
     parser.add_argument("--tracking-uri", default=None)
     args = parser.parse_args(argv)
@@ -73,11 +83,11 @@ def main(argv: list[str] | None = None) -> None:
         count = log_measurements(args.import_json, args.tracking_uri)
         print(f"logged {count} measured points to experiment 'limits'")
         return
-    budget = parse_bytes(args.budget)
+    budget = args.budget
     itemsize = 4 if args.dtype == "float32" else 8
     if args.samples and args.params:
         problem = Problem(args.samples, args.outputs, args.params, itemsize)
-        disk = parse_bytes(args.disk) if args.disk else None
+        disk = args.disk
         choice = best_engine(problem, budget, disk)
         for engine in ENGINES:
             est = estimate(problem, engine, chunk_samples=4096)
