@@ -52,9 +52,12 @@ def representative_runs(
                        for r in group["run_id"]]]
         if group.empty:
             continue
-        ordered = group.assign(_v=group["primary_value"].fillna(np.inf)).sort_values(
-            ["_v", "run_id"], kind="stable"
-        )
+        # ties broken by the run name (it carries the config digest), so a rerun of the same
+        # sweep picks the same configuration; the run ID only separates exact repeats
+        name = tag_column("mlflow.runName")
+        names = group[name] if name in group else pd.Series("", index=group.index)
+        ordered = group.assign(_v=group["primary_value"].fillna(np.inf), _n=names.fillna("")
+                               ).sort_values(["_v", "_n", "run_id"], kind="stable")
         chosen[str(dataset)] = ordered.iloc[(len(ordered) - 1) // 2]
     return chosen
 
