@@ -1,17 +1,20 @@
 """scikit-learn estimators for LM-trained MLPs, so an LM network can sit in the same ``Pipeline``,
 ``GridSearchCV`` and comparison table as XGBoost and CatBoost.
 
-* ``LMClassifier``: labels one-hot encoded over ``classes_``, a softmax head, and the sum of
-  squares on the one-hot rows (MSE, the original library's convention); ``predict_proba`` is the
-  softmax output.
+* ``LMClassifier``: by default cross-entropy on a linear logits head (generalised Gauss-Newton
+  steps, ``lmbench.core.losses``) with labels one-hot encoded over ``classes_``;
+  ``predict_proba`` is the softmax of the logits. ``loss="bce"`` (binary problems) trains one
+  logit on the positive-class indicator; ``loss="mse"`` is the original library's convention
+  (softmax head, sum of squares on the one-hot rows, ``predict_proba`` the softmax output).
 * ``LMRegressor``: 1-D or 2-D (multi-output) targets, standardised per column inside ``fit`` (so
-  ``mu_init`` and ``min_error`` mean the same whatever the target's units) and mapped back in
-  ``predict``. Features are left alone: scale them in a ``Pipeline`` (``StandardScaler``), as for
-  any neural network.
+  ``mu_init``, ``min_error`` and ``huber_delta`` mean the same whatever the target's units) and
+  mapped back in ``predict``; MSE by default, or Huber. Features are left alone: scale them in a
+  ``Pipeline`` (``StandardScaler``), as for any neural network.
 
-Both train ``build_mlp(hidden_layer_sizes, activation)`` in ``dtype`` with ``LevenbergMarquardt``
-and the seed's damping rule (``SeedDamping(mu_init, factor=demping_coef)``); predictions are
-computed in float64 from the trained weights. ``validation_fraction > 0`` holds out that share of
+Both train ``build_mlp(hidden_layer_sizes, activation)`` (``hidden_layer_sizes=()``: no hidden
+layer, a linear model) in ``dtype`` with ``LevenbergMarquardt`` and the seed's damping rule
+(``SeedDamping(mu_init, factor=demping_coef)``); predictions are computed in float64 from the
+trained weights. ``validation_fraction > 0`` holds out that share of
 the rows (stratified for the classifier); ``min_error`` is then watched on the hold-out loss (the
 seed's convention) and ``patience`` enables early stopping with the best-validation weights
 restored. Results are deterministic given ``random_state`` (an int):
@@ -33,7 +36,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from lmbench.core import TrainerSettings, TrainingHistory
-from lmbench.models import ACTIVATIONS, build_mlp
+from lmbench.models import ACTIVATIONS, build_mlp, head_for_task, probabilities
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _sk_validate_data
@@ -41,6 +44,9 @@ except ImportError:  # pragma: no cover - older scikit-learn
     _sk_validate_data = None
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: What each estimator may minimise (``lmbench.core.losses``).
+CLASSIFIER_LOSSES = ("cross_entropy", "mse", "sqrt_cross_entropy", "bce")
+REGRESSOR_LOSSES = ("mse", "huber")
 
 
 def _validate_data(estimator: BaseEstimator, *args: Any, **kwargs: Any) -> Any:
@@ -115,9 +121,16 @@ class _LMNetwork(BaseEstimator):
 
     # ------------------------------------------------------------------ training
     def _fit_network(
-        self, x: np.ndarray, targets: np.ndarray, head: str, stratify: np.ndarray | None
+        self,
+        x: np.ndarray,
+        targets: np.ndarray,
+        head: str,
+        stratify: np.ndarray | None,
+        loss: str = "mse",
+        huber_delta: float = 1.0,
     ) -> None:
-        """Build the MLP, train it with LM on ``targets`` (n, outputs), set the fitted attrs."""
+        """Build the MLP, train it with LM minimising ``loss`` on ``targets`` (n, outputs), set
+        the fitted attrs."""
         self._check_params()
         hidden = self._hidden()
         if not x.flags.writeable:  # e.g. a read-only memmap: torch.from_numpy warns on those
@@ -142,7 +155,8 @@ class _LMNetwork(BaseEstimator):
             damping="seed", mu_init=float(self.mu_init), damping_factor=float(self.demping_coef),
             max_epochs=int(self.max_epochs),
             min_error=None if self.min_error is None else float(self.min_error),
-            patience=self.patience, inner_steps=int(self.inner_steps),
+            patience=self.patience, inner_steps=int(self.inner_steps), loss=loss,
+            huber_delta=float(huber_delta),
         )
         history = settings.fit(model, x, targets, val=val)
         model.eval()
@@ -165,14 +179,54 @@ class _LMNetwork(BaseEstimator):
 
 
 class LMClassifier(ClassifierMixin, _LMNetwork):
-    """MLP classifier trained by Levenberg-Marquardt: softmax head, MSE on one-hot labels.
+    """MLP classifier trained by Levenberg-Marquardt.
 
-    Attributes after ``fit``: ``classes_``, ``model_`` (the ``nn.Sequential``), ``history_``
-    (``TrainingHistory``), ``n_iter_`` (LM epochs run), ``n_features_in_``.
+    ``loss`` chooses what LM minimises (generalised Gauss-Newton steps, ``lmbench.core.losses``):
+
+    * ``"cross_entropy"`` (default): a linear head giving one logit per class, softmax
+      cross-entropy on the one-hot labels; ``predict_proba`` is the softmax of the logits.
+    * ``"sqrt_cross_entropy"``: the same model and objective, stepped with the square-root trick
+      (one residual ``sqrt(CE)`` per sample; plain Gauss-Newton curvature rather than the GGN).
+    * ``"bce"`` (two classes only): ONE output logit, binary cross-entropy on the indicator of
+      ``classes_[1]``; ``predict_proba`` is ``[1 - sigmoid, sigmoid]``. More than two classes
+      raise ``ValueError`` (use ``cross_entropy``).
+    * ``"mse"``: the original library's convention: a softmax head and the sum of squares on the
+      one-hot rows; ``predict_proba`` is the softmax output.
+
+    The other parameters are shared with ``LMRegressor`` (see the module docstring).
+    ``predict`` returns ``classes_[argmax predict_proba]``.
+    Attributes after ``fit``: ``classes_``, ``model_`` (the ``nn.Sequential``; it outputs logits
+    unless ``loss="mse"``), ``history_`` (``TrainingHistory``), ``n_iter_`` (LM epochs run),
+    ``n_features_in_``.
     """
+
+    def __init__(
+        self,
+        hidden_layer_sizes: int | Sequence[int] = (16,),
+        activation: str = "tanh",
+        mu_init: float = 10.0,
+        demping_coef: float = 10.0,
+        max_epochs: int = 100,
+        min_error: float | None = 1e-4,
+        inner_steps: int = 10,
+        validation_fraction: float = 0.0,
+        patience: int | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        dtype: str = "float32",
+        loss: str = "cross_entropy",
+    ) -> None:
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, mu_init=mu_init,
+            demping_coef=demping_coef, max_epochs=max_epochs, min_error=min_error,
+            inner_steps=inner_steps, validation_fraction=validation_fraction, patience=patience,
+            random_state=random_state, dtype=dtype,
+        )  # fmt: skip
+        self.loss = loss
 
     def fit(self, X: Any, y: Any) -> LMClassifier:
         """Train on ``X`` (n, features) and labels ``y`` (n,) of at least two classes."""
+        if self.loss not in CLASSIFIER_LOSSES:
+            raise ValueError(f"loss must be one of {CLASSIFIER_LOSSES}, got {self.loss!r}")
         X, y = _validate_data(self, X, y, dtype=[np.float64, np.float32])
         check_classification_targets(y)
         self.classes_, encoded = np.unique(y, return_inverse=True)
@@ -181,15 +235,28 @@ class LMClassifier(ClassifierMixin, _LMNetwork):
                 f"LMClassifier needs samples of at least 2 classes in y; got 1 class "
                 f"({self.classes_[0]!r})"
             )
-        one_hot = np.eye(len(self.classes_), dtype=X.dtype)[encoded]
-        self._fit_network(X, one_hot, head="softmax", stratify=encoded)
+        if self.loss == "bce":
+            if len(self.classes_) > 2:
+                raise ValueError(
+                    f"loss='bce' trains one logit for a binary problem, but y has "
+                    f"{len(self.classes_)} classes; use loss='cross_entropy' for multiclass"
+                )
+            targets = (encoded == 1).astype(X.dtype).reshape(-1, 1)
+        else:
+            targets = np.eye(len(self.classes_), dtype=X.dtype)[encoded]
+        head = head_for_task("multiclass", self.loss)  # linear logits, or softmax for mse
+        self._fit_network(X, targets, head=head, stratify=encoded, loss=self.loss)
+        self._fitted_loss = self.loss
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities ``(n, n_classes)`` in the order of ``classes_`` (softmax)."""
+        """Class probabilities ``(n, n_classes)`` in the order of ``classes_``."""
         check_is_fitted(self)
         X = _validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        return self._forward(X)
+        out = probabilities(torch.from_numpy(self._forward(X)), self._fitted_loss).numpy()
+        if self._fitted_loss == "bce":  # one sigmoid column: P(classes_[1])
+            return np.column_stack([1.0 - out[:, 0], out[:, 0]])
+        return out
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable class of each row."""
@@ -200,13 +267,44 @@ class LMClassifier(ClassifierMixin, _LMNetwork):
 class LMRegressor(MultiOutputMixin, RegressorMixin, _LMNetwork):
     """MLP regressor trained by Levenberg-Marquardt: linear head, MSE on standardised targets.
 
+    ``loss="huber"`` minimises the Huber loss instead, with threshold ``huber_delta`` in
+    standardised units (target standard deviations); ``huber_delta`` is unused with ``mse``.
     ``y`` may be 1-D (predictions 1-D) or 2-D (one column per output, predictions 2-D).
     Attributes after ``fit``: ``model_``, ``history_``, ``n_iter_``, ``n_features_in_``,
     ``n_outputs_``, ``y_mean_`` and ``y_scale_`` (the per-column standardisation of ``y``).
     """
 
+    def __init__(
+        self,
+        hidden_layer_sizes: int | Sequence[int] = (16,),
+        activation: str = "tanh",
+        mu_init: float = 10.0,
+        demping_coef: float = 10.0,
+        max_epochs: int = 100,
+        min_error: float | None = 1e-4,
+        inner_steps: int = 10,
+        validation_fraction: float = 0.0,
+        patience: int | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        dtype: str = "float32",
+        loss: str = "mse",
+        huber_delta: float = 1.0,
+    ) -> None:
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, mu_init=mu_init,
+            demping_coef=demping_coef, max_epochs=max_epochs, min_error=min_error,
+            inner_steps=inner_steps, validation_fraction=validation_fraction, patience=patience,
+            random_state=random_state, dtype=dtype,
+        )  # fmt: skip
+        self.loss = loss
+        self.huber_delta = huber_delta
+
     def fit(self, X: Any, y: Any) -> LMRegressor:
         """Train on ``X`` (n, features) and numeric targets ``y`` (n,) or (n, outputs)."""
+        if self.loss not in REGRESSOR_LOSSES:
+            raise ValueError(f"loss must be one of {REGRESSOR_LOSSES}, got {self.loss!r}")
+        if not (isinstance(self.huber_delta, numbers.Real) and self.huber_delta > 0):
+            raise ValueError(f"huber_delta must be a number > 0, got {self.huber_delta!r}")
         X, y = _validate_data(
             self, X, y, dtype=[np.float64, np.float32], multi_output=True, y_numeric=True
         )
@@ -218,7 +316,10 @@ class LMRegressor(MultiOutputMixin, RegressorMixin, _LMNetwork):
         scale = targets.std(axis=0)
         self.y_scale_ = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
         standardised = ((targets - self.y_mean_) / self.y_scale_).astype(X.dtype)
-        self._fit_network(X, standardised, head="linear", stratify=None)
+        self._fit_network(
+            X, standardised, head="linear", stratify=None, loss=self.loss,
+            huber_delta=float(self.huber_delta),
+        )  # fmt: skip
         return self
 
     def predict(self, X: Any) -> np.ndarray:

@@ -59,7 +59,9 @@ def test_classifier_in_pipeline_on_breast_cancer() -> None:
     x_train, x_test, y_train, y_test = train_test_split(
         x, labels, test_size=0.3, random_state=0, stratify=labels
     )
-    pipe = make_pipeline(StandardScaler(), LMClassifier(max_epochs=30, random_state=0))
+    pipe = make_pipeline(
+        StandardScaler(), LMClassifier(loss="mse", max_epochs=30, random_state=0)
+    )
     pipe.fit(x_train, y_train)
     assert pipe.score(x_test, y_test) > 0.9
     proba = pipe.predict_proba(x_test)
@@ -145,12 +147,13 @@ def test_validation_fraction_with_patience_restores_the_best_weights() -> None:
 
 
 def test_get_params_set_params_clone_round_trip() -> None:
-    clf = LMClassifier(hidden_layer_sizes=(8, 4), mu_init=3.0, random_state=7)
+    clf = LMClassifier(hidden_layer_sizes=(8, 4), mu_init=3.0, random_state=7, loss="mse")
     params = clf.get_params()
     assert params["hidden_layer_sizes"] == (8, 4) and params["mu_init"] == 3.0
     assert set(params) == {
         "hidden_layer_sizes", "activation", "mu_init", "demping_coef", "max_epochs",
         "min_error", "inner_steps", "validation_fraction", "patience", "random_state", "dtype",
+        "loss",
     }  # fmt: skip
     assert clf.set_params(demping_coef=3.0, activation="relu") is clf
     assert clf.get_params()["demping_coef"] == 3.0 and clf.activation == "relu"
