@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from lmbench.core.callbacks import CallbackSpec
+from lmbench.core.checks import check_device
 from lmbench.core.damping import DampingRule, make_damping
 from lmbench.core.distributed import Reducer
 from lmbench.core.engines import ENGINE_NAMES, EngineName, FormChoice, plan_engine, resolve_auto
@@ -161,6 +162,7 @@ class TrainerSettings:
         reducer: Reducer | None = None,
     ) -> LevenbergMarquardt:
         """The trainer these settings describe, for ``model`` (moved to ``device`` first)."""
+        check_device(device)
         if device is not None:
             model.to(device)
         plan = plan_engine(self.resolved_engine(model), self.form)
