@@ -99,6 +99,8 @@ class TrainerSettings:
             )
         plan_engine("streaming" if self.engine == "auto" else self.engine, self.form)
         self.objective()  # validates the loss name and huber_delta
+        self.stopping_rules()  # validates max_epochs, min_error, mu_max, patience
+        self.damping_rule()  # validates mu_init and damping_factor (the seed's demping_coef)
 
     # ------------------------------------------------------------------ reading configs
     @classmethod
