@@ -4,7 +4,7 @@ Seed-compatible helpers live at the top level (``train_levenberg``, ``get_weight
 ``TableLoader``, ``plot_train_report``); the engine is ``lmbench.core.LevenbergMarquardt``.
 """
 
-from lmbench.compat import train_distributed_levenberg, train_levenberg
+from lmbench.compat import SeedResult, train_distributed_levenberg, train_levenberg
 from lmbench.core import (
     GainRatioDamping,
     LevenbergMarquardt,
@@ -22,6 +22,7 @@ __all__ = [
     "LevenbergMarquardt",
     "MarquardtDamping",
     "SeedDamping",
+    "SeedResult",
     "StoppingRules",
     "TableLoader",
     "TrainingHistory",

@@ -1,12 +1,19 @@
 """Seed-compatible entry points: the original library's names, signatures and conventions.
 
 Thin adapters over ``lmbench.core.LevenbergMarquardt``; ``demping_coef`` keeps the seed's
-spelling on purpose so existing scripts run unchanged.
+spelling on purpose so existing scripts run unchanged, and so does ``metric_callbacks`` (the
+seed's spelling of ``metrics_callbacks``; zero-argument functions are recorded as metrics).
+
+Both functions return a ``SeedResult``: the seed's 4-tuple ``(loss, val, mu, epoch_time)``
+(unpacks exactly as before) that also carries ``.history`` (the full ``TrainingHistory``) and
+``.metrics`` (``history.metrics``: the callbacks' values per epoch). ``return_history=True``
+returns the 5-tuple ``(loss, val, mu, epoch_time, history)`` instead.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,12 +22,36 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from lmbench.core.callbacks import CallbackSpec
+from lmbench.core.callbacks import Callback, CallbackSpec, as_callbacks
+from lmbench.core.checkpoint import SnapshotCallback
 from lmbench.core.distributed import AllReduce
+from lmbench.core.history import TrainingHistory
 from lmbench.core.losses import loss_from_module
+from lmbench.core.progress import ProgressBar, default_verbose
 from lmbench.core.settings import TrainerSettings
+from lmbench.core.trainer import LevenbergMarquardt
 
 SeedHistory = tuple[list[float], list[float], list[float], list[float]]
+#: The seed functions' default ``mu_max``: the original has no such stop, so it is set high.
+SEED_MU_MAX = 1e10
+
+
+class SeedResult(tuple):  # type: ignore[type-arg]
+    """``(loss, val, mu, epoch_time)`` as the seed returned it, plus ``.history``/``.metrics``."""
+
+    history: TrainingHistory
+
+    def __new__(cls, history: TrainingHistory) -> SeedResult:
+        result = super().__new__(cls, history.to_seed_tuple())
+        result.history = history
+        return result
+
+    @property
+    def metrics(self) -> dict[str, list[float]]:
+        return self.history.metrics
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (SeedResult, (self.history,))
 
 
 def train_levenberg(
@@ -37,15 +68,27 @@ def train_levenberg(
     demping_coef: float = 10,
     device: str | torch.device | None = None,
     metrics_callbacks: CallbackSpec = None,
-) -> SeedHistory:
+    metric_callbacks: CallbackSpec = None,
+    mu_max: float = SEED_MU_MAX,
+    verbose: bool | None = None,
+    return_history: bool = False,
+) -> Any:
     """Train ``model`` in memory with LM; returns (loss, val, mu, epoch_time) lists.
 
     As in the original library: the first entry of each list is the state before training,
-    ``min_error`` is checked on ``val_loader`` when one is given, ``snap_folder`` receives a
-    checkpoint per epoch, and the step is accepted when the loss does not increase
-    (mu /= demping_coef), else undone (mu *= demping_coef), up to ``inner_steps`` times.
+    at least one epoch is trained before ``min_error`` is checked (on ``val_loader`` when one
+    is given), and the step is accepted when the loss does not increase (mu /= demping_coef),
+    else undone (mu *= demping_coef), up to ``inner_steps`` times.
+    ``snap_folder`` receives per epoch the seed's ``epoch_XXXXXX.pth`` (a plain state_dict:
+    ``model.load_state_dict(torch.load(path))``) and ``epoch_XXXX.pt``, a resume checkpoint
+    for ``LevenbergMarquardt.fit(..., resume_from=path)``.
     ``device`` defaults to the model's device (the seed defaulted to "cuda:0").
-    ``metrics_callbacks``: ``{name: fn(model) -> float}`` or callbacks of ``EpochInfo``.
+    ``metrics_callbacks`` (or the seed's spelling ``metric_callbacks``): ``{name: fn(model)}``,
+    zero-argument functions returning a number (stored under their ``__name__``), or
+    callbacks of ``EpochInfo``; their values are in ``result.metrics``.
+    ``mu_max``: stop when mu grows beyond it (the original has no such stop; default 1e10).
+    ``verbose``: a tqdm bar per epoch with loss, val, mu and trials (default: on only when
+    stderr is a terminal). ``return_history``: return ``(loss, val, mu, epoch_time, history)``.
 
     What LM minimises follows ``loss_fn``: ``nn.MSELoss`` (squared error, the seed's objective),
     ``nn.CrossEntropyLoss`` (logits; class-index or one-hot targets), ``nn.BCEWithLogitsLoss``
@@ -54,11 +97,44 @@ def train_levenberg(
     error (never a silent squared-error fit): to minimise one loss and report another, use
     ``LevenbergMarquardt(model, loss=..., loss_fn=...)``.
     """
-    settings = _seed_settings(mu_init, min_error, max_epochs, inner_steps, demping_coef,
+    callbacks = _merge_callbacks(metrics_callbacks, metric_callbacks)
+    settings = _seed_settings(mu_init, min_error, max_epochs, inner_steps, demping_coef, mu_max,
                               **_objective(loss_fn))
-    trainer = settings.build(model, loss_fn=loss_fn, callbacks=metrics_callbacks,
+    bar, extra = _extras(snap_folder, verbose, max_epochs, "train_levenberg")
+    trainer = settings.build(model, loss_fn=loss_fn, callbacks=extra + callbacks,
                              checkpoint_dir=snap_folder, device=device)
-    return trainer.fit(x, y, val=val_loader).to_seed_tuple()
+    return _run(trainer, bar, return_history, lambda: trainer.fit(x, y, val=val_loader))
+
+
+def _merge_callbacks(metrics_callbacks: CallbackSpec, metric_callbacks: CallbackSpec
+                     ) -> list[Callback]:
+    """``metrics_callbacks`` or the seed's ``metric_callbacks`` (not both), normalised."""
+    if metrics_callbacks is not None and metric_callbacks is not None:
+        raise ValueError("pass metrics_callbacks or the seed's spelling metric_callbacks, "
+                         "not both (they are the same argument)")
+    return as_callbacks(metrics_callbacks if metrics_callbacks is not None else metric_callbacks)
+
+
+def _extras(snap_folder: str | Path | None, verbose: bool | None, max_epochs: int,
+            name: str, primary: bool = True) -> tuple[ProgressBar | None, list[Callback]]:
+    """The seed's per-epoch .pth snapshots and the progress bar, run before user callbacks."""
+    extra: list[Callback] = [SnapshotCallback(snap_folder)] if snap_folder is not None else []
+    show = primary and (default_verbose() if verbose is None else bool(verbose))
+    bar = ProgressBar(int(max_epochs), name) if show else None
+    return bar, extra + ([bar] if bar is not None else [])
+
+
+def _run(trainer: LevenbergMarquardt, bar: ProgressBar | None, return_history: bool,
+         fit: Callable[[], TrainingHistory]) -> Any:
+    """Fit as the seed did (one epoch before min_error), close the bar, shape the result."""
+    trainer.stopping = replace(trainer.stopping, min_epochs=1)
+    try:
+        history = fit()
+    finally:
+        if bar is not None:
+            bar.close()
+    result = SeedResult(history)
+    return (*result, history) if return_history else result
 
 
 def _objective(loss_fn: object) -> dict[str, Any]:
@@ -71,12 +147,14 @@ def _objective(loss_fn: object) -> dict[str, Any]:
 
 def _seed_settings(
     mu_init: float, min_error: float, max_epochs: int, inner_steps: int, demping_coef: float,
-    **engine: Any,
+    mu_max: float, **engine: Any,
 ) -> TrainerSettings:
-    """The seed's arguments as engine settings (seed damping: mu /= or *= demping_coef)."""
+    """The seed's arguments as engine settings (seed damping: mu /= or *= demping_coef);
+    every value is checked here, before the model is moved or touched."""
     return TrainerSettings(
         damping="seed", mu_init=float(mu_init), damping_factor=float(demping_coef),
-        max_epochs=max_epochs, min_error=min_error, inner_steps=inner_steps, **engine,
+        max_epochs=max_epochs, min_error=min_error, inner_steps=inner_steps,
+        mu_max=float(mu_max), **engine,
     )
 
 
@@ -96,7 +174,11 @@ def train_distributed_levenberg(
     metrics_callbacks: CallbackSpec = None,
     engine: Literal["auto", "streaming", "cache"] = "auto",
     memory_budget_bytes: int | None = None,
-) -> SeedHistory:
+    metric_callbacks: CallbackSpec = None,
+    mu_max: float = SEED_MU_MAX,
+    verbose: bool | None = None,
+    return_history: bool = False,
+) -> Any:
     """LM on data streamed from ``x_loader`` (chunks of (x, y)); every row enters every step.
 
     engine: ``streaming`` accumulates J^T J chunk by chunk (memory O(P^2 + chunk*O*P), no
@@ -104,17 +186,22 @@ def train_distributed_levenberg(
     solves by conjugate gradients (for P x P too large for memory); ``auto`` picks streaming
     when J^T J and its factor fit ``memory_budget_bytes`` (default: 3/4 of available memory).
     Under ``torchrun`` with an initialised process group, each rank passes the loader of its
-    own shard and the system is all-reduced (data-parallel LM). Returns the seed's 4 lists.
-    ``loss_fn`` chooses what LM minimises, as in ``train_levenberg``.
+    own shard and the system is all-reduced (data-parallel LM). Returns the seed's 4 lists as a
+    ``SeedResult``; ``loss_fn``, ``snap_folder``, ``metrics_callbacks``/``metric_callbacks``,
+    ``mu_max``, ``verbose`` and ``return_history`` work as in ``train_levenberg``.
     """
     if engine not in ("auto", "streaming", "cache"):
         raise ValueError(f"engine must be 'auto', 'streaming' or 'cache', got {engine!r}")
+    callbacks = _merge_callbacks(metrics_callbacks, metric_callbacks)
     settings = _seed_settings(
-        mu_init, min_error, max_epochs, inner_steps, demping_coef, engine=engine,
+        mu_init, min_error, max_epochs, inner_steps, demping_coef, mu_max, engine=engine,
         temp_folder=str(temp_folder), memory_budget_bytes=memory_budget_bytes,
         **_objective(loss_fn),
     )
     reducer = AllReduce() if dist.is_available() and dist.is_initialized() else None
-    trainer = settings.build(model, loss_fn=loss_fn, callbacks=metrics_callbacks,
+    primary = reducer is None or reducer.is_primary
+    bar, extra = _extras(snap_folder, verbose, max_epochs, "train_distributed_levenberg", primary)
+    trainer = settings.build(model, loss_fn=loss_fn, callbacks=extra + callbacks,
                              checkpoint_dir=snap_folder, device=device, reducer=reducer)
-    return trainer.fit_loader(x_loader, val=val_loader).to_seed_tuple()
+    return _run(trainer, bar, return_history, lambda: trainer.fit_loader(x_loader,
+                                                                         val=val_loader))

@@ -8,7 +8,14 @@ from lmbench.core.damping import (
     SeedDamping,
     make_damping,
 )
-from lmbench.core.errors import DiskSpaceError, InvalidInputError, LMError, NonFiniteLossError
+from lmbench.core.errors import (
+    CheckpointError,
+    DiskSpaceError,
+    InvalidInputError,
+    LMError,
+    NonFiniteLossError,
+    TempFolderError,
+)
 from lmbench.core.history import TrainingHistory
 from lmbench.core.params import FlatParameters, get_weights_count
 from lmbench.core.settings import TrainerSettings
@@ -16,6 +23,7 @@ from lmbench.core.trainer import LevenbergMarquardt, StoppingRules
 
 __all__ = [
     "Callback",
+    "CheckpointError",
     "DampingRule",
     "DiskSpaceError",
     "EpochInfo",
@@ -29,6 +37,7 @@ __all__ = [
     "NonFiniteLossError",
     "SeedDamping",
     "StoppingRules",
+    "TempFolderError",
     "TrainerSettings",
     "TrainingHistory",
     "get_weights_count",

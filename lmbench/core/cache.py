@@ -13,18 +13,26 @@ KeyboardInterrupt alike.
 from __future__ import annotations
 
 import contextlib
+import errno
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from lmbench.core.checks import check_temp_folder
 from lmbench.core.errors import DiskSpaceError
 
 #: Fraction added to the raw estimate for .npy headers and file-system slack.
 CACHE_OVERHEAD = 0.02
+
+
+def write_array(fh: Any, array: np.ndarray) -> None:
+    """Write one .npy array (a seam for tests that simulate a full disk)."""
+    np.save(fh, array)
 
 
 def estimate_cache_bytes(n_samples: int, n_outputs: int, n_params: int, itemsize: int = 4) -> int:
@@ -59,8 +67,10 @@ def check_disk_space(
 class JacobianCache:
     """Jacobian and residual chunks of the current epoch, memory-mapped from a private folder."""
 
-    def __init__(self, temp_folder: str | Path, dtype: torch.dtype) -> None:
+    def __init__(self, temp_folder: str | Path, dtype: torch.dtype,
+                 expected_bytes: int | None = None) -> None:
         root = Path(temp_folder)
+        self.expected_bytes = expected_bytes
         self._created_root = not root.exists()
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
@@ -89,9 +99,25 @@ class JacobianCache:
             existing = path.stat().st_size if path.exists() else 0
             check_disk_space(self.folder, array.nbytes + 4096 - existing)
             # Plain writes (not a writable memmap): a full disk then raises OSError, not SIGBUS.
-            with path.open("wb") as fh:
-                np.save(fh, array)
+            try:
+                with path.open("wb") as fh:
+                    write_array(fh, array)
+            except OSError as exc:
+                path.unlink(missing_ok=True)
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                    raise
+                raise self._disk_full(path, array.nbytes, exc) from exc
         self._written += 1
+
+    def _disk_full(self, path: Path, nbytes: int, exc: OSError) -> DiskSpaceError:
+        """A full disk (or quota) while writing, as a DiskSpaceError with the numbers."""
+        total = (f"; one epoch's cache needs about {self.expected_bytes / 2**30:.2f} GiB in all"
+                 if self.expected_bytes else "")
+        return DiskSpaceError(
+            f"the disk filled up while writing the Jacobian cache: {path.name} needed "
+            f"{nbytes / 2**20:.1f} MiB in {self.folder} ({exc.strerror or exc}){total}. Free "
+            "space there, point temp_folder at a larger disk, or use engine='streaming'."
+        )
 
     def finish_epoch(self) -> None:
         """Drop files of chunks beyond this epoch's count (the loader yielded fewer)."""
@@ -142,8 +168,10 @@ def open_cache(
     """Check the disk for one epoch of J (when the rows are known), then create the cache."""
     if temp_folder is None:
         raise ValueError("the disk cache needs temp_folder=...")
+    check_temp_folder(temp_folder)
+    needed = None
     if n_samples is not None:
         itemsize = torch.finfo(dtype).bits // 8
-        check_disk_space(temp_folder, estimate_cache_bytes(n_samples, n_outputs, n_params,
-                                                           itemsize))
-    return JacobianCache(temp_folder, dtype)
+        needed = estimate_cache_bytes(n_samples, n_outputs, n_params, itemsize)
+        check_disk_space(temp_folder, needed)
+    return JacobianCache(temp_folder, dtype, needed)

@@ -69,10 +69,10 @@ class SeedDamping:
     def __post_init__(self) -> None:
         if not self.mu_init > 0 or not math.isfinite(self.mu_init):
             raise ValueError(f"mu_init must be a positive finite number, got {self.mu_init}")
-        if not self.factor > 1:
+        if not self.factor > 1 or not math.isfinite(self.factor):
             raise ValueError(
-                f"demping_coef / factor must be > 1 so that mu can grow and shrink, "
-                f"got {self.factor}"
+                f"demping_coef / factor must be a finite number > 1 so that mu can grow and "
+                f"shrink (10 is the seed's default), got {self.factor}"
             )
 
     def initial_state(self) -> DampingState:

@@ -17,3 +17,11 @@ class NonFiniteLossError(LMError, FloatingPointError):
 
 class DiskSpaceError(LMError, OSError):
     """The on-disk Jacobian cache would not fit in the free space of its folder."""
+
+
+class CheckpointError(LMError, ValueError):
+    """A checkpoint file is unreadable, damaged, of another kind, or for another model."""
+
+
+class TempFolderError(LMError, OSError):
+    """``temp_folder`` cannot hold the Jacobian cache (not writable, or a pseudo-filesystem)."""

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from lmbench.core.callbacks import CallbackSpec
+from lmbench.core.checks import check_device
 from lmbench.core.damping import DampingRule, make_damping
 from lmbench.core.distributed import Reducer
 from lmbench.core.engines import ENGINE_NAMES, EngineName, FormChoice, plan_engine, resolve_auto
@@ -98,6 +99,8 @@ class TrainerSettings:
             )
         plan_engine("streaming" if self.engine == "auto" else self.engine, self.form)
         self.objective()  # validates the loss name and huber_delta
+        self.stopping_rules()  # validates max_epochs, min_error, mu_max, patience
+        self.damping_rule()  # validates mu_init and damping_factor (the seed's demping_coef)
 
     # ------------------------------------------------------------------ reading configs
     @classmethod
@@ -161,6 +164,7 @@ class TrainerSettings:
         reducer: Reducer | None = None,
     ) -> LevenbergMarquardt:
         """The trainer these settings describe, for ``model`` (moved to ``device`` first)."""
+        check_device(device)
         if device is not None:
             model.to(device)
         plan = plan_engine(self.resolved_engine(model), self.form)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lmbench.core.checks import forward_error
 from lmbench.core.errors import InvalidInputError
 
 
@@ -132,7 +133,9 @@ class LoaderSource:
         for index, batch in enumerate(self.loader):
             if not isinstance(batch, (tuple, list)) or len(batch) < 2:
                 raise InvalidInputError(
-                    f"{self.name} must yield (x, y) pairs; batch {index} is {type(batch).__name__}"
+                    f"{self.name} must yield (x, y) pairs; batch {index} is "
+                    f"{type(batch).__name__}: build the loader over TensorDataset(x, y) or a "
+                    "Dataset returning (x, y)"
                 )
             x = as_tensor(batch[0], f"{self.name} batch {index} x", self.dtype, self.device)
             y = as_tensor(batch[1], f"{self.name} batch {index} y", self.dtype, self.device)
@@ -152,6 +155,26 @@ class LoaderSource:
         self.n_samples = rows
 
 
+def first_batch(loader: Iterable[Any], name: str = "x_loader") -> Any:
+    """The loader's first batch, which must be an (x, y) pair; clear errors otherwise."""
+    try:
+        batch = next(iter(loader))
+    except StopIteration:
+        raise InvalidInputError(
+            f"{name} yielded no batches: its dataset is empty (or drop_last=True with fewer "
+            "rows than batch_size). Pass a loader over at least one (x, y) row."
+        ) from None
+    if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+        got = (f"a {type(batch).__name__} of {len(batch)} item(s)"
+               if isinstance(batch, (tuple, list)) else f"a {type(batch).__name__}")
+        raise InvalidInputError(
+            f"{name} must yield (x, y) pairs, but its first batch is {got}: targets are "
+            "missing. Build it over TensorDataset(x, y) (or a Dataset returning (x, y)), or "
+            "use train_levenberg(model, x, y, ...) for tensors in memory."
+        )
+    return batch
+
+
 def check_paired_rows(x: torch.Tensor, y: torch.Tensor) -> None:
     """x and y must hold the same, non-zero number of samples in their first dimension."""
     if x.dim() == 0 or y.dim() == 0 or x.shape[0] != y.shape[0]:
@@ -163,10 +186,14 @@ def check_paired_rows(x: torch.Tensor, y: torch.Tensor) -> None:
         raise InvalidInputError("x has no samples")
 
 
-def probe_outputs(model: nn.Module, x_row: torch.Tensor) -> int:
-    """Outputs per sample of ``model`` (one forward pass on one row, no autograd)."""
-    with torch.no_grad():
-        out = model(x_row)
+def probe_outputs(model: nn.Module, x_row: torch.Tensor, name: str = "x") -> int:
+    """Outputs per sample of ``model`` (one forward pass on one row, no autograd); a failing
+    pass is re-raised naming ``name``'s shape and what the first layer expects."""
+    try:
+        with torch.no_grad():
+            out = model(x_row)
+    except (RuntimeError, ValueError, IndexError) as exc:
+        raise forward_error(model, x_row, name, exc) from exc
     if not isinstance(out, torch.Tensor):
         raise InvalidInputError(
             f"the model returned {type(out).__name__}; LM needs a single output tensor"

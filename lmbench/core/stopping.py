@@ -4,6 +4,7 @@ stop reasons, and the best-validation weights kept for ``patience``."""
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +21,8 @@ class StoppingRules:
     mu_max: stop when mu grows beyond it (no step can make progress).
     patience: stop after this many epochs without a new best validation loss, and restore the
     best-validation weights (None disables; needs validation data).
+    min_epochs: epochs trained before ``min_error`` is checked (the seed functions use 1: the
+    original always trains one epoch, even from a start already below ``min_error``).
     """
 
     max_epochs: int = 10
@@ -27,16 +30,32 @@ class StoppingRules:
     min_gradient: float = 0.0
     mu_max: float = 1e10
     patience: int | None = None
+    min_epochs: int = 0
 
     def __post_init__(self) -> None:
-        if self.max_epochs < 0:
-            raise ValueError(f"max_epochs must be >= 0, got {self.max_epochs}")
+        for name in ("max_epochs", "min_epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+                raise ValueError(
+                    f"{name} must be a whole number >= 0 (epochs of LM steps), got {value!r}; "
+                    f"pass e.g. {name}={_whole(value)}"
+                )
+        if self.min_error is not None and not (self.min_error >= 0):  # also refuses NaN
+            raise ValueError(
+                f"min_error must be a loss >= 0 to stop at (or None to disable), got "
+                f"{self.min_error!r}"
+            )
+        if not self.mu_max > 0:
+            raise ValueError(f"mu_max must be > 0 (use math.inf for no limit), got {self.mu_max}")
+        if math.isnan(self.min_gradient) or self.min_gradient < 0:
+            raise ValueError(f"min_gradient must be >= 0 (0 disables), got {self.min_gradient}")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be >= 1 or None, got {self.patience}")
 
-    def reached_min_error(self, loss: float, val_loss: float) -> bool:
-        """The seed's goal: the validation loss when there is one, else the training loss."""
-        if self.min_error is None:
+    def reached_min_error(self, loss: float, val_loss: float, epoch: int | None = None) -> bool:
+        """The seed's goal: the validation loss when there is one, else the training loss
+        (never before ``min_epochs`` epochs, when ``epoch`` is given)."""
+        if self.min_error is None or (epoch is not None and epoch < self.min_epochs):
             return False
         watched = val_loss if not math.isnan(val_loss) else loss
         return watched <= self.min_error
@@ -46,10 +65,11 @@ class StoppingRules:
         return mu > self.mu_max
 
     def stop_reason(
-        self, loss: float, val_loss: float, gradient_norm: float, mu: float, bad_epochs: int
+        self, loss: float, val_loss: float, gradient_norm: float, mu: float, bad_epochs: int,
+        epoch: int | None = None,
     ) -> str | None:
         """Why training stops after this epoch, or None to go on (first matching rule)."""
-        if self.reached_min_error(loss, val_loss):
+        if self.reached_min_error(loss, val_loss, epoch):
             return "min_error"
         if gradient_norm < self.min_gradient:
             return "min_gradient"
@@ -81,3 +101,10 @@ class BestWeights:
             return True
         self.bad_epochs += 1
         return False
+
+
+def _whole(value: object) -> int:
+    try:
+        return max(int(value), 0)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        return 10

@@ -28,6 +28,7 @@ from torch import nn
 from lmbench.core.cache import JacobianCache, open_cache
 from lmbench.core.callbacks import CallbackSpec, EpochInfo, as_callbacks
 from lmbench.core.checkpoint import checkpoint_payload, restore_checkpoint, save_checkpoint
+from lmbench.core.checks import check_device, check_materialised
 from lmbench.core.damping import DampingRule, DampingState, SeedDamping
 from lmbench.core.distributed import LocalReducer, Reducer
 from lmbench.core.engines import choose_form
@@ -43,6 +44,7 @@ from lmbench.core.sources import (
     check_inference_layers,
     check_paired_rows,
     chunk_rows_for,
+    first_batch,
     probe_outputs,
     tensor_source,
     validation_source,
@@ -146,8 +148,10 @@ class LevenbergMarquardt:
             raise ValueError("solver='cg' caches the Jacobian on disk: pass temp_folder=...")
         if chunk_rows is not None and chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1 or None, got {chunk_rows}")
+        check_device(device)
         if device is not None:
             model.to(device)
+        check_materialised(model)
         self.model = model
         self.flat = FlatParameters(model)
         self.loss = as_loss(loss)
@@ -196,9 +200,9 @@ class LevenbergMarquardt:
     ) -> TrainingHistory:
         """Train on an iterable of (x, y) chunks, streamed again for every pass over the data."""
         check_inference_layers(self.model)
-        first = next(iter(loader))
+        first = first_batch(loader)
         x0 = as_tensor(first[0], "x_loader batch 0 x", self.flat.dtype, self.flat.device)
-        n_outputs = probe_outputs(self.model, x0[:1])
+        n_outputs = probe_outputs(self.model, x0[:1], "x_loader batch 0 x")
         source = LoaderSource(loader, n_outputs, self.flat.dtype, self.flat.device,
                               targets=self.loss.targets)
         return self.fit_source(source, val, resume_from, n_outputs, probe_row=x0[:1])
@@ -232,7 +236,7 @@ class LevenbergMarquardt:
         self.history = TrainingHistory(jacobian_mode=residual_fn.mode)
         if resume_from is not None:
             point = restore_checkpoint(resume_from, self.model, self.flat.device,
-                                       run.best.enabled)
+                                       run.best.enabled, self.flat.count)
             run.epoch, run.damping, run.best, self.history = (
                 point.epoch, point.damping, point.best, point.history
             )
@@ -267,7 +271,7 @@ class LevenbergMarquardt:
                            objective=objective)
             self._track_best(run, val_loss, theta)
             self._end_of_epoch(run)
-            if rules.reached_min_error(loss, val_loss):
+            if rules.reached_min_error(loss, val_loss, run.epoch):
                 history.stop_reason = "min_error"
                 return
         system: GaussNewtonSystem | None = None
@@ -314,7 +318,7 @@ class LevenbergMarquardt:
             self._track_best(run, val_loss, theta)
             stop_requested = self._end_of_epoch(run)
             reason = rules.stop_reason(loss, val_loss, grad_norm, run.damping.mu,
-                                       run.best.bad_epochs)
+                                       run.best.bad_epochs, run.epoch)
             if reason is None and stop_requested:
                 reason = "callback"
             if reason is not None:

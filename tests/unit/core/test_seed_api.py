@@ -34,7 +34,8 @@ def test_signature_matches_the_seed():
     assert defaults == {
         "val_loader": None, "snap_folder": None, "mu_init": 10, "min_error": 1e-2,
         "max_epochs": 10, "inner_steps": 10, "demping_coef": 10, "device": None,
-        "metrics_callbacks": None,
+        "metrics_callbacks": None, "metric_callbacks": None, "mu_max": 1e10, "verbose": None,
+        "return_history": False,
     }
 
 
@@ -67,7 +68,8 @@ def test_min_error_is_checked_on_validation_when_given():
     loss2, val2, _, _ = lmbench.train_levenberg(
         small_net(), x, y, nn.MSELoss(), val_loader=val_loader, min_error=1000.0, max_epochs=4
     )
-    assert len(loss2) == 1 and val2[0] < 1000.0  # stopped at the initial evaluation
+    # below min_error from the start: as the original, one epoch is trained before stopping
+    assert len(loss2) == 2 and val2[0] < 1000.0
 
 
 def test_snap_folder_gets_a_loadable_checkpoint_per_epoch(tmp_path):
@@ -77,6 +79,11 @@ def test_snap_folder_gets_a_loadable_checkpoint_per_epoch(tmp_path):
                             max_epochs=3)
     files = sorted(p.name for p in tmp_path.glob("epoch_*.pt"))
     assert files == ["epoch_0000.pt", "epoch_0001.pt", "epoch_0002.pt", "epoch_0003.pt"]
+    snapshots = sorted(p.name for p in tmp_path.glob("epoch_*.pth"))
+    assert snapshots == [f"epoch_{i:06d}.pth" for i in range(4)]  # the seed's plain state_dicts
+    seed_style = small_net()
+    seed_style.load_state_dict(torch.load(tmp_path / "epoch_000003.pth"))
+    torch.testing.assert_close(seed_style(x), model(x))
     payload = load_checkpoint(latest_checkpoint(tmp_path))
     restored = small_net()
     restored.load_state_dict(payload["model_state"])
@@ -157,3 +164,64 @@ def test_table_loader_feeds_a_dataloader():
     assert xb.shape == (20, 4) and yb.shape == (20, 2) and xb.dtype == torch.float32
     assert lmbench.get_weights_count(small_net()) == 3 * 8 + 8 + 8 * 2 + 2
     assert math.isfinite(float(xb.sum()))
+
+
+def test_seed_metric_callbacks_spelling_and_zero_argument_functions():
+    x, y = regression_data()
+    model = small_net()
+    calls = []
+
+    def first_bias():
+        calls.append(1)
+        return model[0].bias[0].item()
+
+    result = lmbench.train_levenberg(model, x, y, nn.MSELoss(), max_epochs=2, min_error=0.0,
+                                     metric_callbacks=[first_bias], verbose=False)
+    assert len(result.metrics["first_bias"]) == 3 == len(calls)
+    assert result.metrics["first_bias"][-1] == model[0].bias[0].item()
+    loss, val, mu, times = result  # still the seed's 4-tuple
+    assert result.history.loss == loss
+    mapped = lmbench.train_levenberg(
+        small_net(), x, y, nn.MSELoss(), max_epochs=2, min_error=0.0, verbose=False,
+        metrics_callbacks={"w": lambda m: m[0].weight[0, 0].item(), "const": lambda: 1.0},
+    )
+    assert len(mapped.metrics["w"]) == 3 and mapped.metrics["const"] == [1.0] * 3
+    with pytest.raises(ValueError, match="not both"):
+        lmbench.train_levenberg(small_net(), x, y, nn.MSELoss(), metrics_callbacks={},
+                                metric_callbacks={})
+
+
+def test_return_history_gives_five_values():
+    x, y = regression_data()
+    loader = DataLoader(TensorDataset(x, y), batch_size=32)
+    loss, val, mu, times, history = lmbench.train_distributed_levenberg(
+        small_net(), loader, nn.MSELoss(), max_epochs=2, min_error=0.0, engine="streaming",
+        return_history=True, verbose=False, metric_callbacks={"one": lambda: 1})
+    assert history.loss == loss and history.mu == mu and len(times) == 3
+    assert history.metrics == {"one": [1.0, 1.0, 1.0]}
+
+
+def test_verbose_shows_a_progress_bar(capsys):
+    x, y = regression_data()
+    lmbench.train_levenberg(small_net(), x, y, nn.MSELoss(), max_epochs=2, min_error=0.0,
+                            verbose=True)
+    err = capsys.readouterr().err
+    assert "train_levenberg" in err and "loss=" in err and "mu=" in err and "trials=" in err
+    lmbench.train_levenberg(small_net(), x, y, nn.MSELoss(), max_epochs=2, min_error=0.0,
+                            verbose=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_at_least_one_epoch_before_min_error_and_mu_max():
+    x, y = regression_data()
+    loss, _, _, _, history = lmbench.train_levenberg(
+        small_net(), x, y, nn.MSELoss(), min_error=1e6, max_epochs=5, verbose=False,
+        return_history=True)
+    assert len(loss) == 2 and history.stop_reason == "min_error"
+    engine_history = LevenbergMarquardt(
+        small_net(), stopping=StoppingRules(min_error=1e6, max_epochs=5)).fit(x, y)
+    assert engine_history.epochs == 0  # the engine itself still stops at once
+    *_, history = lmbench.train_levenberg(
+        small_net(), x, y, nn.MSELoss(), min_error=0.0, max_epochs=5, mu_max=0.5,
+        verbose=False, return_history=True)
+    assert history.stop_reason == "mu_max" and history.epochs == 1
