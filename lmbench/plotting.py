@@ -1,30 +1,79 @@
 """The seed's training report: loss and validation loss per epoch and per cumulative time,
-and mu on a log scale per epoch and per time. Works headless (Agg backend)."""
+and mu on a log scale per epoch and per time.
+
+Drawn on a bare ``matplotlib.figure.Figure`` (no pyplot): importing this module leaves the
+user's backend alone, the figure is never registered with pyplot (it is garbage-collected
+when dropped) and saving a PNG works headless. A history file is read without running code:
+JSON, or a pickle restricted to plain containers, numbers and numpy scalars/arrays.
+"""
 
 from __future__ import annotations
 
+import io
+import json
 import pickle
 from collections.abc import Mapping, Sequence
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from lmbench.core.history import TrainingHistory  # noqa: E402
+from lmbench.core.history import TrainingHistory
 
 HistoryLike = str | Path | TrainingHistory | Mapping[str, Any] | Sequence[Sequence[float]]
 
+#: The only globals a history pickle may name: numpy's scalar and array reconstruction
+#: (numpy 1.x ``numpy.core`` and numpy 2 ``numpy._core`` spellings) and protocol-2 bytes.
+SAFE_PICKLE_GLOBALS = frozenset({
+    ("numpy", "dtype"),
+    ("numpy", "ndarray"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("_codecs", "encode"),
+})
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """A history pickle named a global outside ``SAFE_PICKLE_GLOBALS`` (it was not loaded)."""
+
+
+class _HistoryUnpickler(pickle.Unpickler):
+    """Admits builtins containers, numbers and strings (pickle opcodes, no globals) and numpy
+    scalars/arrays; any other global is refused before it is imported or called."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in SAFE_PICKLE_GLOBALS:
+            return super().find_class(module, name)
+        raise UnsafePickleError(
+            f"refused global {module}.{name}: a training-history pickle may hold only dicts, "
+            f"lists, tuples, strings, numbers and numpy scalars/arrays"
+        )
+
+
+def read_history_file(path: str | Path) -> Any:
+    """The payload of a history file: JSON (``.json`` or text starting with ``{``) or a
+    restricted pickle (see ``SAFE_PICKLE_GLOBALS``); no code in the file runs."""
+    raw = Path(path).read_bytes()
+    if Path(path).suffix.lower() == ".json" or raw.lstrip()[:1] == b"{":
+        return json.loads(raw.decode("utf-8"))
+    try:
+        return _HistoryUnpickler(io.BytesIO(raw)).load()
+    except UnsafePickleError as exc:
+        raise UnsafePickleError(f"{path}: {exc}") from None
+
 
 def load_seed_history(source: HistoryLike) -> dict[str, list[float]]:
-    """{"loss", "val", "mu", "time"} from a seed pickle path, a dict, a history or a 4-tuple."""
+    """{"loss", "val", "mu", "time"} from a seed pickle or JSON path, a dict, a history or a
+    4-tuple."""
     if isinstance(source, (str, Path)):
-        with Path(source).open("rb") as fh:
-            data = pickle.load(fh)
+        data = read_history_file(source)
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{source}: a training history is a dict, got {type(data).__name__}")
     elif isinstance(source, TrainingHistory):
         data = source.to_seed_dict()
     elif isinstance(source, Mapping):
@@ -41,11 +90,13 @@ def load_seed_history(source: HistoryLike) -> dict[str, list[float]]:
 
 
 def plot_train_report(source: HistoryLike, out: str | Path | None = None) -> Figure:
-    """Draw the seed's four panels; save a PNG to ``out`` when given. Returns the figure."""
+    """Draw the seed's four panels; save a PNG to ``out`` when given. Returns the figure
+    (a bare ``Figure``, not tracked by pyplot: nothing to close)."""
     data = load_seed_history(source)
     epochs = list(range(len(data["loss"])))
     elapsed = list(accumulate(data["time"]))
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7), constrained_layout=True)
+    fig = Figure(figsize=(11, 7), layout="constrained")
+    axes = fig.subplots(2, 2)
     for ax, x_values, x_label in (
         (axes[0, 0], epochs, "epoch"),
         (axes[0, 1], elapsed, "time, s"),
@@ -70,5 +121,4 @@ def plot_train_report(source: HistoryLike, out: str | Path | None = None) -> Fig
     fig.suptitle("Levenberg-Marquardt training report")
     if out is not None:
         fig.savefig(out, dpi=110)
-        plt.close(fig)
     return fig

@@ -1,5 +1,6 @@
 """``lmbench-report``: the report of named experiments, from the MLflow store alone.
 
+    lmbench-report                                          # lmbench-run's default experiment
     lmbench-report --experiment quick                       # -> reports/quick/
     lmbench-report --experiment lm_sweep --experiment lm_vs_gbdt --out reports/paper
     lmbench-report --experiment quick --tracking-uri sqlite:////data/mlflow.db
@@ -8,6 +9,10 @@ Writes ``report.md`` (GitHub-readable), ``tables/*.tex`` (booktabs), ``figures/*
 ``runs.csv`` (every number with its run ID, git commit and dataset hash). The limits,
 performance and paper-check sections read the experiments ``limits``, ``performance`` and
 ``paper_checks`` of the same store where present (options below; '' turns one off).
+
+Without --experiment the report covers ``lmbench`` (the experiment ``lmbench-run`` logs to by
+default, conf/tracking/mlflow.yaml) when the store has it, else every experiment of the store
+except MLflow's ``Default`` and the limits, performance and paper-check experiments.
 """
 
 from __future__ import annotations
@@ -20,7 +25,31 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lmbench.reports.build import ReportOptions, generate_report
+from lmbench.tracking import TrackingConfig, TrackingStoreError
 from lmbench.tracking.schema import METHOD_LM
+
+#: The experiment ``lmbench-run`` logs to unless ``tracking.experiment_name`` says otherwise.
+DEFAULT_EXPERIMENT = TrackingConfig().experiment_name
+#: MLflow's own experiment (id 0), never a benchmark.
+MLFLOW_DEFAULT_EXPERIMENT = "Default"
+
+
+def default_experiments(tracking_uri: str | None, sections: Sequence[str | None]) -> list[str]:
+    """``[DEFAULT_EXPERIMENT]`` when the store has it (or has no file yet: the report then says
+    the store is missing), else every active experiment except MLflow's ``Default`` and the
+    ``sections`` (limits, performance, paper checks)."""
+    from lmbench.tracking import get_client, resolve_tracking_uri
+    from lmbench.tracking.uri import sqlite_path
+
+    uri = resolve_tracking_uri(tracking_uri)
+    db = sqlite_path(uri)
+    if db is not None and not db.exists():
+        return [DEFAULT_EXPERIMENT]
+    names = [e.name for e in get_client(uri).search_experiments()]
+    if DEFAULT_EXPERIMENT in names:
+        return [DEFAULT_EXPERIMENT]
+    skip = {MLFLOW_DEFAULT_EXPERIMENT, *(s for s in sections if s)}
+    return sorted(n for n in names if n not in skip) or [DEFAULT_EXPERIMENT]
 
 
 def parse_args(argv: Sequence[str] | None = None) -> ReportOptions:
@@ -29,8 +58,11 @@ def parse_args(argv: Sequence[str] | None = None) -> ReportOptions:
         prog="lmbench-report", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--experiment", action="append", required=True,
-                        help="MLflow experiment name (repeatable)")
+    parser.add_argument("--experiment", action="append", default=None,
+                        help=f"MLflow experiment name (repeatable; default: "
+                        f"{DEFAULT_EXPERIMENT}, lmbench-run's default experiment, if the store "
+                        f"has it, else every experiment but Default, limits, performance and "
+                        f"paper_checks)")
     parser.add_argument("--tracking-uri", default=None,
                         help="store URI (default: MLFLOW_TRACKING_URI, else "
                         "sqlite:///<cwd>/mlflow.db)")
@@ -56,8 +88,10 @@ def parse_args(argv: Sequence[str] | None = None) -> ReportOptions:
         reference = git_commit()
         if reference == "unknown":
             parser.error("--reference-commit HEAD: this checkout has no git commit")
+    sections = (args.limits_experiment, args.performance_experiment, args.paper_experiment)
+    experiments = args.experiment or default_experiments(args.tracking_uri, sections)
     return ReportOptions(
-        experiments=list(dict.fromkeys(args.experiment)),
+        experiments=list(dict.fromkeys(experiments)),
         tracking_uri=args.tracking_uri,
         out_dir=args.out,
         limits_experiment=args.limits_experiment or None,
@@ -70,13 +104,14 @@ def parse_args(argv: Sequence[str] | None = None) -> ReportOptions:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Build and write the report; exit 2 with the reason when the store lacks the experiment."""
+    """Build and write the report; exit 2 with the reason when the store lacks the experiment
+    or cannot be read."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    options = parse_args(argv)
     try:
+        options = parse_args(argv)
         report = generate_report(options)
-    except LookupError as exc:
+    except (LookupError, TrackingStoreError) as exc:
         print(f"lmbench-report: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     out = report.files[0].parent if report.files else options.out_dir

@@ -4,10 +4,15 @@ default)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -18,6 +23,42 @@ from lmbench.harness.jobs import run_job
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 _log = logging.getLogger("lmbench")
+#: The conventional exit status of a process ended by SIGTERM (128 + 15).
+SIGTERM_EXIT_STATUS = 128 + signal.SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, delivered as a KeyboardInterrupt so every cleanup written for Ctrl-C runs
+    (the cache engine's temp folder, the run marked KILLED with what it trained)."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM raises :class:`Terminated` once (a repeated SIGTERM during the
+    cleanup is ignored) and leaving on it exits with status 143; the previous handler is put
+    back on exit. Outside the main thread signals cannot be handled: a no-op there."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = False
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal received
+        if received:
+            return
+        received = True
+        raise Terminated("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    except KeyboardInterrupt:
+        if received:
+            _log.warning("terminated by SIGTERM; the run is recorded as KILLED")
+            raise SystemExit(SIGTERM_EXIT_STATUS) from None
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _sweep_id() -> str | None:
@@ -38,9 +79,11 @@ def _show_progress(cfg: DictConfig) -> bool:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> float:
-    """Run one job; returns the primary test metric (for Hydra sweepers)."""
+    """Run one job; returns the primary test metric (for Hydra sweepers). SIGTERM (what
+    schedulers send) stops it like Ctrl-C and exits with status 143."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # offline machines: no pings
-    outcome = run_job(cfg, sweep_id=_sweep_id(), progress=_show_progress(cfg))
+    with sigterm_as_interrupt():
+        outcome = run_job(cfg, sweep_id=_sweep_id(), progress=_show_progress(cfg))
     _log.info(
         "%s on %s: %s=%.4g (%s params, %.1fs) run_id=%s",
         outcome.method, outcome.dataset, outcome.primary_metric, outcome.primary_value,

@@ -27,6 +27,7 @@ from lmbench.tracking.flatten import (
 )
 from lmbench.tracking.protocol import NullTracker, RunStatus, Tracker
 from lmbench.tracking.provenance import git_commit
+from lmbench.tracking.redact import redact, redact_text
 from lmbench.tracking.run import RunTracker
 from lmbench.tracking.schema import (
     CONFIG_ARTIFACT,
@@ -44,7 +45,7 @@ from lmbench.tracking.schema import (
     TAG_TORCH_VERSION,
     WEIGHTS_ARTIFACT_DIR,
 )
-from lmbench.tracking.store import get_client, prepare_store
+from lmbench.tracking.store import TrackingStoreError, get_client, prepare_store
 from lmbench.tracking.uri import TRACKING_URI_ENV, resolve_tracking_uri
 
 __all__ = [
@@ -71,11 +72,14 @@ __all__ = [
     "RunTracker",
     "Tracker",
     "TrackingConfig",
+    "TrackingStoreError",
     "flatten_config",
     "get_client",
     "git_commit",
     "prepare_store",
     "prepare_store_from_config",
+    "redact",
+    "redact_text",
     "resolve_tracking_uri",
     "sanitize_key",
     "tracker_from_config",

@@ -29,6 +29,7 @@ from lmbench.tracking.flatten import (
 )
 from lmbench.tracking.protocol import NullTracker, RunStatus, Tracker
 from lmbench.tracking.provenance import UNKNOWN, git_commit, git_dirty, package_version
+from lmbench.tracking.redact import redact, redact_text
 from lmbench.tracking.schema import (
     CONFIG_ARTIFACT,
     ERROR_ARTIFACT,
@@ -45,7 +46,7 @@ from lmbench.tracking.schema import (
     TAG_SWEEP_ID,
     TAG_TORCH_VERSION,
 )
-from lmbench.tracking.store import get_client, prepare_store
+from lmbench.tracking.store import get_client, prepare_store, store_errors
 from lmbench.tracking.uri import resolve_tracking_uri
 
 if TYPE_CHECKING:
@@ -120,11 +121,13 @@ class RunTracker:
         try:
             self._record_error(exc_type, exc, tb)
         except Exception as log_exc:  # never hide the job's own exception
-            _log.warning("could not record the error of run %s: %s", self.run_id, log_exc)
+            _log.warning("could not record the error of run %s: %s", self.run_id,
+                         redact_text(str(log_exc)))
         try:
             self.end(status)
         except Exception as end_exc:
-            _log.warning("could not end run %s as %s: %s", self.run_id, status, end_exc)
+            _log.warning("could not end run %s as %s: %s", self.run_id, status,
+                         redact_text(str(end_exc)))
         return False
 
     def start(self) -> Self:
@@ -134,9 +137,12 @@ class RunTracker:
         if self.experiment_id is None:
             self.experiment_id = prepare_store(self.tracking_uri, self.experiment_name)
         self._client = get_client(self.tracking_uri)
-        run = self._client.create_run(
-            self.experiment_id, run_name=self.run_name, tags=self._initial_tags()
-        )
+        with store_errors(self.tracking_uri):
+            run = self._client.create_run(
+                self.experiment_id,
+                run_name=None if self.run_name is None else redact_text(self.run_name),
+                tags=self._initial_tags(),
+            )
         self.run_id = run.info.run_id
         self.artifact_uri = run.info.artifact_uri
         _log.info(
@@ -144,7 +150,7 @@ class RunTracker:
             self.run_id,
             run.info.run_name,
             self.experiment_id,
-            self.tracking_uri,
+            redact_text(self.tracking_uri),
         )
         return self
 
@@ -177,7 +183,10 @@ class RunTracker:
         }
         tags.update({k: v for k, v in optional.items() if v is not None})
         tags.update(self.extra_tags)
-        return {str(k): truncate_value(str(v), MAX_TAG_VALUE_LENGTH) for k, v in tags.items()}
+        return {
+            str(k): truncate_value(redact_text(str(v)), MAX_TAG_VALUE_LENGTH)
+            for k, v in tags.items()
+        }
 
     def _record_error(
         self,
@@ -199,11 +208,13 @@ class RunTracker:
     # -- logging ---------------------------------------------------------------------------
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        """Set string tags (values ``str()``-ed and cut to MLflow's 8000 characters)."""
+        """Set string tags (values ``str()``-ed, credentials masked, cut to MLflow's 8000
+        characters)."""
         from mlflow.entities import RunTag
 
         entries = [
-            RunTag(str(k), truncate_value(str(v), MAX_TAG_VALUE_LENGTH)) for k, v in tags.items()
+            RunTag(str(k), truncate_value(redact_text(str(v)), MAX_TAG_VALUE_LENGTH))
+            for k, v in tags.items()
         ]
         log_batches(self._require_client(), self.run_id, "tags", entries)
 
@@ -214,13 +225,16 @@ class RunTracker:
 
         Keys are made MLflow-valid with :func:`sanitize_key` (a key that then collides with
         another gets a hash suffix), values cut to 6000 characters with
-        :func:`truncate_value`. Returns the params as logged. MLflow refuses to change a param
+        :func:`truncate_value`. Credentials (URI user info, token query parameters, values of
+        secret-named keys) are masked in both (:func:`lmbench.tracking.redact.redact`).
+        Returns the params as logged. MLflow refuses to change a param
         already logged with another value, so log each config once per run.
         """
         import yaml
         from mlflow.entities import Param
 
         client = self._require_client()
+        config = redact(to_plain(config))
         flat = flatten_config(config, max_value_length=MAX_PARAM_VALUE_LENGTH)
         params: dict[str, str] = {}
         for key, value in flat.items():
@@ -255,14 +269,15 @@ class RunTracker:
         return len(entries)
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        """Write ``text`` to the artifact ``artifact_file`` (relative, like ``notes/a.md``)."""
+        """Write ``text`` to the artifact ``artifact_file`` (relative, like ``notes/a.md``);
+        credentials in URIs are masked."""
         split_artifact_file(artifact_file)
-        self._require_client().log_text(self.run_id, text, artifact_file)
+        self._require_client().log_text(self.run_id, redact_text(text), artifact_file)
 
     def log_dict(self, dictionary: Mapping[str, Any], artifact_file: str) -> None:
         """Write a dict as JSON (``.json``) or YAML (``.yaml``/``.yml``) artifact."""
         split_artifact_file(artifact_file)
-        self._require_client().log_dict(self.run_id, to_plain(dictionary), artifact_file)
+        self._require_client().log_dict(self.run_id, redact(to_plain(dictionary)), artifact_file)
 
     def log_artifact(
         self, local_path: str | os.PathLike[str], artifact_path: str | None = None

@@ -5,12 +5,21 @@ MLflow is imported lazily (about 3 s) so that code paths with tracking off never
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import warnings
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lmbench.tracking.uri import default_artifact_location, resolve_tracking_uri, store_lock
+from lmbench.tracking.redact import redact_text
+from lmbench.tracking.uri import (
+    default_artifact_location,
+    resolve_tracking_uri,
+    sqlite_path,
+    store_lock,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -21,6 +30,63 @@ _lock = threading.Lock()
 _clients: dict[str, MlflowClient] = {}
 # (resolved uri, experiment name) -> experiment id, for this process.
 _prepared: dict[tuple[str, str], str] = {}
+
+#: The first 16 bytes of every SQLite 3 database file.
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+class TrackingStoreError(RuntimeError):
+    """The local store file cannot be used (not SQLite, or corrupted); the message names the
+    file and what to do."""
+
+
+def _unusable(path: Path, detail: str) -> TrackingStoreError:
+    return TrackingStoreError(
+        f"the MLflow store {path} is not a usable SQLite database ({detail}). Move it away "
+        f"(e.g. `mv {path} {path}.broken`) to start a fresh store there, or point "
+        f"tracking.tracking_uri (or MLFLOW_TRACKING_URI) at another store."
+    )
+
+
+def check_sqlite_file(tracking_uri: str) -> None:
+    """Refuse a local store file that exists but is not a SQLite database (checked by its
+    header, before MLflow opens it); a missing or empty file is fine (MLflow creates it)."""
+    path = sqlite_path(tracking_uri)
+    if path is None or not path.is_file() or path.stat().st_size == 0:
+        return
+    with path.open("rb") as fh:
+        header = fh.read(len(SQLITE_HEADER))
+    if header != SQLITE_HEADER:
+        raise _unusable(path, "the file does not start with the SQLite header")
+
+
+@contextlib.contextmanager
+def store_errors(tracking_uri: str) -> Iterator[None]:
+    """Turn a corrupted local store's database error into :class:`TrackingStoreError`
+    (a busy/locked database is left as it is: that is not corruption)."""
+    try:
+        yield
+    except Exception as exc:
+        path = sqlite_path(tracking_uri)
+        if path is None or not _is_database_error(exc) or "locked" in str(exc).lower():
+            raise
+        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise _unusable(path, detail) from None
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    try:
+        from sqlalchemy.exc import DatabaseError
+    except ImportError:  # pragma: no cover - sqlalchemy comes with mlflow
+        return False
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:  # MLflow may wrap the error
+        if isinstance(current, DatabaseError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def get_client(tracking_uri: str) -> MlflowClient:
@@ -33,7 +99,8 @@ def get_client(tracking_uri: str) -> MlflowClient:
     with _lock:
         client = _clients.get(tracking_uri)
         if client is None:
-            with store_lock(tracking_uri), warnings.catch_warnings():
+            check_sqlite_file(tracking_uri)
+            with store_lock(tracking_uri), store_errors(tracking_uri), warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=r".*``noload`` loader strategy")
                 from mlflow import MlflowClient
 
@@ -59,7 +126,7 @@ def prepare_store(tracking_uri: str | None, experiment_name: str) -> str:
     if cached is not None:
         return cached
     client = get_client(uri)
-    with store_lock(uri):
+    with store_lock(uri), store_errors(uri):
         experiment_id = _get_or_create_experiment(client, uri, experiment_name)
     _prepared[key] = experiment_id
     return experiment_id
@@ -74,7 +141,8 @@ def _get_or_create_experiment(client: MlflowClient, uri: str, name: str) -> str:
             experiment_id = client.create_experiment(
                 name, artifact_location=default_artifact_location(uri, name)
             )
-            _log.info("created MLflow experiment %r (id %s) in %s", name, experiment_id, uri)
+            _log.info("created MLflow experiment %r (id %s) in %s", name, experiment_id,
+                      redact_text(uri))
             return str(experiment_id)
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
@@ -85,7 +153,8 @@ def _get_or_create_experiment(client: MlflowClient, uri: str, name: str) -> str:
                 raise
     if experiment.lifecycle_stage != "active":
         raise RuntimeError(
-            f"MLflow experiment {name!r} (id {experiment.experiment_id}) in {uri} is deleted; "
+            f"MLflow experiment {name!r} (id {experiment.experiment_id}) in {redact_text(uri)} "
+            f"is deleted; "
             f"restore it (`mlflow experiments restore --experiment-id "
             f"{experiment.experiment_id}`) or choose another tracking.experiment_name"
         )

@@ -11,6 +11,7 @@ import torch
 
 from lmbench.core import TrainerSettings, TrainingHistory, get_weights_count
 from lmbench.harness.context import DatasetJob
+from lmbench.harness.epoch_log import HISTORY_ARTIFACT, EpochLogger, salvage
 from lmbench.harness.outcome import JobOutcome
 from lmbench.harness.progress import EpochProgress
 from lmbench.metrics import PRIMARY_METRIC, evaluate_predictions
@@ -38,32 +39,39 @@ def trainer_settings(trainer: Any, task: str) -> TrainerSettings:
 
 
 def run(job: DatasetJob) -> JobOutcome:
-    """Train one LM configuration; log its epoch history, report figure and weights."""
+    """Train one LM configuration; log its epoch history (while training), report figure and
+    weights. Interrupted (Ctrl-C, SIGTERM) or failed, the run keeps the epochs so far and the
+    last accepted weights (:func:`lmbench.harness.epoch_log.salvage`)."""
     cfg, data, tracker = job.cfg, job.data, job.tracker
     settings = trainer_settings(cfg.trainer, data.task)
     model = job.model_factory(settings.loss)()
     dtype = next(model.parameters()).dtype
-    callbacks: list[Any] = (
+    epochs = EpochLogger(tracker, lm_epoch_metrics)
+    progress: list[Any] = (
         [EpochProgress(settings.max_epochs, f"{data.name}/lm")] if job.progress else []
     )
     x_val = torch.as_tensor(data.x_val, dtype=dtype)
     y_val = torch.as_tensor(data.y_val, dtype=dtype)
+    tracker.set_tags({schema.TAG_LOSS: settings.loss})
     started = time.perf_counter()
     try:
         history = settings.fit(
             model, data.x_train, data.y_train, val=(x_val, y_val),
-            callbacks=callbacks, device=str(cfg.get("device", "cpu")),
+            callbacks=[epochs, *progress], device=str(cfg.get("device", "cpu")),
         )
+    except BaseException as exc:
+        salvage(tracker, epochs, model, exc)
+        raise
     finally:
-        for callback in callbacks:
+        for callback in progress:
             callback.close()
     train_time = time.perf_counter() - started
-    tracker.log_epoch_history(lm_epoch_metrics(history))
-    tracker.set_tags({schema.TAG_LOSS: settings.loss})
+    epochs.history = history
+    epochs.flush()
     if getattr(tracker, "log_report", False):
         figure = plot_train_report(history)
         tracker.log_figure(figure, "training_report.png")
-        tracker.log_dict(history.to_seed_dict(), "history_seed.json")
+        tracker.log_dict(history.to_seed_dict(), HISTORY_ARTIFACT)
     tracker.log_state_dict(model.state_dict(), "model")
     model.eval()
     with torch.no_grad():
