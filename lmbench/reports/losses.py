@@ -39,12 +39,16 @@ from lmbench.tracking.schema import (
     METRIC_EPOCHS,
     METRIC_TRAIN_TIME,
     TAG_LOSS,
+    TAG_STOP_REASON,
     metric_column,
     tag_column,
     test_metric,
 )
 
 LOSS_COLUMN = tag_column(TAG_LOSS)
+STOP_COLUMN = tag_column(TAG_STOP_REASON)
+#: Short names of the engine's stop reasons in the tables.
+STOP_LABELS = {"validation_patience": "patience", "mu_max": "μ_max"}
 #: Display order of the losses (others follow alphabetically).
 LOSS_ORDER = ("mse", "cross_entropy", "sqrt_cross_entropy", "bce", "huber")
 #: quantity -> (run-table column, label, higher is better; None: not compared).
@@ -67,7 +71,7 @@ def _ordered(losses: object) -> list[str]:
 
 def loss_table(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per LM classification run with a loss tag: ids, status and the quantities."""
-    columns = ["run_id", "dataset", "loss", "seed", "status", *QUANTITIES]
+    columns = ["run_id", "dataset", "loss", "seed", "status", "stop_reason", *QUANTITIES]
     if runs.empty or LOSS_COLUMN not in runs:
         return pd.DataFrame(columns=columns)
     lm = runs[(runs["method"] == METHOD_LM) & (runs["task"] != "regression")
@@ -75,6 +79,8 @@ def loss_table(runs: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame({
         "run_id": lm["run_id"], "dataset": lm["dataset"],
         "loss": lm[LOSS_COLUMN].astype(str), "seed": lm["seed"], "status": lm["status"],
+        "stop_reason": (lm[STOP_COLUMN] if STOP_COLUMN in lm else pd.Series(
+            None, index=lm.index, dtype=object)).fillna("").astype(str),
     })
     for key, (column, _, _) in QUANTITIES.items():
         values = lm[column] if column in lm else pd.Series(math.nan, index=lm.index)
@@ -99,8 +105,16 @@ def summarize_losses(table: pd.DataFrame) -> pd.DataFrame:
             values = ok[key].dropna()
             row[f"{key}_mean"] = float(values.mean()) if len(values) else math.nan
             row[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+        row["stops"] = stop_counts(ok["stop_reason"])
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def stop_counts(reasons: pd.Series) -> str:
+    """``"2 patience, 1 μ_max"``: why the runs stopped, most frequent first."""
+    counts = reasons[reasons != ""].value_counts()
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{n} {STOP_LABELS.get(str(r), str(r))}" for r, n in ordered) or "–"
 
 
 @dataclass(frozen=True)
@@ -178,7 +192,7 @@ def overall_means(table: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for loss in _ordered(table["loss"].unique()):
         mine = ok[ok["loss"] == loss]
-        rows.append({"loss": loss, "n": len(mine),
+        rows.append({"loss": loss, "n": len(mine), "stops": stop_counts(mine["stop_reason"]),
                      **{key: float(mine[key].mean()) for key in QUANTITIES}})
     return pd.DataFrame(rows)
 
@@ -219,7 +233,9 @@ def losses_section(runs: pd.DataFrame) -> Section | None:
         "runs; n in brackets); the best mean of each dataset is bold for accuracy (higher is "
         "better) and log-loss (lower is better). Log-loss is on probabilities clipped to "
         "[1e-15, 1]; epochs are LM epochs run until validation patience or `max_epochs`; time "
-        "is the wall time of `fit` in seconds."
+        "is the wall time of `fit` in seconds; *stopped by* counts the runs' stop reasons (tag "
+        "`stop_reason`: validation patience, μ reaching `mu_max`, validation loss below "
+        "`min_error`, `max_epochs`)."
     )
     section.table(_summary_table(summary, losses, section))
     section.table(_overall_table(overall_means(table)))
@@ -232,6 +248,7 @@ def losses_section(runs: pd.DataFrame) -> Section | None:
                    "(mean ± std over seeds).", _figure(summary, losses))
     for _, run in table.iterrows():
         section.cite(run["run_id"], TAG_LOSS, run["loss"])
+        section.cite(run["run_id"], TAG_STOP_REASON, run["stop_reason"])
         if run["status"] != "FINISHED":
             continue
         for key, (column, _, _) in QUANTITIES.items():
@@ -280,8 +297,9 @@ def _summary_table(summary: pd.DataFrame, losses: list[str], section: Section) -
     table = Table("losses_by_dataset",
                   "LM by loss: test accuracy, test log-loss, epochs and train time (s), "
                   "mean ± std over seeds (n).",
-                  ["dataset", "loss", "n", "accuracy ↑", "log-loss ↓", "epochs", "time (s)"],
-                  align="llrrrrr")
+                  ["dataset", "loss", "n", "accuracy ↑", "log-loss ↓", "epochs", "time (s)",
+                   "stopped by"],
+                  align="llrrrrrl")
     for dataset, group in summary.groupby("dataset", sort=True):
         group = group.set_index("loss").reindex(losses)
         bold = {q: dict(zip(losses, bold_best(list(group[f"{q}_mean"]),
@@ -302,21 +320,22 @@ def _summary_table(summary: pd.DataFrame, losses: list[str], section: Section) -
                                 ("train_time_s", 2)):
                 text = fmt_mean_std(row[f"{key}_mean"], row[f"{key}_std"], digits)
                 cells.append(Cell(text, bold[key][loss]) if key in bold else text)
-            table.add(cells)
+            table.add([*cells, row["stops"]])
     return table
 
 
 def _overall_table(means: pd.DataFrame) -> Table:
     table = Table("losses_overall",
                   "LM by loss: means over every finished run (all datasets and seeds).",
-                  ["loss", "runs", "accuracy ↑", "log-loss ↓", "epochs", "time (s)"],
-                  align="lrrrrr")
+                  ["loss", "runs", "accuracy ↑", "log-loss ↓", "epochs", "time (s)",
+                   "stopped by"],
+                  align="lrrrrrl")
     bold = {q: bold_best(list(means[q]), bool(QUANTITIES[q][2])) for q in COMPARED}
     for i, row in means.reset_index(drop=True).iterrows():
         table.add([row["loss"], str(int(row["n"])),
                    Cell(fmt(row["accuracy"], 4), bold["accuracy"][i]),
                    Cell(fmt(row["log_loss"], 3), bold["log_loss"][i]),
-                   fmt(row["epochs"], 3), fmt(row["train_time_s"], 2)])
+                   fmt(row["epochs"], 3), fmt(row["train_time_s"], 2), row["stops"]])
     return table
 
 

@@ -81,6 +81,18 @@ def test_failed_runs_are_counted_not_averaged_and_break_their_pair():
     assert ("losses", "`d0` loss `cross_entropy`: 1 runs not finished") in section.missing
 
 
+def test_stop_reasons_are_counted_per_dataset_and_loss():
+    runs = synthetic()
+    runs["tags.stop_reason"] = "validation_patience"
+    runs.loc[runs["run_id"].isin(["c00", "c01"]), "tags.stop_reason"] = "mu_max"
+    runs.loc[runs["run_id"] == "c02", "tags.stop_reason"] = "min_error"
+    summary = summarize_losses(loss_table(runs)).set_index(["dataset", "loss"])
+    assert summary.loc[("d0", "cross_entropy"), "stops"] == "2 μ_max, 1 min_error, 1 patience"
+    assert summary.loc[("d0", "mse"), "stops"] == "4 patience"
+    md = losses_section(runs).tables[1].to_markdown()
+    assert "| cross_entropy | 8 |" in md and "| 5 patience, 2 μ_max, 1 min_error |" in md
+
+
 def test_holm_adjustment():
     adjusted = holm([0.01, math.nan, 0.04, 0.03])
     assert adjusted[0] == pytest.approx(0.03)
