@@ -22,6 +22,7 @@ from lmbench.reports.document import FigureBlock, Section
 from lmbench.reports.dynamics import dynamics_section
 from lmbench.reports.figures import save_figure
 from lmbench.reports.limits import limits_section, performance_section
+from lmbench.reports.losses import losses_section
 from lmbench.reports.method_table import comparison_section
 from lmbench.reports.paper import paper_section
 from lmbench.reports.runs import load_metric_histories, load_runs
@@ -148,6 +149,7 @@ def build_report(options: ReportOptions) -> Report:
         comparison_section(benchmark, options.reference_method),
         sensitivity_section(benchmark, histories),
         dynamics_section(benchmark, histories),
+        *[s for s in (losses_section(benchmark),) if s is not None],  # when >1 LM loss
         limits_section(runs[kind == KIND_LIMITS], options.limits_experiment or "limits"),
         performance_section(runs[kind == KIND_PERFORMANCE],
                             options.performance_experiment or "performance"),
