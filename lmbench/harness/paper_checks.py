@@ -22,7 +22,7 @@ from lmbench.data.problems import PROBLEMS
 from lmbench.harness.runners.paper_check import run_paper_checks
 from lmbench.tracking import Tracker, tracker_from_config
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 def compose_config(overrides: Sequence[str]) -> DictConfig:

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 from lmbench.harness.jobs import run_job
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 _log = logging.getLogger("lmbench")
 #: The conventional exit status of a process ended by SIGTERM (128 + 15).
 SIGTERM_EXIT_STATUS = 128 + signal.SIGTERM
