@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test bench gate gate-baseline paper-checks lint clean
+.PHONY: run reports test bench gate gate-baseline paper-checks lint clean
 
 # Two install levels: `make run` needs the package and the datasets only; `make test` and the
 # benchmarks add the dev and bench extras (pytest, ruff, the reference LM library).
@@ -22,12 +22,23 @@ $(DEV_STAMP): $(STAMP)
 	touch $(DEV_STAMP)
 
 ## Main job: the quick experiments on the embedded defaults (./mlflow.db, packaged data), then
-## their reports regenerated from the store into reports/quick and reports/lm_vs_gbdt_quick.
+## their reports regenerated from the store into build/reports/ (git-ignored: the main job never
+## rewrites tracked files).
 run: $(STAMP)
 	$(VENV)/bin/lmbench-run +experiment=quick
 	$(VENV)/bin/lmbench-run +experiment=lm_vs_gbdt_quick
-	$(VENV)/bin/lmbench-report --experiment quick
-	$(VENV)/bin/lmbench-report --experiment lm_vs_gbdt_quick
+	$(VENV)/bin/lmbench-report --experiment quick --out build/reports/quick
+	$(VENV)/bin/lmbench-report --experiment lm_vs_gbdt_quick --out build/reports/lm_vs_gbdt_quick
+
+## Refresh the committed quick reports (reports/quick, reports/lm_vs_gbdt_quick): only from a
+## clean tree, into a fresh store, so that every number names the commit that produced it.
+reports: $(STAMP)
+	@test -z "$$(git status --porcelain)" || { echo "commit or stash your changes first: committed reports are built from a clean tree"; exit 1; }
+	rm -f build/reports.db
+	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/build/reports.db $(VENV)/bin/lmbench-run +experiment=quick
+	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/build/reports.db $(VENV)/bin/lmbench-run +experiment=lm_vs_gbdt_quick
+	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/build/reports.db $(VENV)/bin/lmbench-report --experiment quick
+	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/build/reports.db $(VENV)/bin/lmbench-report --experiment lm_vs_gbdt_quick
 
 ## Published-results checks (parity-N, XOR, sinc) and their report.
 paper-checks: $(STAMP)
