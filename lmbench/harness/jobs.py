@@ -23,18 +23,24 @@ from lmbench.tracking import schema, tracker_from_config
 __all__ = ["JobOutcome", "run_job", "run_name"]
 
 
-def run_job(cfg: DictConfig, *, sweep_id: str | None = None, progress: bool = False) -> JobOutcome:
+def run_job(
+    cfg: DictConfig,
+    *,
+    sweep_id: str | None = None,
+    parent_run_id: str | None = None,
+    progress: bool = False,
+) -> JobOutcome:
     """Run the job ``cfg`` describes with the runner ``cfg.job.runner`` names.
 
     ``train`` (the default job) prepares the split, trains with ``cfg.trainer`` (one LM run, or
     a grid search: lm_grid, xgboost, catboost, adam), scores the test split once and logs it
     all; ``limits`` measures an engine (no dataset); ``paper_check`` runs a published-results
-    problem over many random starts.
+    problem over many random starts. ``parent_run_id`` nests the run under a sweep's run.
     """
     name = runner_name(cfg)
     run = load_runner(name)
     if not runner_spec(name).on_dataset:
-        return run(cfg, sweep_id=sweep_id)
+        return run(cfg, sweep_id=sweep_id, parent_run_id=parent_run_id)
     started = time.perf_counter()
     seed = int(cfg.seed)
     seed_everything(seed, threads=int(cfg.get("threads", 1)))
@@ -57,6 +63,7 @@ def run_job(cfg: DictConfig, *, sweep_id: str | None = None, progress: bool = Fa
         cfg.tracking,
         run_name=run_name(cfg, method, data.name),
         sweep_id=sweep_id,
+        parent_run_id=parent_run_id,
         device=str(cfg.get("device", "cpu")),
         dataset_hash=data.hash,
         tags=tags,
