@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import time
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from lmbench.bench.memory import PeakMemory
-from lmbench.data import prepare_dataset
-from lmbench.harness.context import DatasetJob
+from lmbench.data import PreparedDataset, prepare_dataset
+from lmbench.harness.context import DatasetJob, logged_config, model_tag
 from lmbench.harness.outcome import JobOutcome, run_name
 from lmbench.harness.reproducibility import seed_everything
 from lmbench.harness.runners import load_runner, runner_name, runner_spec
-from lmbench.tracking import schema, tracker_from_config
+from lmbench.tracking import Tracker, schema, tracker_from_config
 
 __all__ = ["JobOutcome", "run_job", "run_name"]
 
@@ -56,7 +56,7 @@ def run_job(
         schema.TAG_METHOD: method,
         schema.TAG_DATASET: data.name,
         schema.TAG_TASK: data.task,
-        schema.TAG_MODEL: str(cfg.model.get("name", "mlp")),
+        schema.TAG_MODEL: model_tag(cfg),
         **{str(k): str(v) for k, v in (cfg.get("tags") or {}).items()},
     }
     tracker = tracker_from_config(
@@ -69,8 +69,9 @@ def run_job(
         tags=tags,
     )
     with tracker, PeakMemory() as memory:
-        tracker.log_config(OmegaConf.to_container(cfg, resolve=True))
+        tracker.log_config(logged_config(cfg))
         tracker.log_dict(data.hashes, schema.DATASET_HASHES_ARTIFACT)
+        log_dataset_inputs(tracker, cfg, data)
         outcome = run(DatasetJob(cfg, data, tracker, progress))
         outcome.run_id = getattr(tracker, "run_id", None)
         wall = time.perf_counter() - started
@@ -91,3 +92,19 @@ def run_job(
             }
         )
     return outcome
+
+
+def log_dataset_inputs(tracker: Tracker, cfg: DictConfig, data: PreparedDataset) -> int:
+    """The split as the run's dataset inputs (train / validation / test), digests = the split
+    hashes, source = ``cfg.dataset.source`` (package and key) and the whole split's hash."""
+    source_cfg = cfg.dataset.get("source") or {}
+    source = {
+        "package": str(source_cfg.get("package", "")),
+        "key": str(source_cfg.get("key", "")),
+        schema.TAG_DATASET_HASH: data.hash,
+    }
+    return tracker.log_dataset(data.name, source, {
+        schema.INPUT_CONTEXT_TRAIN: (data.x_train, data.y_train, data.hashes["train"]),
+        schema.INPUT_CONTEXT_VALIDATION: (data.x_val, data.y_val, data.hashes["val"]),
+        schema.INPUT_CONTEXT_TEST: (data.x_test, data.y_test, data.hashes["test"]),
+    })

@@ -39,9 +39,9 @@ class PrepareTrackingStore(Callback):
         if section is None:
             return
         experiment_id = prepare_store_from_config(section)
-        if experiment_id is None or not self.parent_run:
+        hydra = config.get("hydra")
+        if experiment_id is None or not self.parent_run or hydra is None:
             return
-        hydra = config.hydra
         self.parent = SweepParent(section, str(hydra.sweep.dir))
         self.parent.start(
             experiment_id,

@@ -74,8 +74,12 @@ TAG_IMPLEMENTATION = "implementation"
 #: Paper checks: the problem, and its settings as ``check.<name>`` tags.
 TAG_PROBLEM = "problem"
 TAG_CHECK_PREFIX = "check."
+#: Runs with an MLflow model: its URI (``models:/<id>``, for ``mlflow.pyfunc.load_model``).
+TAG_MODEL_URI = "model_uri"
 #: Grid trials: the trial's index in the grid.
 TAG_TRIAL = "trial"
+#: Grid trials: ``true`` on the grid point the search selected.
+TAG_SELECTED = "selected"
 
 # ---------------------------------------------------------------------- params
 PARAM_SEED = "seed"
