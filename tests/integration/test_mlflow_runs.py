@@ -80,8 +80,9 @@ def test_single_lm_run_has_no_parent_a_served_model_inputs_and_returned_val_loss
 
 
 def test_grid_searches_nest_trials_gbdt_has_its_own_model_lm_grid_gets_a_report(run_app):
-    run_app("--multirun", "dataset=iris", "trainer=xgboost,lm_grid", "trainer.budget=quick",
-            "tracking.experiment_name=grid")
+    for trainer in ("xgboost", "lm_grid"):
+        run_app("dataset=iris", f"trainer={trainer}", "trainer.budget=quick",
+                "tracking.experiment_name=grid")
     runs = _runs(run_app, "grid")
     kind = _kind(runs)
     jobs = runs[kind.isna()]
