@@ -323,8 +323,8 @@ class RunTracker:
     def log_state_dict(self, state_dict: Mapping[str, Any], name: str = "model") -> str | None:
         """Save weights with ``torch.save`` (tensors moved to CPU) as ``weights/<name>.pt``.
 
-        Plain artifact, not the ``mlflow.pytorch`` model flavour (slow, heavy). Returns the
-        artifact path, or ``None`` when ``log_weights`` is off.
+        The raw state dict (what salvage and the reports read); the servable MLflow model is
+        :meth:`log_model`. Returns the artifact path, or ``None`` when ``log_weights`` is off.
         """
         if not self.log_weights:
             return None
