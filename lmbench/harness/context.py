@@ -3,16 +3,45 @@ model factory of ``cfg.model``, the run's open tracker and whether to show progr
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from lmbench.data import PreparedDataset
 from lmbench.models import build_model
 from lmbench.tracking import Tracker
+
+#: Trainers that do not train ``cfg.model`` and the model tag their runs get instead: the GBDTs
+#: grow their own trees; LM's grid search builds MLPs of the widths its grid names.
+OWN_MODELS: dict[str, str] = {"xgboost": "xgboost", "catboost": "catboost", "lm": "mlp_grid"}
+
+
+def own_model(cfg: Mapping[str, Any]) -> str | None:
+    """The model tag of a grid-search trainer that ignores ``cfg.model``; ``None`` when the
+    job trains ``cfg.model`` (a single LM configuration, Adam)."""
+    trainer = cfg.get("trainer") or {}
+    if str(trainer.get("runner", "search")) == "lm":
+        return None
+    return OWN_MODELS.get(str(trainer.get("name", "")))
+
+
+def model_tag(cfg: Mapping[str, Any]) -> str:
+    """The run's ``model`` tag: the trainer's own model, else ``cfg.model.name``."""
+    return own_model(cfg) or str((cfg.get("model") or {}).get("name", "mlp"))
+
+
+def logged_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The job config as logged: without the ``model`` section when the trainer ignores it
+    (its keys would count as configurations in the reports)."""
+    plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    assert isinstance(plain, dict)
+    if own_model(cfg) is not None:
+        plain.pop("model", None)
+    return plain
 
 
 @dataclass(frozen=True)

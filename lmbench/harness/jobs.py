@@ -10,31 +10,37 @@ from __future__ import annotations
 
 import time
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from lmbench.bench.memory import PeakMemory
-from lmbench.data import prepare_dataset
-from lmbench.harness.context import DatasetJob
+from lmbench.data import PreparedDataset, prepare_dataset
+from lmbench.harness.context import DatasetJob, logged_config, model_tag
 from lmbench.harness.outcome import JobOutcome, run_name
 from lmbench.harness.reproducibility import seed_everything
 from lmbench.harness.runners import load_runner, runner_name, runner_spec
-from lmbench.tracking import schema, tracker_from_config
+from lmbench.tracking import Tracker, schema, tracker_from_config
 
 __all__ = ["JobOutcome", "run_job", "run_name"]
 
 
-def run_job(cfg: DictConfig, *, sweep_id: str | None = None, progress: bool = False) -> JobOutcome:
+def run_job(
+    cfg: DictConfig,
+    *,
+    sweep_id: str | None = None,
+    parent_run_id: str | None = None,
+    progress: bool = False,
+) -> JobOutcome:
     """Run the job ``cfg`` describes with the runner ``cfg.job.runner`` names.
 
     ``train`` (the default job) prepares the split, trains with ``cfg.trainer`` (one LM run, or
     a grid search: lm_grid, xgboost, catboost, adam), scores the test split once and logs it
     all; ``limits`` measures an engine (no dataset); ``paper_check`` runs a published-results
-    problem over many random starts.
+    problem over many random starts. ``parent_run_id`` nests the run under a sweep's run.
     """
     name = runner_name(cfg)
     run = load_runner(name)
     if not runner_spec(name).on_dataset:
-        return run(cfg, sweep_id=sweep_id)
+        return run(cfg, sweep_id=sweep_id, parent_run_id=parent_run_id)
     started = time.perf_counter()
     seed = int(cfg.seed)
     seed_everything(seed, threads=int(cfg.get("threads", 1)))
@@ -50,20 +56,22 @@ def run_job(cfg: DictConfig, *, sweep_id: str | None = None, progress: bool = Fa
         schema.TAG_METHOD: method,
         schema.TAG_DATASET: data.name,
         schema.TAG_TASK: data.task,
-        schema.TAG_MODEL: str(cfg.model.get("name", "mlp")),
+        schema.TAG_MODEL: model_tag(cfg),
         **{str(k): str(v) for k, v in (cfg.get("tags") or {}).items()},
     }
     tracker = tracker_from_config(
         cfg.tracking,
         run_name=run_name(cfg, method, data.name),
         sweep_id=sweep_id,
+        parent_run_id=parent_run_id,
         device=str(cfg.get("device", "cpu")),
         dataset_hash=data.hash,
         tags=tags,
     )
     with tracker, PeakMemory() as memory:
-        tracker.log_config(OmegaConf.to_container(cfg, resolve=True))
+        tracker.log_config(logged_config(cfg))
         tracker.log_dict(data.hashes, schema.DATASET_HASHES_ARTIFACT)
+        log_dataset_inputs(tracker, cfg, data)
         outcome = run(DatasetJob(cfg, data, tracker, progress))
         outcome.run_id = getattr(tracker, "run_id", None)
         wall = time.perf_counter() - started
@@ -84,3 +92,19 @@ def run_job(cfg: DictConfig, *, sweep_id: str | None = None, progress: bool = Fa
             }
         )
     return outcome
+
+
+def log_dataset_inputs(tracker: Tracker, cfg: DictConfig, data: PreparedDataset) -> int:
+    """The split as the run's dataset inputs (train / validation / test), digests = the split
+    hashes, source = ``cfg.dataset.source`` (package and key) and the whole split's hash."""
+    source_cfg = cfg.dataset.get("source") or {}
+    source = {
+        "package": str(source_cfg.get("package", "")),
+        "key": str(source_cfg.get("key", "")),
+        schema.TAG_DATASET_HASH: data.hash,
+    }
+    return tracker.log_dataset(data.name, source, {
+        schema.INPUT_CONTEXT_TRAIN: (data.x_train, data.y_train, data.hashes["train"]),
+        schema.INPUT_CONTEXT_VALIDATION: (data.x_val, data.y_val, data.hashes["val"]),
+        schema.INPUT_CONTEXT_TEST: (data.x_test, data.y_test, data.hashes["test"]),
+    })

@@ -5,7 +5,6 @@ default)."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import signal
@@ -20,6 +19,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from lmbench.harness.jobs import run_job
+from lmbench.tracking.sweep import read_parent_run_id, sweep_id_of
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 _log = logging.getLogger("lmbench")
@@ -66,8 +66,16 @@ def _sweep_id() -> str | None:
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return None
-    sweep_dir = os.path.abspath(hydra_cfg.sweep.dir)
-    return hashlib.sha256(sweep_dir.encode()).hexdigest()[:12]
+    return sweep_id_of(hydra_cfg.sweep.dir)
+
+
+def _parent_run_id() -> str | None:
+    """A --multirun job's parent: the sweep's run (``lmbench.tracking.sweep``); none for a
+    single run."""
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return None
+    return read_parent_run_id(hydra_cfg.sweep.dir)
 
 
 def _show_progress(cfg: DictConfig) -> bool:
@@ -83,7 +91,8 @@ def main(cfg: DictConfig) -> float:
     schedulers send) stops it like Ctrl-C and exits with status 143."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # offline machines: no pings
     with sigterm_as_interrupt():
-        outcome = run_job(cfg, sweep_id=_sweep_id(), progress=_show_progress(cfg))
+        outcome = run_job(cfg, sweep_id=_sweep_id(), parent_run_id=_parent_run_id(),
+                          progress=_show_progress(cfg))
     _log.info(
         "%s on %s: %s=%.4g (%s params, %.1fs) run_id=%s",
         outcome.method, outcome.dataset, outcome.primary_metric, outcome.primary_value,

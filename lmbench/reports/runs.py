@@ -11,6 +11,7 @@ import pandas as pd
 from lmbench.metrics import PRIMARY_METRIC
 from lmbench.tracking import get_client, resolve_tracking_uri
 from lmbench.tracking.schema import (
+    GROUPING_KINDS,
     METRIC_N_PARAMETERS,
     METRIC_TRAIN_TIME,
     METRIC_WALL_TIME,
@@ -21,6 +22,7 @@ from lmbench.tracking.schema import (
     TAG_DATASET_HASH,
     TAG_ERROR,
     TAG_GIT_COMMIT,
+    TAG_KIND,
     TAG_METHOD,
     TAG_MODEL,
     TAG_TASK,
@@ -48,7 +50,9 @@ RUN_COLUMNS = [
 def load_runs(
     experiments: str | Sequence[str], tracking_uri: str | None = None
 ) -> pd.DataFrame:
-    """Every run of ``experiments`` (FAILED and unfinished ones included, never dropped).
+    """Every run of ``experiments`` (FAILED and unfinished ones included, never dropped); the
+    runs that only group or detail others (sweep parents, grid trials:
+    ``schema.GROUPING_KINDS``) are not results and are left out.
 
     ``primary_value`` is the task's primary test metric (``lmbench.metrics.PRIMARY_METRIC``);
     the full metric/param/tag columns stay available under ``metrics.*``, ``params.*``,
@@ -64,6 +68,8 @@ def load_runs(
             "(lmbench-run +experiment=NAME) or pass the store with --tracking-uri"
         )
     raw = _runs_frame(client, [e.experiment_id for e in found])
+    kind = _column(raw, tag_column(TAG_KIND))
+    raw = raw[~kind.isin(GROUPING_KINDS)].reset_index(drop=True)  # sweep parents, grid trials
     id_to_name = {e.experiment_id: e.name for e in found}
     tidy = pd.DataFrame(index=raw.index)
     tidy["run_id"] = raw["run_id"]

@@ -11,6 +11,12 @@ default store is an embedded SQLite file ``<launch dir>/mlflow.db`` with artifac
         ...
         tracker.log_epoch_history({SERIES_TRAIN_LOSS: [...], SERIES_VAL_LOSS: [...], ...})
         tracker.log_metrics({test_metric("rmse"): rmse, METRIC_WALL_TIME: wall})
+        tracker.log_model(model, x_test)              # MLflow model, served by mlflow.pyfunc
+        tracker.log_dataset(name, source, {"train": (x, y, digest), ...})   # mlflow inputs
+
+A --multirun gets a parent run (``lmbench.tracking.sweep``, started by the Hydra callback in
+``lmbench.tracking.hydra_callback``); its jobs nest under it (``parent_run_id``), and a grid
+search's points nest under their job's run (:meth:`RunTracker.log_child_runs`).
 
 Every tag, param, metric and series name that writers log and reports read is in
 ``lmbench.tracking.schema``.

@@ -21,6 +21,11 @@ class TrackingConfig:
     ``experiment_name``: MLflow experiment receiving the runs.
     ``log_weights``: save trained weights as ``weights/<name>.pt`` artifacts.
     ``log_report``: let the harness attach per-run report artifacts (figures, tables).
+    ``log_models``: log trained models as MLflow models (``mlflow.pyfunc.load_model``-able).
+    ``log_datasets``: record the split as the run's dataset inputs (``mlflow.log_input``).
+    ``system_metrics``: MLflow's CPU/memory/disk/network sampler per run: ``true``, ``false``
+    or ``auto`` (single runs only: a --multirun job, which has a ``sweep_id``, gets none).
+    ``system_metrics_interval_s``: its sampling interval.
     """
 
     enabled: bool = True
@@ -28,6 +33,22 @@ class TrackingConfig:
     experiment_name: str = "lmbench"
     log_weights: bool = True
     log_report: bool = True
+    log_models: bool = True
+    log_datasets: bool = True
+    system_metrics: bool | str = "auto"
+    system_metrics_interval_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.system_metrics not in (True, False, "auto"):
+            raise ValueError(
+                f"tracking.system_metrics must be true, false or auto, got {self.system_metrics!r}"
+            )
+
+    def wants_system_metrics(self, sweep_id: str | None) -> bool:
+        """Whether a run samples system metrics: ``auto`` means single runs only."""
+        if self.system_metrics == "auto":
+            return sweep_id is None
+        return bool(self.system_metrics)
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any] | None) -> TrackingConfig:
@@ -65,6 +86,12 @@ def tracker_from_config(
         experiment_name=tc.experiment_name,
         log_weights=tc.log_weights,
         log_report=tc.log_report,
+        log_models=tc.log_models,
+        log_datasets=tc.log_datasets,
+        system_metrics_interval_s=(
+            tc.system_metrics_interval_s
+            if tc.wants_system_metrics(run_kwargs.get("sweep_id")) else None
+        ),
         **run_kwargs,
     )
 

@@ -60,6 +60,14 @@ class Tracker(Protocol):
 
     def log_state_dict(self, state_dict: Mapping[str, Any], name: str = "model") -> str | None: ...
 
+    def log_model(self, model: Any, x_example: Any) -> str | None: ...
+
+    def log_dataset(
+        self, name: str, source: Mapping[str, Any], splits: Mapping[str, tuple[Any, Any, str]]
+    ) -> int: ...
+
+    def log_child_runs(self, children: Iterable[Mapping[str, Any]]) -> list[str]: ...
+
 
 class NullTracker:
     """The tracker used when tracking is off: same interface as ``RunTracker``, does nothing."""
@@ -74,6 +82,8 @@ class NullTracker:
         self.status: str | None = None
         self.log_weights = log_weights
         self.log_report = log_report
+        self.log_models = False
+        self.log_datasets = False
 
     def __enter__(self) -> Self:
         return self
@@ -122,3 +132,14 @@ class NullTracker:
 
     def log_state_dict(self, state_dict: Mapping[str, Any], name: str = "model") -> str | None:
         return None
+
+    def log_model(self, model: Any, x_example: Any) -> str | None:
+        return None
+
+    def log_dataset(
+        self, name: str, source: Mapping[str, Any], splits: Mapping[str, tuple[Any, Any, str]]
+    ) -> int:
+        return 0
+
+    def log_child_runs(self, children: Iterable[Mapping[str, Any]]) -> list[str]:
+        return []

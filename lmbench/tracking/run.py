@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 from lmbench.tracking.artifacts import log_figure, log_state_dict, split_artifact_file
 from lmbench.tracking.batching import log_batches, scalar_entries, series_entries
+from lmbench.tracking.children import log_child_runs
 from lmbench.tracking.flatten import (
     MAX_PARAM_VALUE_LENGTH,
     MAX_TAG_VALUE_LENGTH,
@@ -27,6 +28,8 @@ from lmbench.tracking.flatten import (
     to_plain,
     truncate_value,
 )
+from lmbench.tracking.inputs import SystemMetrics, log_split_inputs
+from lmbench.tracking.models import log_model
 from lmbench.tracking.protocol import NullTracker, RunStatus, Tracker
 from lmbench.tracking.provenance import UNKNOWN, git_commit, git_dirty, package_version
 from lmbench.tracking.redact import redact, redact_text
@@ -41,6 +44,7 @@ from lmbench.tracking.schema import (
     TAG_LMBENCH_VERSION,
     TAG_MLFLOW_GIT_COMMIT,
     TAG_MLFLOW_VERSION,
+    TAG_MODEL_URI,
     TAG_PARENT_RUN_ID,
     TAG_PYTHON_VERSION,
     TAG_SWEEP_ID,
@@ -66,8 +70,10 @@ class RunTracker:
     ``parent_run_id`` (as ``mlflow.parentRunId``) and ``tags``. On a normal exit the run is
     FINISHED; on an exception it is FAILED (KILLED for ``KeyboardInterrupt``), the error is
     recorded as tag ``error`` and artifact ``error.txt`` (traceback), and the exception
-    propagates. ``log_weights=False`` turns :meth:`log_state_dict` into a no-op;
-    ``log_report`` is carried for the harness to consult.
+    propagates. ``log_weights=False`` turns :meth:`log_state_dict` into a no-op,
+    ``log_models=False`` :meth:`log_model`, ``log_datasets=False`` :meth:`log_dataset`;
+    ``log_report`` is carried for the harness to consult. ``system_metrics_interval_s`` (a
+    number) samples MLflow's system metrics while the run is open.
     """
 
     def __init__(
@@ -84,6 +90,9 @@ class RunTracker:
         tags: Mapping[str, Any] | None = None,
         log_weights: bool = True,
         log_report: bool = True,
+        log_models: bool = True,
+        log_datasets: bool = True,
+        system_metrics_interval_s: float | None = None,
     ) -> None:
         self.run_name = run_name
         self.experiment_name = experiment_name
@@ -96,6 +105,10 @@ class RunTracker:
         self.extra_tags = dict(tags or {})
         self.log_weights = log_weights
         self.log_report = log_report
+        self.log_models = log_models
+        self.log_datasets = log_datasets
+        self.system_metrics_interval_s = system_metrics_interval_s
+        self._system_metrics: SystemMetrics | None = None
         self.run_id: str | None = None
         self.artifact_uri: str | None = None
         self.status: str | None = None
@@ -152,12 +165,20 @@ class RunTracker:
             self.experiment_id,
             redact_text(self.tracking_uri),
         )
+        if self.system_metrics_interval_s is not None:
+            self._system_metrics = SystemMetrics(
+                self.tracking_uri, self.run_id, self.system_metrics_interval_s
+            )
+            self._system_metrics.start()
         return self
 
     def end(self, status: RunStatus = "FINISHED") -> None:
         """Terminate the run with ``status`` (FINISHED, FAILED or KILLED); idempotent."""
         if self.run_id is None or self.status is not None:
             return
+        if self._system_metrics is not None:
+            self._system_metrics.stop()
+            self._system_metrics = None
         self._require_client().set_terminated(self.run_id, status=status)
         self.status = status
 
@@ -302,10 +323,43 @@ class RunTracker:
     def log_state_dict(self, state_dict: Mapping[str, Any], name: str = "model") -> str | None:
         """Save weights with ``torch.save`` (tensors moved to CPU) as ``weights/<name>.pt``.
 
-        Plain artifact, not the ``mlflow.pytorch`` model flavour (slow, heavy). Returns the
-        artifact path, or ``None`` when ``log_weights`` is off.
+        The raw state dict (what salvage and the reports read); the servable MLflow model is
+        :meth:`log_model`. Returns the artifact path, or ``None`` when ``log_weights`` is off.
         """
         if not self.log_weights:
             return None
         self._require_client()
         return log_state_dict(self.log_artifact, state_dict, name)
+
+    def log_model(self, model: Any, x_example: Any) -> str | None:
+        """Log ``model`` (a torch network, an XGBoost or CatBoost estimator) as an MLflow model
+        with a signature and ``x_example``'s first rows as input example; its URI is tagged
+        ``model_uri`` and returned (``None`` when ``log_models`` is off or no flavour fits)."""
+        if not self.log_models:
+            return None
+        self._require_client()
+        assert self.run_id is not None
+        uri = log_model(self.tracking_uri, self.run_id, model, x_example)
+        if uri is not None:
+            self.set_tags({TAG_MODEL_URI: uri})
+        return uri
+
+    def log_dataset(
+        self, name: str, source: Mapping[str, Any],
+        splits: Mapping[str, tuple[Any, Any, str]],
+    ) -> int:
+        """Record the run's split as dataset inputs: ``splits`` maps a context (``train``,
+        ``validation``, ``test``) to ``(x, y, content hash)``; ``source`` describes where the
+        table comes from. One call; the number logged (0 when ``log_datasets`` is off)."""
+        if not self.log_datasets:
+            return 0
+        client = self._require_client()
+        assert self.run_id is not None
+        return log_split_inputs(client, self.run_id, name, redact(source), splits)
+
+    def log_child_runs(self, children: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Nest one finished run per item under this run; an item has ``run_name``,
+        ``params``, ``metrics`` and ``tags`` (e.g. the grid points of a search). Their ids."""
+        client = self._require_client()
+        assert self.run_id is not None and self.experiment_id is not None
+        return log_child_runs(client, self.experiment_id, self.run_id, children)

@@ -27,6 +27,13 @@ KIND_LIMITS = "limits"
 KIND_PERFORMANCE = "performance"
 KIND_PAPER_CHECK = "paper_check"
 RUN_KINDS = (KIND_BENCHMARK, KIND_LIMITS, KIND_PERFORMANCE, KIND_PAPER_CHECK)
+#: The parent run of a --multirun (a sweep or a named experiment): its jobs nest under it.
+KIND_SWEEP = "sweep"
+#: One grid point of a baseline's grid search, nested under its job's run.
+KIND_GRID_TRIAL = "grid_trial"
+#: Runs that group or detail other runs and are not results themselves; readers that count
+#: results skip them.
+GROUPING_KINDS = (KIND_SWEEP, KIND_GRID_TRIAL)
 
 # ---------------------------------------------------------------------- tags set on every run
 TAG_GIT_COMMIT = "git_commit"
@@ -67,6 +74,12 @@ TAG_IMPLEMENTATION = "implementation"
 #: Paper checks: the problem, and its settings as ``check.<name>`` tags.
 TAG_PROBLEM = "problem"
 TAG_CHECK_PREFIX = "check."
+#: Runs with an MLflow model: its URI (``models:/<id>``, for ``mlflow.pyfunc.load_model``).
+TAG_MODEL_URI = "model_uri"
+#: Grid trials: the trial's index in the grid.
+TAG_TRIAL = "trial"
+#: Grid trials: ``true`` on the grid point the search selected.
+TAG_SELECTED = "selected"
 
 # ---------------------------------------------------------------------- params
 PARAM_SEED = "seed"
@@ -95,6 +108,21 @@ METRIC_EPOCHS = "epochs"
 METRIC_FINAL_MU = "final_mu"
 METRIC_BEST_EPOCH = "best_epoch"
 METRIC_N_SAMPLES = "n_samples"
+#: LM runs: validation loss of the weights the run returns (the best epoch's under patience,
+#: else the last epoch's). The ``val_loss`` series' latest value is the last epoch's, which is
+#: not the model's validation loss when the best weights were restored.
+METRIC_BEST_VAL_LOSS = "best_val_loss"
+# sweep parent runs
+METRIC_SWEEP_JOBS = "n_jobs"
+METRIC_SWEEP_FINISHED = "n_finished"
+METRIC_SWEEP_FAILED = "n_failed"
+METRIC_SWEEP_KILLED = "n_killed"
+METRIC_SWEEP_UNFINISHED = "n_unfinished"
+# grid-search trial runs (the trial's validation scores are ``val_<metric name>``)
+VAL_METRIC_PREFIX = "val_"
+METRIC_VAL_SCORE = "val_score"
+METRIC_FIT_TIME = "fit_time_s"
+METRIC_BEST_ITERATION = "best_iteration"
 # limits runs
 METRIC_PEAK_MEMORY = "peak_memory_bytes"
 METRIC_PREDICTED_MEMORY = "predicted_memory_bytes"
@@ -148,6 +176,19 @@ ERROR_ARTIFACT = "error.txt"
 WEIGHTS_ARTIFACT_DIR = "weights"
 DATASET_HASHES_ARTIFACT = "dataset_hashes.json"
 LIMITS_POINT_ARTIFACT = "limits_point.yaml"
+TRAINING_REPORT_ARTIFACT = "training_report.png"
+GRID_SEARCH_ARTIFACT = "grid_search.json"
+#: The MLflow model (``mlflow.pytorch`` / ``mlflow.xgboost`` / ``mlflow.catboost`` flavour,
+#: loadable with ``mlflow.pyfunc.load_model``) of a run: ``runs:/<run id>/model``.
+MODEL_ARTIFACT_PATH = "model"
+#: Sweep parent runs: the sweep's composed config (without the ``hydra`` node).
+SWEEP_CONFIG_ARTIFACT = "sweep_config.yaml"
+
+# ---------------------------------------------------------------------- dataset inputs
+#: ``mlflow.log_input`` contexts of a run's split.
+INPUT_CONTEXT_TRAIN = "train"
+INPUT_CONTEXT_VALIDATION = "validation"
+INPUT_CONTEXT_TEST = "test"
 
 # ---------------------------------------------------------------------- tag vocabularies
 #: Performance runs: lmbench, the reference library, a plain torch.func LM, the FLOP floor.

@@ -10,7 +10,10 @@ def test_multirun_logs_params_epoch_metrics_and_artifacts(run_app):
             "trainer.max_epochs=8", "tracking.experiment_name=it")
     mlflow.set_tracking_uri(run_app.store)
     runs = mlflow.search_runs(experiment_names=["it"])
-    assert len(runs) == 2
+    parent = runs[runs["tags.kind"] == "sweep"]
+    runs = runs[runs["tags.kind"] != "sweep"]
+    assert len(parent) == 1 and len(runs) == 2
+    assert (runs["tags.mlflow.parentRunId"] == parent["run_id"].iloc[0]).all()
     assert sorted(runs["params.trainer.mu_init"]) == ["1", "10"]
     assert (runs["status"] == "FINISHED").all()
     assert runs["tags.sweep_id"].nunique() == 1 and runs["tags.sweep_id"].notna().all()

@@ -25,7 +25,9 @@ from lmbench.units import format_bytes, parse_bytes
 UNUSED_SECTIONS = ("trainer",)
 
 
-def run(cfg: DictConfig, *, sweep_id: str | None = None) -> JobOutcome:
+def run(
+    cfg: DictConfig, *, sweep_id: str | None = None, parent_run_id: str | None = None
+) -> JobOutcome:
     """Predict, and measure unless over budget, one epoch of ``cfg.job.engine``."""
     t = cfg.job
     engine = str(t.engine)
@@ -46,7 +48,7 @@ def run(cfg: DictConfig, *, sweep_id: str | None = None) -> JobOutcome:
         config.pop(unused, None)
     with tracker_from_config(
         cfg.tracking, run_name=run_name(config, "limits", engine), sweep_id=sweep_id,
-        device=device, tags=tags,
+        parent_run_id=parent_run_id, device=device, tags=tags,
     ) as tracker:
         tracker.log_config(config)
         metrics: dict[str, float] = {

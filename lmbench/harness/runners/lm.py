@@ -70,9 +70,10 @@ def run(job: DatasetJob) -> JobOutcome:
     epochs.flush()
     if getattr(tracker, "log_report", False):
         figure = plot_train_report(history)
-        tracker.log_figure(figure, "training_report.png")
+        tracker.log_figure(figure, schema.TRAINING_REPORT_ARTIFACT)
         tracker.log_dict(history.to_seed_dict(), HISTORY_ARTIFACT)
     tracker.log_state_dict(model.state_dict(), "model")
+    tracker.log_model(model, data.x_test)
     model.eval()
     with torch.no_grad():
         outputs = model(torch.as_tensor(data.x_test, dtype=dtype))
@@ -96,8 +97,20 @@ def run(job: DatasetJob) -> JobOutcome:
             schema.METRIC_BEST_EPOCH: (
                 math.nan if history.best_epoch is None else history.best_epoch
             ),
+            schema.METRIC_BEST_VAL_LOSS: returned_val_loss(history),
         },
     )
+
+
+def returned_val_loss(history: TrainingHistory) -> float:
+    """Validation loss of the weights the fit returned: the best epoch's when patience restored
+    them (``best_epoch``), else the last epoch's; NaN without validation."""
+    if not history.val_loss:
+        return math.nan
+    epoch = history.best_epoch
+    if epoch is None or not 0 <= epoch < len(history.val_loss):
+        return float(history.val_loss[-1])
+    return float(history.val_loss[epoch])
 
 
 def lm_epoch_metrics(history: TrainingHistory) -> dict[str, list[float]]:

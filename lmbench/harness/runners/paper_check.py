@@ -55,10 +55,13 @@ def run_start(settings: CheckSettings, start: int, base_seed: int) -> StartResul
     )
 
 
-def run(cfg: DictConfig, *, sweep_id: str | None = None) -> JobOutcome:
+def run(
+    cfg: DictConfig, *, sweep_id: str | None = None, parent_run_id: str | None = None
+) -> JobOutcome:
     """The registry's entry: ``run_paper_checks`` with the harness's tracker."""
     return run_paper_checks(
-        cfg, functools.partial(tracker_from_config, cfg.tracking, sweep_id=sweep_id)
+        cfg, functools.partial(tracker_from_config, cfg.tracking, sweep_id=sweep_id,
+                          parent_run_id=parent_run_id)
     )
 
 
