@@ -42,7 +42,12 @@ from lmbench.baselines.common import (
     grid_points,
     run_grid_search,
 )
-from lmbench.baselines.torch_utils import torch_predictor, torch_threads
+from lmbench.baselines.torch_utils import (
+    parse_threads,
+    resolve_threads,
+    torch_predictor,
+    torch_threads,
+)
 from lmbench.core import get_weights_count
 from lmbench.metrics import to_labels
 
@@ -61,7 +66,7 @@ class AdamSettings:
     min_delta: float = 0.0
     weight_decay: float = 0.0
     loss: str = "mse"
-    n_threads: int = 2
+    n_threads: int | str = "auto"
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> AdamSettings:
@@ -78,11 +83,11 @@ class AdamSettings:
             min_delta=float(values.get("min_delta", cls.min_delta)),
             weight_decay=float(values.get("weight_decay", cls.weight_decay)),
             loss=str(values.get("loss", cls.loss)),
-            n_threads=int(values.get("n_threads", cls.n_threads)),
+            n_threads=parse_threads(values.get("n_threads", cls.n_threads)),
         )
         if settings.loss not in LOSSES:
             raise ValueError(f"trainer.params.loss must be one of {LOSSES}, got {settings.loss!r}")
-        for name in ("lr", "batch_size", "max_epochs", "patience", "n_threads"):
+        for name in ("lr", "batch_size", "max_epochs", "patience"):
             if getattr(settings, name) <= 0:
                 raise ValueError(f"trainer.params.{name} must be positive")
         return settings
@@ -113,19 +118,21 @@ def search_adam(
         raise ValueError("trainer.params.loss=cross_entropy needs a classification task")
     train = _tensors(task, x_train, y_train)
     val = _tensors(task, x_val, y_val)
+    n_rows = int(np.shape(x_train)[0])
     _warm_up_optimizer()
 
     def fit_point(params: dict[str, Any]) -> FitOutcome:
         settings = AdamSettings.from_mapping(params)
-        with torch_threads(settings.n_threads):
-            torch.manual_seed(seed)
-            model = model_factory()
+        torch.manual_seed(seed)
+        model = model_factory()
+        threads = resolve_threads(settings.n_threads, n_rows, get_weights_count(model))
+        with torch_threads(threads):
             history, best_epoch = train_with_early_stopping(
                 model, train, val, settings, generator=torch.Generator().manual_seed(seed)
             )
         return FitOutcome(
             model=model,
-            predictor=torch_predictor(model, settings.n_threads),
+            predictor=torch_predictor(model, threads),
             best_iteration=best_epoch,
             history=history,
         )

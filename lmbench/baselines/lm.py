@@ -50,7 +50,12 @@ from lmbench.baselines.common import (
     plain,
     run_grid_search,
 )
-from lmbench.baselines.torch_utils import torch_predictor, torch_threads
+from lmbench.baselines.torch_utils import (
+    parse_threads,
+    resolve_threads,
+    torch_predictor,
+    torch_threads,
+)
 from lmbench.core import TrainerSettings, TrainingHistory, get_weights_count, make_damping
 from lmbench.core.losses import LOSS_NAMES
 from lmbench.models import build_mlp, head_for_task, loss_for_task, probabilities
@@ -79,7 +84,7 @@ class LMSettings:
     min_gradient: float = 0.0
     mu_max: float = 1e10
     patience: int | None = 10
-    n_threads: int = 2
+    n_threads: int | str = "auto"
     max_train_rows: int | None = 20_000
     loss: str = "auto"
 
@@ -108,7 +113,7 @@ class LMSettings:
             min_gradient=float(values.get("min_gradient", d.min_gradient)),
             mu_max=float(values.get("mu_max", d.mu_max)),
             patience=_optional(values.get("patience", d.patience), int),
-            n_threads=int(values.get("n_threads", d.n_threads)),
+            n_threads=parse_threads(values.get("n_threads", d.n_threads)),
             max_train_rows=_optional(values.get("max_train_rows", d.max_train_rows), int),
             loss=str(values.get("loss", d.loss)),
         )
@@ -122,7 +127,7 @@ class LMSettings:
             )
         if self.dtype not in _DTYPES:
             raise ValueError(f"trainer.params.dtype must be one of {sorted(_DTYPES)}")
-        for name in ("inner_steps", "max_epochs", "n_threads"):
+        for name in ("inner_steps", "max_epochs"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"trainer.params.{name} must be positive")
         for name in ("patience", "max_train_rows"):
@@ -222,16 +227,17 @@ def search_lm(
         settings = LMSettings.from_mapping(params)
         engine = settings.trainer_settings(task)
         dtype = _DTYPES[settings.dtype]
-        with torch_threads(settings.n_threads):
-            torch.manual_seed(seed)
-            if model_factory is not None:
-                model = model_factory()
-            else:
-                model = build_mlp(
-                    n_inputs, n_outputs, hidden=settings.hidden,
-                    activation=settings.activation, head=head_for_task(task, engine.loss),
-                    dtype=dtype,
-                )  # fmt: skip
+        torch.manual_seed(seed)
+        if model_factory is not None:
+            model = model_factory()
+        else:
+            model = build_mlp(
+                n_inputs, n_outputs, hidden=settings.hidden,
+                activation=settings.activation, head=head_for_task(task, engine.loss),
+                dtype=dtype,
+            )  # fmt: skip
+        threads = resolve_threads(settings.n_threads, n_rows, get_weights_count(model))
+        with torch_threads(threads):
             history = engine.fit(model, x_train, y_train, val=(x_val, y_val))
         model.eval()
         best_epoch = history.best_epoch if history.best_epoch is not None else history.epochs
@@ -246,7 +252,7 @@ def search_lm(
         return FitOutcome(
             model=model,
             predictor=torch_predictor(
-                model, settings.n_threads,
+                model, threads,
                 output=None if task == "regression" else lambda t: probabilities(t, engine.loss),
             ),
             best_iteration=best_epoch,

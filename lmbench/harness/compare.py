@@ -9,11 +9,14 @@ import argparse
 import os
 from pathlib import Path
 
+from lmbench.harness.cli_errors import exit_on_cli_error
 from lmbench.reports import compare_methods, load_runs
 from lmbench.tracking.schema import METHOD_LM
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Print (and with --out write) the comparison table; exit 2 with the reason when the
+    store lacks the experiment or cannot be read."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--experiment", action="append", required=True,
                         help="MLflow experiment name (repeatable)")
@@ -23,8 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="also write the table here")
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    runs = load_runs(args.experiment, args.tracking_uri)
-    table = compare_methods(runs, reference=args.reference).to_markdown()
+    with exit_on_cli_error("lmbench-compare"):
+        runs = load_runs(args.experiment, args.tracking_uri)
+        table = compare_methods(runs, reference=args.reference).to_markdown()
     print(table)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

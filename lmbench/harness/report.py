@@ -24,8 +24,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from lmbench.harness.cli_errors import exit_on_cli_error
 from lmbench.reports.build import ReportOptions, generate_report
-from lmbench.tracking import TrackingConfig, TrackingStoreError
+from lmbench.tracking import TrackingConfig
 from lmbench.tracking.schema import METHOD_LM
 
 #: The experiment ``lmbench-run`` logs to unless ``tracking.experiment_name`` says otherwise.
@@ -108,12 +109,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     or cannot be read."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
+    with exit_on_cli_error("lmbench-report"):
         options = parse_args(argv)
         report = generate_report(options)
-    except (LookupError, TrackingStoreError) as exc:
-        print(f"lmbench-report: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
     out = report.files[0].parent if report.files else options.out_dir
     report_md = next((p for p in report.files if p.name == "report.md"), None)
     n_tables = sum(p.suffix == ".tex" for p in report.files)

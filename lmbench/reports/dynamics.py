@@ -14,11 +14,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from matplotlib import pyplot as plt
 
 from lmbench.plotting import plot_train_report
 from lmbench.reports.document import Section
-from lmbench.reports.figures import report_style
+from lmbench.reports.figures import report_style, subplots
 from lmbench.reports.numbers import fmt
 from lmbench.reports.tables import Table
 from lmbench.tracking.schema import (
@@ -170,7 +169,7 @@ def _lm_vs_adam(
     ncols = min(3, n)
     nrows = math.ceil(n / ncols)
     with report_style():
-        fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.8 * nrows),
+        fig, axes = subplots(nrows, ncols, figsize=(3.6 * ncols, 2.8 * nrows),
                                  squeeze=False, constrained_layout=True)
         for ax, dataset in zip(axes.ravel(), both, strict=False):
             for method, run, color in ((METHOD_LM, lm[dataset], "tab:blue"),

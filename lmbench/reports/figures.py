@@ -3,18 +3,23 @@
 matplotlib stamps PDFs with a creation date and SVGs with random ids; both are switched off
 here (``metadata={'CreationDate': None}``, ``svg.hashsalt``), fonts and sizes are pinned, and
 PNGs carry no software version.
+
+Report figures are bare ``Figure`` objects (:func:`subplots`), never registered with pyplot:
+one that is built and not written (a report built but not saved, an error half-way) is
+garbage-collected instead of piling up in pyplot's figure manager.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 #: rcParams pinned while report figures are drawn and saved.
@@ -39,16 +44,32 @@ _PDF_METADATA = {"CreationDate": None, "ModDate": None, "Producer": None, "Creat
 @contextlib.contextmanager
 def report_style() -> Iterator[None]:
     """Pin fonts, sizes and the SVG hash salt for the figures drawn inside."""
-    with plt.rc_context(STYLE):
+    with matplotlib.rc_context(STYLE):
         yield
 
 
+def subplots(
+    nrows: int = 1,
+    ncols: int = 1,
+    *,
+    figsize: tuple[float, float],
+    squeeze: bool = True,
+    constrained_layout: bool = False,
+) -> tuple[Figure, Any]:
+    """``plt.subplots`` on a bare ``Figure`` (not tracked by pyplot: nothing to close)."""
+    figure = Figure(figsize=figsize, layout="constrained" if constrained_layout else None)
+    return figure, figure.subplots(nrows, ncols, squeeze=squeeze)
+
+
 def save_figure(figure: Figure, folder: Path, stem: str, dpi: int = 80) -> list[Path]:
-    """Write ``<stem>.png`` (at ``dpi``) and ``<stem>.pdf`` without timestamps; close it."""
+    """Write ``<stem>.png`` (at ``dpi``) and ``<stem>.pdf`` without timestamps; a pyplot
+    figure passed in is closed."""
     folder.mkdir(parents=True, exist_ok=True)
     png, pdf = folder / f"{stem}.png", folder / f"{stem}.pdf"
     with report_style():
         figure.savefig(png, dpi=dpi, metadata=_PNG_METADATA)
         figure.savefig(pdf, metadata=_PDF_METADATA)
-    plt.close(figure)
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close(figure)
     return [png, pdf]

@@ -20,11 +20,10 @@ import math
 
 import numpy as np
 import pandas as pd
-from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
 from lmbench.reports.document import Section
-from lmbench.reports.figures import report_style
+from lmbench.reports.figures import report_style, subplots
 from lmbench.reports.tables import Table, fmt, fmt_int
 from lmbench.tracking.schema import (
     ENGINES,
@@ -174,7 +173,7 @@ def limits_section(runs: pd.DataFrame, experiment: str = "limits") -> Section:
 
 def _limits_figure(ok: pd.DataFrame, engines: list[str]) -> Figure:
     with report_style():
-        fig, (ax_mem, ax_time, ax_ratio) = plt.subplots(1, 3, figsize=(11, 3.3),
+        fig, (ax_mem, ax_time, ax_ratio) = subplots(1, 3, figsize=(11, 3.3),
                                                         constrained_layout=True)
         for i, engine in enumerate(engines):
             group = ok[ok["engine"] == engine]
@@ -271,7 +270,7 @@ def performance_section(runs: pd.DataFrame, experiment: str = "performance") -> 
 
 def _performance_figure(ok: pd.DataFrame, implementations: list[str]) -> Figure:
     with report_style():
-        fig, axes = plt.subplots(1, 3, figsize=(11, 3.3), constrained_layout=True)
+        fig, axes = subplots(1, 3, figsize=(11, 3.3), constrained_layout=True)
         for i, impl in enumerate(implementations):
             group = ok[ok["implementation"] == impl]
             med = group.groupby("work", sort=True)[

@@ -26,12 +26,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 from scipy import stats
 
 from lmbench.reports.document import Section
-from lmbench.reports.figures import report_style
+from lmbench.reports.figures import report_style, subplots
 from lmbench.reports.numbers import fmt, fmt_mean_std
 from lmbench.reports.tables import Cell, Table, bold_best
 from lmbench.tracking.schema import (
@@ -363,7 +362,7 @@ def _figure(summary: pd.DataFrame, losses: list[str]) -> Figure:
               ("epochs", "epochs to stop", False),
               ("train_time_s", "train time (s, log scale)", True))
     with report_style():
-        fig, axes = plt.subplots(2, 2, figsize=(9.0, 6.0), constrained_layout=True)
+        fig, axes = subplots(2, 2, figsize=(9.0, 6.0), constrained_layout=True)
         for ax, (key, label, log) in zip(axes.ravel(), panels, strict=True):
             for k, loss in enumerate(losses):
                 rows = summary[summary["loss"] == loss].set_index("dataset").reindex(datasets)

@@ -12,11 +12,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
-from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
 from lmbench.reports.document import Section
-from lmbench.reports.figures import report_style
+from lmbench.reports.figures import report_style, subplots
 from lmbench.reports.numbers import fmt, fmt_int, fmt_mean_std
 from lmbench.reports.tables import Table
 from lmbench.tracking.schema import (
@@ -250,7 +249,7 @@ def _starts_figure(ok: pd.DataFrame, histories: dict[str, dict[str, pd.Series]])
         times.append(time.reindex(starts.index)[good].to_numpy())
         failures.append(int((~good).sum()))
     with report_style():
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), constrained_layout=True)
+        fig, axes = subplots(1, 2, figsize=(10, 3.2), constrained_layout=True)
         ticks = [f"{name}\n{n} failed" if n else name for name, n in
                  zip(labels, failures, strict=True)]
         for ax, values, ylabel in ((axes[0], epochs, "epochs"), (axes[1], times, "time, s")):

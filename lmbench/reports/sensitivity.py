@@ -16,11 +16,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
 from lmbench.reports.document import Section
-from lmbench.reports.figures import report_style
+from lmbench.reports.figures import report_style, subplots
 from lmbench.reports.numbers import fmt
 from lmbench.reports.tables import Cell, Table, bold_best
 from lmbench.tracking.schema import (
@@ -223,7 +222,7 @@ def _heatmaps(
     ncols = min(3, n)
     nrows = math.ceil(n / ncols)
     with report_style():
-        fig, axes = plt.subplots(
+        fig, axes = subplots(
             nrows, ncols, figsize=(3.4 * ncols, 2.8 * nrows), squeeze=False,
             constrained_layout=True,
         )

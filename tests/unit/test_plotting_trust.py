@@ -79,3 +79,16 @@ def test_importing_plotting_keeps_the_users_backend():
                           env={**os.environ, "MPLBACKEND": ""}, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["svg", "svg", "False"]
+
+
+def test_report_axes_have_few_plain_text_ticks():
+    history = {"loss": [10.0 ** -k for k in range(12)],
+               "val": [2.0 * 10.0 ** -k for k in range(12)],
+               "mu": [0.5 + 0.01 * k for k in range(12)], "time": [0.01] * 12}
+    fig = plot_train_report(history)
+    assert fig.get_layout_engine() is None
+    for ax in fig.axes:
+        ticks = ax.get_yticks()
+        assert 1 <= len(ticks) <= 6 and ax.get_yaxis().get_minor_locator().tick_values(1, 2) == []
+        labels = [ax.yaxis.get_major_formatter()(t) for t in ticks]
+        assert not any("$" in label for label in labels)
