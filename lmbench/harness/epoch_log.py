@@ -114,3 +114,17 @@ def salvage(tracker: Tracker, logger: EpochLogger, model: nn.Module,
         except Exception as log_exc:
             _log.warning("could not log the %s of the %s run: %s", what, reason,
                          redact_text(str(log_exc)))
+
+
+def log_training_report(tracker: Tracker, seed: Mapping[str, Sequence[float]]) -> None:
+    """The seed's four-panel training report (PNG) and its history dict, for one LM run.
+
+    The figure fills its fixed grid, so it is saved without the tight-bbox pre-draw, and
+    cleared afterwards so that a long sweep does not keep every job's figure alive.
+    """
+    from lmbench.plotting import plot_train_report
+
+    figure = plot_train_report(dict(seed))
+    tracker.log_figure(figure, schema.TRAINING_REPORT_ARTIFACT, dpi=100, tight=False)
+    figure.clear()
+    tracker.log_dict(dict(seed), HISTORY_ARTIFACT)

@@ -23,14 +23,17 @@ def split_artifact_file(artifact_file: str) -> tuple[str | None, str]:
     return (None if parent == "." else parent), path.name
 
 
-def log_figure(log_artifact: LogArtifact, figure: Any, artifact_file: str, dpi: int) -> None:
-    """Save a matplotlib figure (format from the suffix, PNG by default) and log it."""
+def log_figure(
+    log_artifact: LogArtifact, figure: Any, artifact_file: str, dpi: int, tight: bool = True
+) -> None:
+    """Save a matplotlib figure (format from the suffix, PNG by default) and log it; ``tight``
+    crops to the drawn content (one extra draw: skip it for figures that fill their canvas)."""
     folder, name = split_artifact_file(artifact_file)
     if not PurePosixPath(name).suffix:
         name += ".png"
     with tempfile.TemporaryDirectory(prefix="lmbench-fig-") as tmp:
         target = Path(tmp) / name
-        figure.savefig(target, dpi=dpi, bbox_inches="tight")
+        figure.savefig(target, dpi=dpi, bbox_inches="tight" if tight else None)
         log_artifact(target, folder)
 
 

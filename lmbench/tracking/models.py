@@ -94,6 +94,16 @@ def log_model(tracking_uri: str, run_id: str, model: Any, x_example: np.ndarray)
         "run_id": run_id,
         "pip_requirements": [_requirement(flavor), _requirement("numpy")],
     }
+    # The model belongs to the run's experiment (its artifacts under that experiment's
+    # location): without an active run MLflow would file it under the Default experiment,
+    # whose artifact root is ./mlruns of whatever folder the process runs in.
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    experiment_id = client.get_run(run_id).info.experiment_id
+    kwargs["model_id"] = client.create_logged_model(
+        experiment_id, name=MODEL_ARTIFACT_PATH, source_run_id=run_id
+    ).model_id
     with _tracking_uri(tracking_uri):
         if flavor == "pytorch":
             info = _mlflow_pytorch().log_model(_cpu(model), **kwargs)

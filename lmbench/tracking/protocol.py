@@ -55,7 +55,7 @@ class Tracker(Protocol):
     ) -> None: ...
 
     def log_figure(
-        self, figure: Any, artifact_file: str = "figure.png", dpi: int = 120
+        self, figure: Any, artifact_file: str = "figure.png", dpi: int = 120, tight: bool = True
     ) -> None: ...
 
     def log_state_dict(self, state_dict: Mapping[str, Any], name: str = "model") -> str | None: ...
@@ -127,7 +127,9 @@ class NullTracker:
     ) -> None:
         return None
 
-    def log_figure(self, figure: Any, artifact_file: str = "figure.png", dpi: int = 120) -> None:
+    def log_figure(
+        self, figure: Any, artifact_file: str = "figure.png", dpi: int = 120, tight: bool = True
+    ) -> None:
         return None
 
     def log_state_dict(self, state_dict: Mapping[str, Any], name: str = "model") -> str | None:

@@ -313,12 +313,14 @@ class RunTracker:
         else:
             raise FileNotFoundError(f"no file or directory to log as artifact: {path}")
 
-    def log_figure(self, figure: Any, artifact_file: str = "figure.png", dpi: int = 120) -> None:
+    def log_figure(
+        self, figure: Any, artifact_file: str = "figure.png", dpi: int = 120, tight: bool = True
+    ) -> None:
         """Save a matplotlib figure (format from the suffix, PNG by default) as an artifact.
 
         The figure is not closed; that stays the caller's choice.
         """
-        log_figure(self.log_artifact, figure, artifact_file, dpi)
+        log_figure(self.log_artifact, figure, artifact_file, dpi, tight)
 
     def log_state_dict(self, state_dict: Mapping[str, Any], name: str = "model") -> str | None:
         """Save weights with ``torch.save`` (tensors moved to CPU) as ``weights/<name>.pt``.

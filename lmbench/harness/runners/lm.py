@@ -11,12 +11,11 @@ import torch
 
 from lmbench.core import TrainerSettings, TrainingHistory, get_weights_count
 from lmbench.harness.context import DatasetJob
-from lmbench.harness.epoch_log import HISTORY_ARTIFACT, EpochLogger, salvage
+from lmbench.harness.epoch_log import EpochLogger, log_training_report, salvage
 from lmbench.harness.outcome import JobOutcome
 from lmbench.harness.progress import EpochProgress
 from lmbench.metrics import PRIMARY_METRIC, evaluate_predictions
 from lmbench.models import loss_for_task, probabilities
-from lmbench.plotting import plot_train_report
 from lmbench.tracking import schema
 
 #: Engines a single LM job may name (``auto`` is for library callers, not benchmark runs).
@@ -69,9 +68,7 @@ def run(job: DatasetJob) -> JobOutcome:
     epochs.history = history
     epochs.flush()
     if getattr(tracker, "log_report", False):
-        figure = plot_train_report(history)
-        tracker.log_figure(figure, schema.TRAINING_REPORT_ARTIFACT)
-        tracker.log_dict(history.to_seed_dict(), HISTORY_ARTIFACT)
+        log_training_report(tracker, history.to_seed_dict())
     tracker.log_state_dict(model.state_dict(), "model")
     tracker.log_model(model, data.x_test)
     model.eval()

@@ -12,10 +12,9 @@ from torch import nn
 
 from lmbench.baselines import BaselineResult, run_baseline
 from lmbench.harness.context import DatasetJob
-from lmbench.harness.epoch_log import HISTORY_ARTIFACT
+from lmbench.harness.epoch_log import log_training_report
 from lmbench.harness.outcome import JobOutcome
 from lmbench.models import loss_for_task
-from lmbench.plotting import plot_train_report
 from lmbench.tracking import Tracker, schema
 
 
@@ -60,7 +59,7 @@ def run(job: DatasetJob) -> JobOutcome:
         tracker.set_tags({schema.TAG_LOSS: loss_for_task(loss, data.task)})
         extra[schema.METRIC_BEST_VAL_LOSS] = _returned_val_loss(result)
         if result.history and getattr(tracker, "log_report", False):
-            log_training_report(tracker, result.history)
+            log_selected_report(tracker, result.history)
     tracker.set_tags({schema.TAG_BEST_PREFIX + k: v for k, v in result.best_params.items()})
     if isinstance(result.model, nn.Module):
         tracker.log_state_dict(result.model.state_dict(), "model")
@@ -113,7 +112,7 @@ def grid_trials(result: BaselineResult, dataset: str) -> list[dict[str, Any]]:
     return trials
 
 
-def log_training_report(tracker: Tracker, curves: dict[str, list[float]]) -> None:
+def log_selected_report(tracker: Tracker, curves: dict[str, list[float]]) -> None:
     """The selected LM run's training report figure and seed history, as single LM runs log
     them."""
     seed = {
@@ -122,8 +121,7 @@ def log_training_report(tracker: Tracker, curves: dict[str, list[float]]) -> Non
         "mu": list(curves.get("mu", [])),
         "time": list(curves.get("epoch_time_s", [])),
     }
-    tracker.log_figure(plot_train_report(seed), schema.TRAINING_REPORT_ARTIFACT)
-    tracker.log_dict(seed, HISTORY_ARTIFACT)
+    log_training_report(tracker, seed)
 
 
 def _returned_val_loss(result: BaselineResult) -> float:
