@@ -17,6 +17,7 @@ from typing import Any
 from torch import nn
 
 from lmbench.core import EpochInfo, TrainingHistory
+from lmbench.harness.signals import raise_if_stop_requested
 from lmbench.tracking import Tracker, redact_text, schema
 
 #: Defaults: flush after this many new epochs, or this many seconds since the last flush.
@@ -56,6 +57,7 @@ class EpochLogger:
         self._warned = False
 
     def on_epoch_end(self, info: EpochInfo) -> None:
+        raise_if_stop_requested()  # a stop signal that landed where it was dropped
         self.history, self.model = info.history, info.model
         pending = len(info.history.loss) - self.logged
         if pending >= self.every_epochs or (

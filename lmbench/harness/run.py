@@ -4,14 +4,9 @@ default)."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import signal
-import threading
-from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -19,48 +14,11 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from lmbench.harness.jobs import run_job
+from lmbench.harness.signals import stop_signals_as_interrupt
 from lmbench.tracking.sweep import read_parent_run_id, sweep_id_of
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 _log = logging.getLogger("lmbench")
-#: The conventional exit status of a process ended by SIGTERM (128 + 15).
-SIGTERM_EXIT_STATUS = 128 + signal.SIGTERM
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, delivered as a KeyboardInterrupt so every cleanup written for Ctrl-C runs
-    (the cache engine's temp folder, the run marked KILLED with what it trained)."""
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """While inside, SIGTERM raises :class:`Terminated` once (a repeated SIGTERM during the
-    cleanup is ignored) and leaving on it exits with status 143; the previous handler is put
-    back on exit. Outside the main thread signals cannot be handled: a no-op there."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received = False
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        nonlocal received
-        if received:
-            return
-        received = True
-        raise Terminated("SIGTERM")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    except KeyboardInterrupt:
-        if received:
-            _log.warning("terminated by SIGTERM; the run is recorded as KILLED")
-            raise SystemExit(SIGTERM_EXIT_STATUS) from None
-        raise
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _sweep_id() -> str | None:
     """Jobs of one --multirun share an id derived from the sweep directory."""
     hydra_cfg = HydraConfig.get()
@@ -90,7 +48,7 @@ def main(cfg: DictConfig) -> float:
     """Run one job; returns the primary test metric (for Hydra sweepers). SIGTERM (what
     schedulers send) stops it like Ctrl-C and exits with status 143."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # offline machines: no pings
-    with sigterm_as_interrupt():
+    with stop_signals_as_interrupt():
         outcome = run_job(cfg, sweep_id=_sweep_id(), parent_run_id=_parent_run_id(),
                           progress=_show_progress(cfg))
     _log.info(
