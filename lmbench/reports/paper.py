@@ -143,7 +143,7 @@ def paper_section(
         "s·10⁶ + k; PyTorch's default initialisation), the seed's damping (μ_init=10, ×/÷10), "
         "stopping at the target training MSE or after `max_epochs`. Parity-N uses all 2ᴺ "
         "bipolar patterns (±1 inputs, target +1 for an odd number of +1 inputs) and an "
-        "N-N-1 network (N hidden tanh neurons: our choice of architecture); XOR is 2-3-1. "
+        "N-N-1 network (N hidden tanh neurons, the architecture these checks fix); XOR is 2-3-1. "
         "A start succeeds when its final training MSE ≤ the target. Epochs and time are over "
         "the successful starts (as the LM literature reports them); time is the sum of the "
         "LM epochs (one epoch = one full-batch Jacobian, 1–10 damping trials). "
