@@ -1,7 +1,7 @@
 """The classic LM problems of the published-results checks: their data, network and defaults.
 
-XOR with a 2-3-1 net, parity-N (N = 3..7) with an N-N-1 net (N hidden neurons: a choice of this suite,
-stated in the report), both with bipolar inputs and targets (+-1), and the sinc(10x) curve fit
+XOR with a 2-3-1 net, parity-N (N = 3..7) with an N-N-1 net (N hidden neurons, a choice
+stated in the report); both with bipolar inputs and targets (+-1), and the sinc(10x) curve fit
 of the torch-levenberg-marquardt README (20,000 points, 1-20-1, 61 weights,
 ``y = torch.sinc(10 x) = sin(10 pi x) / (10 pi x)``). Every net is ``Linear -> tanh -> Linear``.
 ``PROBLEMS`` is the registry, in report order.
