@@ -28,7 +28,7 @@ def synthetic_rows(rows: int, features: int, dtype: torch.dtype, loss: str = "ms
     gen = torch.Generator().manual_seed(1234)
     x = torch.randn(rows, features, generator=gen, dtype=dtype)
     y = torch.stack([torch.sin(x[:, 0]) * x[:, 1], x[:, 2:].pow(2).mean(dim=1)], dim=1)
-    if loss != "mse":
+    if loss in ("cross_entropy", "sqrt_cross_entropy", "bce"):
         y = torch.nn.functional.one_hot(y.argmax(dim=1), 2).to(dtype)
     return x, y
 

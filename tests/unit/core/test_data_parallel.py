@@ -30,8 +30,9 @@ def test_two_gloo_ranks_match_one_process(tmp_path):
         torch.testing.assert_close(two["state"][name], value, rtol=1e-6, atol=1e-9)
 
 
-def test_two_gloo_ranks_match_one_process_with_cross_entropy(tmp_path):
-    args = [*ARGS, "--loss", "cross_entropy"]
+@pytest.mark.parametrize("loss", ["cross_entropy", "bce", "huber", "sqrt_cross_entropy"])
+def test_two_gloo_ranks_match_one_process_for_every_loss(tmp_path, loss):
+    args = [*ARGS, "--loss", loss]
     single, pair = tmp_path / "single.pt", tmp_path / "pair.pt"
     run([sys.executable, "-m", "lmbench.examples.data_parallel", *args, "--out", str(single)])
     run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
