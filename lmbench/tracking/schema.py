@@ -31,9 +31,12 @@ RUN_KINDS = (KIND_BENCHMARK, KIND_LIMITS, KIND_PERFORMANCE, KIND_PAPER_CHECK)
 KIND_SWEEP = "sweep"
 #: One grid point of a baseline's grid search, nested under its job's run.
 KIND_GRID_TRIAL = "grid_trial"
+#: One tuning trial (the default configuration or one sampled from the search space) of a
+#: method's hyperparameter search, nested under its job's run.
+KIND_TUNING_TRIAL = "tuning_trial"
 #: Runs that group or detail other runs and are not results themselves; readers that count
 #: results skip them.
-GROUPING_KINDS = (KIND_SWEEP, KIND_GRID_TRIAL)
+GROUPING_KINDS = (KIND_SWEEP, KIND_GRID_TRIAL, KIND_TUNING_TRIAL)
 
 # ---------------------------------------------------------------------- tags set on every run
 TAG_GIT_COMMIT = "git_commit"
@@ -80,6 +83,18 @@ TAG_MODEL_URI = "model_uri"
 TAG_TRIAL = "trial"
 #: Grid trials: ``true`` on the grid point the search selected.
 TAG_SELECTED = "selected"
+#: Tuning trials: ``default`` (the method's default configuration) or ``sampled``.
+TAG_TRIAL_ORIGIN = "trial_origin"
+TRIAL_ORIGIN_DEFAULT = "default"
+TRIAL_ORIGIN_SAMPLED = "sampled"
+#: Tuning trials: ``true`` when the trial reached its time limit (its model is the one trained
+#: until then, recorded and scored like any other trial).
+TAG_TIMED_OUT = "timed_out"
+#: Every job run: hash of its code-relevant configuration (what a resumed study compares to
+#: skip jobs already FINISHED, and what reports use to count reruns of one configuration once).
+TAG_CONFIG_HASH = "config_hash"
+#: Study runs: the study tier (quick, standard, full).
+TAG_TIER = "tier"
 
 # ---------------------------------------------------------------------- params
 PARAM_SEED = "seed"
@@ -123,6 +138,12 @@ VAL_METRIC_PREFIX = "val_"
 METRIC_VAL_SCORE = "val_score"
 METRIC_FIT_TIME = "fit_time_s"
 METRIC_BEST_ITERATION = "best_iteration"
+# tuning (default configuration + K sampled trials, selected on validation)
+#: Test scores of the default configuration's model, beside the tuned model's ``test_*``.
+DEFAULT_TEST_METRIC_PREFIX = "default_test_"
+METRIC_DEFAULT_VAL_SCORE = "default_val_score"
+METRIC_N_TRIALS = "n_trials"
+METRIC_N_TIMED_OUT = "n_timed_out_trials"
 # limits runs
 METRIC_PEAK_MEMORY = "peak_memory_bytes"
 METRIC_PREDICTED_MEMORY = "predicted_memory_bytes"
@@ -198,7 +219,9 @@ METHOD_LM = "lm"
 METHOD_XGBOOST = "xgboost"
 METHOD_CATBOOST = "catboost"
 METHOD_ADAM = "adam"
-METHODS = (METHOD_LM, METHOD_XGBOOST, METHOD_CATBOOST, METHOD_ADAM)
+#: The reference LM library (torch-levenberg-marquardt) trained on the same splits.
+METHOD_TLM = "tlm"
+METHODS = (METHOD_LM, METHOD_XGBOOST, METHOD_CATBOOST, METHOD_ADAM, METHOD_TLM)
 
 # ---------------------------------------------------------------------- reader columns
 TAGS_PREFIX = "tags."
@@ -212,6 +235,11 @@ def test_metric(name: str) -> str:
 
 
 test_metric.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
+
+
+def default_test_metric(name: str) -> str:
+    """The metric name of the default configuration's test score: ``default_test_<name>``."""
+    return f"{DEFAULT_TEST_METRIC_PREFIX}{name}"
 
 
 def tag_column(name: str) -> str:
