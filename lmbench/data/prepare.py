@@ -37,6 +37,8 @@ class PreparedDataset:
     val_fraction: float
     test_fraction: float
     max_rows: int | None
+    max_train_rows: int | None
+    max_eval_rows: int | None
     x_train: np.ndarray
     y_train: np.ndarray
     x_val: np.ndarray
@@ -82,12 +84,18 @@ def prepare_dataset(
     val_fraction: float = 0.2,
     test_fraction: float = 0.2,
     max_rows: int | None = None,
+    max_train_rows: int | None = None,
+    max_eval_rows: int | None = None,
 ) -> PreparedDataset:
     """Load, clean, (optionally) subsample, split and encode a registered dataset.
 
     ``name_or_cfg`` is a name from conf/dataset/ or a mapping with the same keys (e.g. Hydra's
-    ``cfg.dataset``). The result depends only on the config, the seed, the fractions and
-    ``max_rows``; raw tables are cached per process.
+    ``cfg.dataset``). ``max_rows`` subsamples the table before splitting; ``max_train_rows``
+    truncates the training split after splitting (as Grinsztajn et al. 2022 truncate training
+    sets) and ``max_eval_rows`` the validation and test splits each, so capped training does
+    not also shrink the data the methods are scored on. Every subsample is stratified for
+    classification and seeded. The result depends only on the config, the seed, the fractions
+    and the caps; raw tables are cached per process.
     """
     spec = resolve_spec(name_or_cfg)
     return prepare_frame(
@@ -97,6 +105,8 @@ def prepare_dataset(
         val_fraction=val_fraction,
         test_fraction=test_fraction,
         max_rows=max_rows,
+        max_train_rows=max_train_rows,
+        max_eval_rows=max_eval_rows,
     )
 
 
@@ -108,6 +118,8 @@ def prepare_frame(
     val_fraction: float = 0.2,
     test_fraction: float = 0.2,
     max_rows: int | None = None,
+    max_train_rows: int | None = None,
+    max_eval_rows: int | None = None,
 ) -> PreparedDataset:
     """``prepare_dataset`` on an already loaded raw table (also the seam used by tests)."""
     check_fractions(val_fraction, test_fraction)
@@ -134,6 +146,17 @@ def prepare_frame(
         strata=None if strata is None else strata[rows],
     )
     row_indices = {name: rows[idx] for name, idx in parts.as_dict().items()}
+    caps = {"train": max_train_rows, "val": max_eval_rows, "test": max_eval_rows}
+    for stream, (name, cap) in enumerate(caps.items(), start=1):
+        if cap is not None and cap < len(row_indices[name]):
+            split_rows = row_indices[name]
+            kept = subsample_indices(
+                len(split_rows),
+                cap,
+                seed + 7919 * stream,
+                strata=None if strata is None else strata[split_rows],
+            )
+            row_indices[name] = split_rows[np.sort(kept)]
 
     split_features = {name: features.iloc[idx] for name, idx in row_indices.items()}
     split_labels = {name: labels.iloc[idx] for name, idx in row_indices.items()}
@@ -155,6 +178,8 @@ def prepare_frame(
         val_fraction=float(val_fraction),
         test_fraction=float(test_fraction),
         max_rows=max_rows,
+        max_train_rows=max_train_rows,
+        max_eval_rows=max_eval_rows,
         n_classes=None if spec.task == "regression" else len(target_encoder.classes),
         feature_names=feature_encoder.feature_names,
         target_names=target_encoder.class_names if spec.is_classification else (spec.target,),

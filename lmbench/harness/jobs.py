@@ -50,6 +50,8 @@ def run_job(
         val_fraction=float(cfg.split.val_fraction),
         test_fraction=float(cfg.split.test_fraction),
         max_rows=cfg.split.max_rows,
+        max_train_rows=cfg.split.get("max_train_rows"),
+        max_eval_rows=cfg.split.get("max_eval_rows"),
     )
     method = str(cfg.trainer.name)
     tags = {

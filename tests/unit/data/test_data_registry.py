@@ -176,6 +176,21 @@ def test_caravan_keeps_its_rare_positive_rate_in_every_split() -> None:
     assert rates == pytest.approx([348 / 5822] * 3, abs=0.003)  # 348 buyers (ISLR::Caravan)
 
 
+def test_train_and_eval_caps_truncate_splits_after_splitting() -> None:
+    full = _prepared("magic", seed=2)
+    capped = prepare_dataset("magic", seed=2, max_train_rows=500, max_eval_rows=300)
+    assert (len(capped.x_train), len(capped.x_val), len(capped.x_test)) == (500, 300, 300)
+    # the caps keep rows of the uncapped splits (no rows move between splits) ...
+    for split in ("train", "val", "test"):
+        assert set(capped.row_indices[split]) <= set(full.row_indices[split])
+    # ... stratified: the class balance of the capped training split is the full split's
+    assert capped.y_train.mean(axis=0) == pytest.approx(full.y_train.mean(axis=0), abs=0.01)
+    again = prepare_dataset("magic", seed=2, max_train_rows=500, max_eval_rows=300)
+    assert again.hash == capped.hash
+    uncapped = prepare_dataset("magic", seed=2, max_train_rows=10**9, max_eval_rows=10**9)
+    assert uncapped.hash == full.hash
+
+
 @pytest.mark.slow
 def test_census_income_loads_once_and_subsamples_stratified() -> None:
     spec = resolve_spec("census_income")
