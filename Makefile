@@ -8,7 +8,8 @@ DEV_STAMP := $(VENV)/.installed-dev
 .PHONY: run reports test bench gate gate-baseline paper-checks lint clean
 
 # Two install levels: `make run` needs the package and the datasets only; `make test` and the
-# benchmarks add the dev and bench extras (pytest, ruff, the reference LM library).
+# benchmarks add the dev, bench and cluster extras (pytest, ruff, the reference LM library, the
+# submitit launcher with PostgreSQL for the tracking-server test).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
@@ -18,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 $(DEV_STAMP): $(STAMP)
-	$(PY) -m pip install -q -e '.[dev,bench]'
+	$(PY) -m pip install -q -e '.[dev,bench,cluster]'
 	touch $(DEV_STAMP)
 
 ## Main job: the quick experiments on the embedded defaults (./mlflow.db, packaged data), then

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import threading
+import time
+import urllib.parse
+import urllib.request
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,11 +37,14 @@ _prepared: dict[tuple[str, str], str] = {}
 
 #: The first 16 bytes of every SQLite 3 database file.
 SQLITE_HEADER = b"SQLite format 3\x00"
+#: Connection attempts (and their timeout) before a tracking server counts as unreachable.
+SERVER_PROBE_ATTEMPTS = 3
+SERVER_PROBE_TIMEOUT_S = 5.0
 
 
 class TrackingStoreError(RuntimeError):
-    """The local store file cannot be used (not SQLite, or corrupted); the message names the
-    file and what to do."""
+    """The store cannot be used (a local file that is not SQLite or is corrupted, a tracking
+    server that accepts no connection); the message names it and what to do."""
 
 
 def _unusable(path: Path, detail: str) -> TrackingStoreError:
@@ -58,6 +65,43 @@ def check_sqlite_file(tracking_uri: str) -> None:
         header = fh.read(len(SQLITE_HEADER))
     if header != SQLITE_HEADER:
         raise _unusable(path, "the file does not start with the SQLite header")
+
+
+def check_server_reachable(tracking_uri: str) -> None:
+    """Refuse an ``http(s)://`` tracking server that accepts no connection, with a message that
+    says what to do; MLflow itself would retry each request for minutes before failing.
+
+    Only the TCP connection is tried (any HTTP answer, even an error, means the server is
+    there); skipped for other schemes and when a proxy in the environment routes the host.
+    """
+    parts = urllib.parse.urlsplit(tracking_uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return
+    host = parts.hostname
+    if urllib.request.getproxies_environment() and not urllib.request.proxy_bypass(host):
+        return
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise TrackingStoreError(
+            f"the tracking URI {redact_text(tracking_uri)} has a bad port ({exc}); "
+            f"write it as http://HOST:PORT"
+        ) from None
+    failure: OSError | None = None
+    for attempt in range(SERVER_PROBE_ATTEMPTS):
+        if attempt:
+            time.sleep(attempt)
+        try:
+            with socket.create_connection((host, port), timeout=SERVER_PROBE_TIMEOUT_S):
+                return
+        except OSError as exc:
+            failure = exc
+    raise TrackingStoreError(
+        f"the MLflow tracking server {redact_text(tracking_uri)} does not answer "
+        f"({host}:{port}: {failure}). Start it (`mlflow server --backend-store-uri ... "
+        f"--host {host} --port {port}`) or point tracking.tracking_uri (or "
+        f"MLFLOW_TRACKING_URI) at a running server."
+    )
 
 
 @contextlib.contextmanager
@@ -93,13 +137,15 @@ def get_client(tracking_uri: str) -> MlflowClient:
     """An ``MlflowClient`` bound to ``tracking_uri`` (already resolved), cached per process.
 
     The first client of a local SQLite store opens it under :func:`store_lock`, because that is
-    when MLflow runs schema migrations on a fresh file. SQLAlchemy's one-time "noload is
+    when MLflow runs schema migrations on a fresh file; a tracking server is first checked to
+    accept connections (:func:`check_server_reachable`). SQLAlchemy's one-time "noload is
     deprecated" warning from inside MLflow's store module is silenced here.
     """
     with _lock:
         client = _clients.get(tracking_uri)
         if client is None:
             check_sqlite_file(tracking_uri)
+            check_server_reachable(tracking_uri)
             with store_lock(tracking_uri), store_errors(tracking_uri), warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=r".*``noload`` loader strategy")
                 from mlflow import MlflowClient

@@ -138,3 +138,31 @@ def test_hydra_callback_prepares_store_at_multirun_start(store) -> None:
     PrepareTrackingStore().on_multirun_start(cfg)
     assert MlflowClient(tracking_uri=store[0]).get_experiment_by_name("cb") is not None
     PrepareTrackingStore().on_multirun_start(OmegaConf.create({"tracking": {"enabled": False}}))
+
+
+def test_a_tracking_server_that_accepts_no_connection_fails_at_once_with_what_to_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    from lmbench.tracking import TrackingStoreError
+
+    monkeypatch.setattr(store_module, "SERVER_PROBE_ATTEMPTS", 1)
+    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
+                 "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    store_module._forget_prepared()
+    with pytest.raises(TrackingStoreError) as info:
+        prepare_store(f"http://user:secret@127.0.0.1:{port}", "unreachable")
+    message = str(info.value)
+    assert f"127.0.0.1:{port}" in message and "mlflow server" in message
+    assert "MLFLOW_TRACKING_URI" in message and "secret" not in message
+    # a listening server passes the check (any answer to a connection will do)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        store_module.check_server_reachable(f"http://127.0.0.1:{listener.getsockname()[1]}")
+    store_module.check_server_reachable("databricks")  # not a server URI: nothing to probe

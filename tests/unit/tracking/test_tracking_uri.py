@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from lmbench.tracking import resolve_tracking_uri
-from lmbench.tracking.uri import default_artifact_location, launch_dir, sqlite_path
+from lmbench.tracking.uri import (
+    default_artifact_location,
+    launch_dir,
+    sqlite_path,
+    store_lock,
+    store_lock_path,
+)
 
 
 def test_default_is_sqlite_in_launch_dir(tmp_path: Path) -> None:
@@ -75,3 +81,15 @@ def test_artifact_location_next_to_db(tmp_path: Path) -> None:
     assert sqlite_path(uri) == tmp_path / "mlflow.db"
     assert default_artifact_location(uri, "my exp/1") == str(tmp_path / "mlruns" / "my_exp_1")
     assert default_artifact_location("http://h:5000", "e") is None
+
+
+@pytest.mark.parametrize("uri", ["http://127.0.0.1:5000", "https://h/x", "postgresql://u@h/db"])
+def test_servers_get_no_sqlite_file_no_artifact_folder_and_no_lock(
+    uri: str, tmp_path: Path
+) -> None:
+    assert sqlite_path(uri) is None
+    assert default_artifact_location(uri, "e") is None
+    assert store_lock_path(uri) is None
+    with store_lock(uri):
+        pass
+    assert list(tmp_path.iterdir()) == []  # nothing written beside the launch directory
