@@ -65,6 +65,15 @@ def epoch_order(n_rows: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n_rows, generator=generator)
 
 
+def batch_rows(n_rows: int, batch_size: int, seed: int, epoch: int, shuffle: bool = True
+               ) -> list[torch.Tensor]:
+    """The row indices of epoch ``epoch``'s batches, in the order the steps take them: the
+    seeded order (or 0..n-1 unshuffled) cut into ``batch_size`` slices, each sorted."""
+    order = epoch_order(n_rows, seed, epoch) if shuffle else torch.arange(n_rows)
+    return [order[start : start + batch_size].sort().values
+            for start in range(0, n_rows, batch_size)]
+
+
 @dataclass
 class _EpochTally:
     """What the epoch's batch steps add up to in the history."""
@@ -219,10 +228,8 @@ class MiniBatchLevenbergMarquardt(LevenbergMarquardt):
         if self.batch_size >= n_rows:
             yield source
             return
-        shuffled = self.shuffle
-        order = epoch_order(n_rows, self.seed, run.epoch) if shuffled else torch.arange(n_rows)
-        for start in range(0, n_rows, self.batch_size):
-            rows = order[start : start + self.batch_size].sort().values.to(source.x.device)
+        for rows in batch_rows(n_rows, self.batch_size, self.seed, run.epoch, self.shuffle):
+            rows = rows.to(source.x.device)
             yield TensorSource(source.x[rows], source.y[rows], source.chunk_rows)
 
     def _synchronised(self, batches: Iterator[RowSource]) -> Iterator[RowSource]:

@@ -5,9 +5,14 @@ solves of (J^T J + mu I) delta = -J^T r per batch); the rest pins the equivalenc
 full-batch trainer, seeded shuffling, loaders, resume, the settings, the seed API and errors.
 """
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 from torch.func import functional_call, jacrev
 from torch.utils.data import DataLoader, TensorDataset
@@ -16,7 +21,9 @@ import lmbench
 from lmbench.core import TrainerSettings
 from lmbench.core.checkpoint import latest_checkpoint
 from lmbench.core.minibatch import MiniBatchLevenbergMarquardt, check_batch_size, epoch_order
+from lmbench.harness.runners.lm import trainer_settings
 
+WORKER = Path(__file__).with_name("_minibatch_parallel_worker.py")
 SETTINGS = TrainerSettings(max_epochs=4, min_error=None, system_dtype="float64")
 
 
@@ -194,10 +201,13 @@ def test_seed_api_batch_size_and_mini_batch_loader():
     assert mu[-1] != mu[0]
 
 
-def test_hydra_key_reaches_the_settings():
-    settings = TrainerSettings.from_mapping({"mini_batch_size": 64, "mini_batch_seed": "3"})
+def test_the_shipped_trainer_config_reaches_the_settings():
+    lm_yaml = OmegaConf.load(Path(lmbench.__file__).parent / "conf" / "trainer" / "lm.yaml")
+    assert lm_yaml.mini_batch_size is None  # full batch unless asked
+    assert trainer_settings(lm_yaml, "regression").mini_batch_size is None
+    lm_yaml.mini_batch_size, lm_yaml.mini_batch_seed = 64, 3  # trainer.mini_batch_size=64
+    settings = trainer_settings(lm_yaml, "regression")
     assert (settings.mini_batch_size, settings.mini_batch_seed) == (64, 3)
-    assert TrainerSettings.from_mapping({"mini_batch_size": None}).mini_batch_size is None
 
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True, "10"])
@@ -219,3 +229,26 @@ def test_bad_settings_are_refused_with_the_knob_named():
     trainer = SETTINGS.with_(mini_batch_size=10).build(fresh_net())
     with pytest.raises(ValueError, match="loader's own batches are the LM steps"):
         trainer.fit_loader(DataLoader(TensorDataset(x, y), batch_size=10))
+
+
+def run_worker(*args, expect_ok=True):
+    done = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=240)
+    assert (done.returncode == 0) == expect_ok, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+def test_two_gloo_ranks_take_the_steps_of_one_process_on_the_union_batches(tmp_path):
+    single, pair = tmp_path / "single.pt", tmp_path / "pair.pt"
+    run_worker(str(WORKER), "--out", str(single))
+    run_worker("-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               str(WORKER), "--out", str(pair))
+    one, two = torch.load(single), torch.load(pair)
+    assert one["loss"][-1] < one["loss"][0] / 10
+    assert two["loss"] == pytest.approx(one["loss"], rel=1e-9)
+    assert two["mu"] == pytest.approx(one["mu"], rel=1e-12)
+    for name, value in one["state"].items():
+        torch.testing.assert_close(two["state"][name], value, rtol=1e-9, atol=1e-12)
+    out = run_worker("-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                     str(WORKER), "--extra-on-last-rank", "--out", str(tmp_path / "x.pt"),
+                     expect_ok=False)
+    assert "ran out of batches first" in out
