@@ -72,6 +72,8 @@ def train_levenberg(
     mu_max: float = SEED_MU_MAX,
     verbose: bool | None = None,
     return_history: bool = False,
+    batch_size: int | None = None,
+    shuffle_seed: int = 0,
 ) -> Any:
     """Train ``model`` in memory with LM; returns (loss, val, mu, epoch_time) lists.
 
@@ -89,6 +91,10 @@ def train_levenberg(
     ``mu_max``: stop when mu grows beyond it (the original has no such stop; default 1e10).
     ``verbose``: a tqdm bar per epoch with loss, val, mu and trials (default: on only when
     stderr is a terminal). ``return_history``: return ``(loss, val, mu, epoch_time, history)``.
+    ``batch_size``: mini-batch LM (not in the original), one LM step per batch of that many
+    rows, reshuffled every epoch from ``shuffle_seed``, mu carried from batch to batch
+    (``lmbench.core.minibatch``); the epoch's loss is a full pass after its last batch. None
+    (the default): the seed's one full-batch step per epoch.
 
     What LM minimises follows ``loss_fn``: ``nn.MSELoss`` (squared error, the seed's objective),
     ``nn.CrossEntropyLoss`` (logits; class-index or one-hot targets), ``nn.BCEWithLogitsLoss``
@@ -99,6 +105,7 @@ def train_levenberg(
     """
     callbacks = _merge_callbacks(metrics_callbacks, metric_callbacks)
     settings = _seed_settings(mu_init, min_error, max_epochs, inner_steps, demping_coef, mu_max,
+                              mini_batch_size=batch_size, mini_batch_seed=int(shuffle_seed),
                               **_objective(loss_fn))
     bar, extra = _extras(snap_folder, verbose, max_epochs, "train_levenberg")
     trainer = settings.build(model, loss_fn=loss_fn, callbacks=extra + callbacks,
@@ -178,6 +185,7 @@ def train_distributed_levenberg(
     mu_max: float = SEED_MU_MAX,
     verbose: bool | None = None,
     return_history: bool = False,
+    mini_batch: bool = False,
 ) -> Any:
     """LM on data streamed from ``x_loader`` (chunks of (x, y)); every row enters every step.
 
@@ -189,6 +197,11 @@ def train_distributed_levenberg(
     own shard and the system is all-reduced (data-parallel LM). Returns the seed's 4 lists as a
     ``SeedResult``; ``loss_fn``, ``snap_folder``, ``metrics_callbacks``/``metric_callbacks``,
     ``mu_max``, ``verbose`` and ``return_history`` work as in ``train_levenberg``.
+    ``mini_batch=True`` (not in the original): each batch the loader yields is one LM step
+    (its own system and damping trials, mu carried from batch to batch); one epoch is one pass
+    over the loader, then one more pass measures the epoch's training loss. Shuffle with the
+    loader (``DataLoader(..., shuffle=True, generator=...)``); the ``cache`` engine is not
+    offered; under torchrun every rank must yield the same number of batches.
     """
     if engine not in ("auto", "streaming", "cache"):
         raise ValueError(f"engine must be 'auto', 'streaming' or 'cache', got {engine!r}")
@@ -202,6 +215,7 @@ def train_distributed_levenberg(
     primary = reducer is None or reducer.is_primary
     bar, extra = _extras(snap_folder, verbose, max_epochs, "train_distributed_levenberg", primary)
     trainer = settings.build(model, loss_fn=loss_fn, callbacks=extra + callbacks,
-                             checkpoint_dir=snap_folder, device=device, reducer=reducer)
+                             checkpoint_dir=snap_folder, device=device, reducer=reducer,
+                             loader_batches=bool(mini_batch))
     return _run(trainer, bar, return_history, lambda: trainer.fit_loader(x_loader,
                                                                          val=val_loader))

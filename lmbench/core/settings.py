@@ -27,6 +27,7 @@ from lmbench.core.engines import ENGINE_NAMES, EngineName, FormChoice, plan_engi
 from lmbench.core.history import TrainingHistory
 from lmbench.core.jacobian import JacobianMode
 from lmbench.core.losses import Loss, LossName
+from lmbench.core.minibatch import MiniBatchLevenbergMarquardt, check_batch_size
 from lmbench.core.trainer import (
     DEFAULT_JACOBIAN_BUDGET,
     LevenbergMarquardt,
@@ -56,6 +57,9 @@ class TrainerSettings:
     jacobian_mode, system_dtype, chunk_rows, jacobian_budget_bytes, cg_max_iter, mu_min: numerics.
     temp_folder: the cache engine's Jacobian files (a private sub-folder, always removed).
     batch_size: rows per chunk when in-memory arrays feed the streaming or cache engine.
+    mini_batch_size, mini_batch_seed: rows per LM step (``lmbench.core.minibatch``: one step per
+        seeded-shuffled batch, mu carried across batches; None = one exact full-batch step per
+        epoch) and the shuffle's seed. Not with the cache engine.
     memory_budget_bytes: what ``auto`` may use (default: 3/4 of the free memory).
     """
 
@@ -81,6 +85,8 @@ class TrainerSettings:
     temp_folder: str | None = None
     batch_size: int = 4096
     memory_budget_bytes: int | None = None
+    mini_batch_size: int | None = None
+    mini_batch_seed: int = 0
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINE_NAMES:
@@ -98,6 +104,10 @@ class TrainerSettings:
                 f"memory_budget_bytes must be > 0 or None, got {self.memory_budget_bytes}"
             )
         plan_engine("streaming" if self.engine == "auto" else self.engine, self.form)
+        check_batch_size(self.mini_batch_size, "mini_batch_size")
+        if self.mini_batch_size is not None and self.engine == "cache":
+            raise ValueError("mini_batch_size needs the in_memory or streaming engine (each "
+                             "batch's system is solved by Cholesky), not cache")
         self.objective()  # validates the loss name and huber_delta
         self.stopping_rules()  # validates max_epochs, min_error, mu_max, patience
         self.damping_rule()  # validates mu_init and damping_factor (the seed's demping_coef)
@@ -162,14 +172,19 @@ class TrainerSettings:
         checkpoint_dir: str | Path | None = None,
         device: str | torch.device | None = None,
         reducer: Reducer | None = None,
+        loader_batches: bool = False,
     ) -> LevenbergMarquardt:
-        """The trainer these settings describe, for ``model`` (moved to ``device`` first)."""
+        """The trainer these settings describe, for ``model`` (moved to ``device`` first);
+        ``loader_batches``: one LM step per batch of the loader it is fit on (mini-batch LM)."""
         check_device(device)
         if device is not None:
             model.to(device)
         plan = plan_engine(self.resolved_engine(model), self.form)
-        return LevenbergMarquardt(
+        mini_batch = self.mini_batch_size is not None or loader_batches
+        return (MiniBatchLevenbergMarquardt if mini_batch else LevenbergMarquardt)(
             model,
+            **({"batch_size": self.mini_batch_size, "seed": self.mini_batch_seed}
+               if mini_batch else {}),
             loss=self.objective(),
             loss_fn=loss_fn,
             damping=self.damping_rule(),
@@ -198,9 +213,11 @@ class TrainerSettings:
         **build_options: Any,
     ) -> TrainingHistory:
         """Build the trainer and fit in-memory ``x``, ``y``; the streaming and cache engines
-        read them in chunks of ``batch_size`` rows, as they would read a loader."""
+        read them in chunks of ``batch_size`` rows, as they would read a loader (mini-batch LM
+        cuts its own batches of ``mini_batch_size`` rows from the tensors)."""
         trainer = self.build(model, **build_options)
-        if plan_engine(self.resolved_engine(model), self.form).source == "tensors":
+        plan = plan_engine(self.resolved_engine(model), self.form)
+        if self.mini_batch_size is not None or plan.source == "tensors":
             return trainer.fit(x, y, val=val)
         x_t = torch.as_tensor(x, dtype=trainer.flat.dtype, device=trainer.flat.device)
         y_t = torch.as_tensor(y, dtype=trainer.flat.dtype, device=trainer.flat.device)
@@ -225,7 +242,9 @@ def _cast(name: str, value: Any, default: Any) -> Any:
         raise ValueError(f"{name}: NaN is not a valid setting; use null to disable")
     if isinstance(default, bool):
         return bool(value)
-    if isinstance(default, int) or name in ("chunk_rows", "patience", "memory_budget_bytes"):
+    if isinstance(default, int) or name in (
+        "chunk_rows", "patience", "memory_budget_bytes", "mini_batch_size"
+    ):
         return int(value)
     if isinstance(default, float) or name == "min_error":
         return float(value)

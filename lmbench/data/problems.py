@@ -3,7 +3,9 @@
 XOR with a 2-3-1 net, parity-N (N = 3..7) with an N-N-1 net (N hidden neurons, a choice
 stated in the report); both with bipolar inputs and targets (+-1), and the sinc(10x) curve fit
 of the torch-levenberg-marquardt README (20,000 points, 1-20-1, 61 weights,
-``y = torch.sinc(10 x) = sin(10 pi x) / (10 pi x)``). Every net is ``Linear -> tanh -> Linear``.
+``y = torch.sinc(10 x) = sin(10 pi x) / (10 pi x)``), full-batch and, as the README trains it,
+in mini-batches of 1,000 rows for 50 epochs (``sinc_minibatch``, run side by side with that
+library). Every net is ``Linear -> tanh -> Linear``.
 ``PROBLEMS`` is the registry, in report order.
 """
 
@@ -31,6 +33,9 @@ class Problem:
     dtype: str
     stop_at_target: bool = True
     record_at: tuple[int, ...] = ()
+    #: Rows per LM step (mini-batch LM, run side by side with torch-levenberg-marquardt on the
+    #: same batches); None: one full-batch step per epoch, lmbench only.
+    batch_size: int | None = None
 
     @property
     def network(self) -> str:
@@ -89,6 +94,22 @@ PROBLEMS: dict[str, Problem] = {
             dtype="float32",
             stop_at_target=False,
             record_at=(50,),
+        ),
+        Problem(
+            name="sinc_minibatch",
+            description="sinc(10x) as in `sinc`, trained as the torch-levenberg-marquardt "
+            "README does: 50 epochs of 20 shuffled mini-batches of 1,000 points (one LM step "
+            "per batch), lmbench and torch-levenberg-marquardt on the same batches",
+            n_inputs=1,
+            n_hidden=20,
+            data=sinc_data,
+            target_mse=1e-6,
+            max_epochs=50,
+            starts=3,
+            dtype="float32",
+            stop_at_target=False,
+            record_at=(50,),
+            batch_size=1000,
         ),
     ]
 }

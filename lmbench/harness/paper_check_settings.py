@@ -91,6 +91,8 @@ class CheckSettings:
             "mu_init": self.mu_init, "demping_coef": self.demping_coef,
             "damping": self.damping, "inner_steps": self.inner_steps,
             "stop_at_target": p.stop_at_target,
+            **({"batch_size": p.batch_size, "reference": "torch_levenberg_marquardt"}
+               if p.batch_size is not None else {}),
         }
 
     def data_hash(self) -> str:

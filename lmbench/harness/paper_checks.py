@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 from lmbench.data.problems import PROBLEMS
 from lmbench.harness.runners.paper_check import run_paper_checks
-from lmbench.tracking import Tracker, tracker_from_config
+from lmbench.tracking import Tracker, schema, tracker_from_config
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--starts", type=int, default=None,
                         help="random starts per problem (default: 50; sinc 3)")
     parser.add_argument("--max-epochs", type=int, default=None,
-                        help="epochs per start (default: 1000)")
+                        help="epochs per start (default: 1000; sinc_minibatch 50)")
     parser.add_argument("--tracking-uri", default=None,
                         help="store URI (default: MLFLOW_TRACKING_URI or ./mlflow.db)")
     parser.add_argument("--experiment-name", default="paper_checks")
@@ -71,6 +71,15 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"final MSE median {m['final_mse_median']:.3g}  run {outcome.run_id}",
             flush=True,
         )
+        if schema.METRIC_REFERENCE_FINAL_MSE in m:
+            print(
+                f"{'':9s} lmbench final MSE {m[schema.METRIC_LMBENCH_FINAL_MSE]:.3g} in "
+                f"{m[schema.METRIC_LMBENCH_TIME]:.2f} s;  torch-levenberg-marquardt final MSE "
+                f"{m[schema.METRIC_REFERENCE_FINAL_MSE]:.3g} (loss_epoch "
+                f"{m[schema.METRIC_REFERENCE_LOSS_EPOCH]:.3g}) in "
+                f"{m[schema.METRIC_REFERENCE_TIME]:.2f} s  (medians / means over starts)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -169,6 +169,15 @@ METRIC_TIME_STD = "time_std_s"
 METRIC_TIME_TOTAL = "time_total_s"
 METRIC_FINAL_MSE_MEDIAN = "final_mse_median"
 METRIC_MSE_AT_EPOCH_50_MEDIAN = "mse_at_epoch_50_median"
+#: Mini-batch paper checks run side by side with torch-levenberg-marquardt on the same batches:
+#: per implementation, the median final training MSE (full pass) and mean wall time over starts;
+#: the reference's median ``loss_epoch`` (its README's figure: mean of the last epoch's batch
+#: losses).
+METRIC_LMBENCH_FINAL_MSE = "lmbench_final_mse_median"
+METRIC_LMBENCH_TIME = "lmbench_time_mean_s"
+METRIC_REFERENCE_FINAL_MSE = "torch_levenberg_marquardt_final_mse_median"
+METRIC_REFERENCE_LOSS_EPOCH = "torch_levenberg_marquardt_loss_epoch_median"
+METRIC_REFERENCE_TIME = "torch_levenberg_marquardt_time_mean_s"
 
 # ---------------------------------------------------------------------- per-epoch series
 SERIES_TRAIN_LOSS = "train_loss"
@@ -190,6 +199,9 @@ SERIES_START_EPOCHS = "start_epochs"
 SERIES_START_TIME = "start_time_s"
 SERIES_START_SUCCESS = "start_success"
 SERIES_START_FINAL_MSE = "start_final_mse"
+#: Side-by-side paper checks: the reference library's value per start.
+SERIES_START_REFERENCE_FINAL_MSE = "start_reference_final_mse"
+SERIES_START_REFERENCE_TIME = "start_reference_time_s"
 
 # ---------------------------------------------------------------------- artifacts
 CONFIG_ARTIFACT = "config.yaml"

@@ -8,7 +8,10 @@ its final training MSE is <= the target. The run logs ``success_rate``,
 literature reports them), ``final_mse_median`` (all starts), ``n_starts``, the per-start values
 as metric histories (``start_*`` with step = start index) and as ``starts.json`` /
 ``starts.csv`` artifacts. Time is the sum of the LM epochs' times (not the one-off torch.func
-warm-up). Settings: ``cfg.job`` (``conf/job/paper_check.yaml``).
+warm-up). Settings: ``cfg.job`` (``conf/job/paper_check.yaml``). A problem with a
+``batch_size`` (``sinc_minibatch``) trains lmbench's mini-batch LM and torch-levenberg-marquardt
+side by side on the same batches (``lmbench.harness.paper_check_minibatch``); its time per
+start is then the wall time of training, and both libraries' final MSE and time are logged.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lmbench.core import get_weights_count
 from lmbench.harness.outcome import JobOutcome
+from lmbench.harness.paper_check_minibatch import run_side_by_side, side_by_side_metrics
 from lmbench.harness.paper_check_settings import SEED_STRIDE, CheckSettings
 from lmbench.harness.paper_check_stats import StartResult, csv_text, summarize_starts
 from lmbench.harness.reproducibility import seed_everything
@@ -96,8 +100,15 @@ def run_paper_checks(cfg: DictConfig, tracker_factory: TrackerFactory) -> JobOut
             config.pop(unused, None)
         tracker.log_config(config)
         tracker.set_tags({schema.TAG_CHECK_PREFIX + k: v for k, v in settings.params().items()})
-        results = [run_start(settings, k, base_seed) for k in range(settings.starts)]
+        if problem.batch_size is None:
+            results, references = [run_start(settings, k, base_seed)
+                                   for k in range(settings.starts)], []
+        else:
+            pairs = [run_side_by_side(settings, k, base_seed) for k in range(settings.starts)]
+            results, references = [p[0] for p in pairs], [p[1] for p in pairs]
         metrics = summarize_starts(results, problem.record_at)
+        if references:
+            metrics.update(side_by_side_metrics(results, references))
         n_parameters = get_weights_count(
             build_mlp(problem.n_inputs, 1, (problem.n_hidden,), "tanh", "linear")
         )
@@ -113,8 +124,12 @@ def run_paper_checks(cfg: DictConfig, tracker_factory: TrackerFactory) -> JobOut
             schema.SERIES_START_FINAL_MSE: [r.final_mse for r in results],
             schema.SERIES_START_TIME: [r.time_s for r in results],
             schema.SERIES_START_SUCCESS: [float(r.success) for r in results],
+            **({schema.SERIES_START_REFERENCE_FINAL_MSE: [r.final_mse for r in references],
+                schema.SERIES_START_REFERENCE_TIME: [r.time_s for r in references]}
+               if references else {}),
         })
-        rows = [r.as_row() for r in results]
+        rows = [{**r.as_row(), **(references[i].as_row() if references else {})}
+                for i, r in enumerate(results)]
         tracker.log_dict({"settings": settings.params(), "starts": rows}, "starts.json")
         tracker.log_text(csv_text(rows), "starts.csv")
         tracker.set_tags({schema.TAG_PRIMARY_METRIC: schema.METRIC_SUCCESS_RATE})

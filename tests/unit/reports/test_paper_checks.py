@@ -2,19 +2,27 @@
 
 import math
 
+import pandas as pd
 import pytest
 import torch
 from omegaconf import OmegaConf
 
 from lmbench.data.problems import PROBLEMS, bipolar_parity, sinc_data
+from lmbench.harness.paper_check_minibatch import run_side_by_side, side_by_side_metrics
 from lmbench.harness.paper_check_settings import CheckSettings
 from lmbench.harness.paper_check_stats import StartResult, summarize_starts
 from lmbench.harness.runners.paper_check import run_start
+from lmbench.models.mlp import build_mlp
+from lmbench.reports.paper import paper_section
+from lmbench.tracking import schema
 
 
 def test_registry_has_the_classic_problems_and_networks():
     assert list(PROBLEMS) == ["xor", "parity3", "parity4", "parity5", "parity6", "parity7",
-                              "sinc"]
+                              "sinc", "sinc_minibatch"]
+    assert PROBLEMS["sinc_minibatch"].network == "1-20-1 tanh"
+    assert (PROBLEMS["sinc_minibatch"].batch_size, PROBLEMS["sinc_minibatch"].max_epochs) == (
+        1000, 50)  # the README's 20 batches per epoch for 50 epochs
     assert PROBLEMS["xor"].network == "2-3-1 tanh"
     assert PROBLEMS["parity7"].network == "7-7-1 tanh"
     assert PROBLEMS["sinc"].network == "1-20-1 tanh"
@@ -68,3 +76,46 @@ def test_summary_counts_iterations_and_time_over_successful_starts():
     assert m["final_mse_median"] == 2e-5 and m["epochs_mean_all"] == pytest.approx(130 / 3)
     none = summarize_starts([results[2]])
     assert none["success_rate"] == 0 and math.isnan(none["epochs_mean"])
+
+
+def test_side_by_side_start_trains_both_libraries_reproducibly():
+    pytest.importorskip("torch_levenberg_marquardt")
+    settings = CheckSettings.from_config(
+        OmegaConf.create({"problem": "sinc_minibatch", "max_epochs": 1})
+    )
+    ours, reference = run_side_by_side(settings, 0, base_seed=0)
+    again, _ = run_side_by_side(settings, 0, base_seed=0)
+    x, y = sinc_data(torch.float32)
+    torch.manual_seed(0)
+    start = build_mlp(1, 1, (20,), "tanh", "linear", torch.float32)
+    with torch.no_grad():
+        start_mse = float(((start(x) - y) ** 2).mean())
+    assert ours.epochs == 1 and reference.steps == 20  # 20,000 rows in batches of 1,000
+    assert ours.final_mse < start_mse / 10 and reference.final_mse < start_mse / 10
+    assert ours.final_mse == again.final_mse  # seeded weights and batches
+    assert ours.time_s > 0 and reference.time_s > 0
+    metrics = side_by_side_metrics([ours], [reference])
+    assert metrics[schema.METRIC_REFERENCE_FINAL_MSE] == reference.final_mse
+    assert metrics[schema.METRIC_LMBENCH_FINAL_MSE] == ours.final_mse
+
+
+def test_paper_section_shows_both_libraries_of_the_side_by_side_check():
+    metrics = {
+        schema.METRIC_LMBENCH_FINAL_MSE: 2.5e-7, schema.METRIC_LMBENCH_TIME: 12.0,
+        schema.METRIC_REFERENCE_FINAL_MSE: 4.0e-7, schema.METRIC_REFERENCE_LOSS_EPOCH: 3.9e-7,
+        schema.METRIC_REFERENCE_TIME: 9.0, schema.METRIC_N_STARTS: 1.0,
+        schema.METRIC_FINAL_MSE_MEDIAN: 2.5e-7,
+    }
+    runs = pd.DataFrame([{
+        "run_id": "m", "status": "FINISHED", "code_version": "reference",
+        schema.tag_column(schema.TAG_PROBLEM): "sinc_minibatch",
+        schema.tag_column(schema.TAG_CHECK_PREFIX + "batch_size"): "1000",
+        schema.tag_column(schema.TAG_CHECK_PREFIX + "max_epochs"): "50",
+        **{schema.metric_column(k): v for k, v in metrics.items()},
+    }])
+    section = paper_section(runs, lambda run_ids, keys: {})
+    text = "\n".join(b if isinstance(b, str) else b.to_markdown() for b in section.blocks)
+    assert "lmbench MSE 2.5e-07 in 12 s" in text
+    assert "torch-levenberg-marquardt MSE 4e-07 (`loss_epoch` 3.9e-07) in 9 s" in text
+    cited = {e["quantity"] for e in section.evidence}
+    assert schema.METRIC_REFERENCE_TIME in cited and schema.METRIC_LMBENCH_TIME in cited
