@@ -124,8 +124,10 @@ def tuned_default_figure(improvement: pd.DataFrame) -> Figure:
         for offset, column, hatch in ((-0.18, "default", "//"), (0.18, "tuned", "")):
             means = [float(improvement.loc[improvement["method"] == m, column].mean())
                      for m in methods]
-            ax.bar(x + offset, means, width=0.34, hatch=hatch,
-                   color=[method_color(m) for m in methods], edgecolor="black", alpha=0.8)
+            bars = ax.bar(x + offset, means, width=0.34, hatch=hatch,
+                          color=[method_color(m) for m in methods], edgecolor="black",
+                          alpha=0.8)
+            ax.bar_label(bars, fmt="%.2f", fontsize=7)
         ax.set_xticks(x, methods)
         ax.set_ylabel("mean test score, normalised per dataset\n(1 = best, 0 = worst entry)")
         ax.set_ylim(0, 1.05)
