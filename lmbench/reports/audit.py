@@ -82,6 +82,17 @@ def audit_section(
                      + dirty_text)
     if deduplicated is not None:
         section.text(_duplicates_text(deduplicated))
+        if deduplicated.dropped:
+            table = Table(
+                "runs_duplicates",
+                "Runs left out as repeats of a configuration (a later FINISHED run replaces "
+                "them).", ["experiment", "run id", "method", "dataset", "seed", "status"],
+                align="llllrl")
+            for _, row in deduplicated.dropped_runs.iterrows():
+                table.add([_text(row.get("experiment")), str(row["run_id"]),
+                           _text(row.get("method")), _text(row.get("dataset")),
+                           fmt_int(row.get("seed")), str(row["status"])])
+            section.table(table)
     counts = Table(
         "runs_status",
         "Runs per experiment: status and code version.",

@@ -36,11 +36,15 @@ class Deduplicated:
     runs: pd.DataFrame
     dropped_finished: int
     dropped_unfinished: int
-    dropped_ids: tuple[str, ...]
+    dropped_runs: pd.DataFrame
 
     @property
     def dropped(self) -> int:
         return self.dropped_finished + self.dropped_unfinished
+
+    @property
+    def dropped_ids(self) -> tuple[str, ...]:
+        return tuple(sorted(self.dropped_runs["run_id"])) if self.dropped else ()
 
 
 def run_identity(runs: pd.DataFrame) -> pd.Series:
@@ -63,7 +67,7 @@ def run_identity(runs: pd.DataFrame) -> pd.Series:
 def deduplicate(runs: pd.DataFrame) -> Deduplicated:
     """Keep the latest FINISHED run of each identity (see the module docstring)."""
     if runs.empty:
-        return Deduplicated(runs, 0, 0, ())
+        return Deduplicated(runs, 0, 0, runs.iloc[0:0])
     identity = run_identity(runs)
     start = runs["start_time"] if "start_time" in runs else pd.Series(0, index=runs.index)
     order = pd.DataFrame({
@@ -83,5 +87,5 @@ def deduplicate(runs: pd.DataFrame) -> Deduplicated:
         runs[keep],
         int(dropped["status"].eq("FINISHED").sum()),
         int((~dropped["status"].eq("FINISHED")).sum()),
-        tuple(sorted(dropped["run_id"])),
+        dropped.sort_values("run_id", kind="stable"),
     )

@@ -45,6 +45,7 @@ from lmbench.tracking.schema import (
     METRICS_PREFIX,
     default_test_metric,
     metric_column,
+    test_metric,
 )
 
 #: Metrics whose name starts with this are model sizes (bytes, leaves, ...), shown as medians.
@@ -95,7 +96,7 @@ def study_section(runs: pd.DataFrame, reference: str = METHOD_LM) -> Section | N
     comparisons = paired_wilcoxon(normalised, reference)
     section.text(conclusion(result, comparisons, reference, normalised))
     for _, run in runs[runs["status"].eq("FINISHED") & runs["primary_value"].notna()].iterrows():
-        section.cite(run["run_id"], f"test_{run['primary_metric']}", run["primary_value"])
+        section.cite(run["run_id"], test_metric(run["primary_metric"]), run["primary_value"])
         section.cite(run["run_id"], METRIC_TRAIN_TIME, run.get(METRIC_TRAIN_TIME))
     return section
 

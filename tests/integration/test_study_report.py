@@ -108,6 +108,7 @@ def test_rerun_is_counted_once_and_trials_are_not_results(built: dict) -> None:
         run_ids = {row["run_id"] for row in csv.DictReader(fh)}
     assert built["rerun"] in run_ids
     assert built["replaced"] not in run_ids and built["trial"] not in run_ids
+    assert f"| study | {built['replaced']} | lm | iris | 0 | FINISHED |" in md  # listed, not hidden
     scores = md[md.index("tables/study_scores.tex"):]
     iris = next(line for line in scores.splitlines() if line.startswith("| iris |"))
     rerun_and_seed_1 = [0.99, 0.9 + QUALITY["lm"] + 0.001]  # not the replaced run's 0.92
