@@ -77,7 +77,7 @@ def study_section(runs: pd.DataFrame, reference: str = METHOD_LM) -> Section | N
         "per dataset of the seed-mean score (1 = best; ties get the average rank), over the "
         "datasets where every method has a score."
     )
-    section.table(_scores_table(dataset_scores(scores), methods))
+    section.table(_scores_table(dataset_scores(scores), methods, _other_version_cells(runs)))
     matrix = seed_mean_matrix(scores)
     result = friedman(matrix)
     section.table(_summary_table(normalised, result, methods))
@@ -105,10 +105,21 @@ def _arrow(higher: bool) -> str:
     return "↑" if higher else "↓"
 
 
-def _scores_table(summary: pd.DataFrame, methods: list[str]) -> Table:
+def _other_version_cells(runs: pd.DataFrame) -> set[tuple[str, str]]:
+    """(dataset, method) cells holding a finished run from another code version."""
+    if "code_version" not in runs:
+        return set()
+    other = runs[runs["code_version"].eq("other") & runs["status"].eq("FINISHED")]
+    return set(zip(other["dataset"], other["method"], strict=True))
+
+
+def _scores_table(summary: pd.DataFrame, methods: list[str],
+                  other_version: set[tuple[str, str]]) -> Table:
     table = Table("study_scores", "Primary test metric per dataset: mean ± std over seeds (n "
                   "seeds); the best mean in bold (descriptive, not a test).",
                   ["dataset", "metric", *methods], align="ll" + "r" * len(methods))
+    if other_version:
+        table.notes.append("† includes runs from another code version (see the run audit).")
     for dataset, group in summary.groupby("dataset", sort=True):
         by_method = group.set_index("method")
         higher = bool(group["higher_is_better"].iloc[0])
@@ -120,8 +131,9 @@ def _scores_table(summary: pd.DataFrame, methods: list[str]) -> Table:
                 cells.append(Cell("–"))
                 continue
             row = by_method.loc[method]
-            cells.append(Cell(f"{fmt_mean_std(row['mean'], row['std'])} ({int(row['n'])})",
-                              bold))
+            mark = "†" if (dataset, method) in other_version else ""
+            cells.append(Cell(f"{fmt_mean_std(row['mean'], row['std'])} ({int(row['n'])})"
+                              + mark, bold))
         table.add([dataset, f"{group['metric'].iloc[0]} {_arrow(higher)}", *cells])
     return table
 
@@ -172,8 +184,9 @@ def _win_table(rate: pd.DataFrame, ties: pd.DataFrame, pairs: pd.DataFrame) -> T
             if a == b:
                 cells.append("–")
                 continue
-            cells.append(f"{fmt(rate.loc[a, b], 3)} ({int(ties.loc[a, b])} ties / "
-                         f"{int(pairs.loc[a, b])})")
+            n_ties = int(ties.loc[a, b])
+            cells.append(f"{fmt(rate.loc[a, b], 3)} ({n_ties} tie{'' if n_ties == 1 else 's'}"
+                         f" / {int(pairs.loc[a, b])})")
         table.add(cells)
     return table
 

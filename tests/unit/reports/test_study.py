@@ -168,7 +168,13 @@ def test_tuned_vs_default_improvement_is_signed_by_direction():
 
 def test_study_section_only_with_two_methods():
     assert study_section(runs_from({("d", "lm"): [0.9]})) is None
-    section = study_section(runs_from(TABLE))
+    runs = runs_from(TABLE).assign(code_version="reference")
+    runs.loc[runs["run_id"] == "d1-adam-0", "code_version"] = "other"
+    section = study_section(runs)
+    scores = next(t for t in section.tables if t.name == "study_scores").to_markdown()
+    assert "| d1 | accuracy ↑ | **0.9 (1)** | 0.8 (1) | 0.7 (1)† |" in scores
+    win = next(t for t in section.tables if t.name == "study_win_rate").to_markdown()
+    assert "0.625 (1 tie / 4)" in win  # lm over xgboost: win, tie, loss, win -> 2.5 / 4
     names = [t.name for t in section.tables]
     assert {"study_scores", "study_summary", "study_win_rate", "study_cost"} <= set(names)
     stems = [f.stem for f in section.figures]
