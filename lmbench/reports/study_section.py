@@ -249,6 +249,15 @@ def _tuned_vs_default(section: Section, runs: pd.DataFrame) -> None:
                    fmt(row["default_raw"], 4), fmt(row["tuned_raw"], 4),
                    fmt(row["improvement"], 3), fmt_int(row["n"])])
     section.table(table)
+    lines = []
+    for method, group in table_data.groupby("method", sort=False):
+        better = int((group["improvement"] > 0).sum())
+        worse = int((group["improvement"] < 0).sum())
+        lines.append(f"- `{method}`: tuning improved the test score on {better} of {len(group)} "
+                     f"datasets ({worse} worse, {len(group) - better - worse} equal); mean "
+                     f"normalised score {fmt(group['default'].mean(), 3)} (default) → "
+                     f"{fmt(group['tuned'].mean(), 3)} (tuned).")
+    section.text("\n".join(lines))
     section.figure("study_tuned_vs_default", "Default (hatched) and tuned configuration per "
                    "method: mean over datasets of the test score normalised per dataset over "
                    "all default and tuned entries.", tuned_default_figure(table_data))

@@ -85,6 +85,7 @@ def test_study_sections_and_tables(built: dict) -> None:
         assert (built["out"] / "tables" / f"{table}.tex").is_file(), table
     assert "Friedman test over N = 3 datasets and k = 3 methods" in md
     assert "no winner is called" in md  # 3 datasets: too few for a Wilcoxon verdict
+    assert "`lm`: tuning improved the test score on 3 of 3 datasets (0 worse, 0 equal)" in md
     assert "Per-dataset comparison: lm vs xgboost vs catboost" in md
     # sections without data (limits, performance, paper checks, sensitivity) are not shown
     for absent in ("Memory and time limits", "Performance", "Paper", "sensitivity"):
