@@ -11,6 +11,7 @@ from pathlib import Path
 
 from lmbench.harness.cli_errors import exit_on_cli_error
 from lmbench.reports import compare_methods, load_runs
+from lmbench.reports.dedupe import deduplicate
 from lmbench.tracking.schema import METHOD_LM
 
 
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     with exit_on_cli_error("lmbench-compare"):
-        runs = load_runs(args.experiment, args.tracking_uri)
+        runs = deduplicate(load_runs(args.experiment, args.tracking_uri)).runs  # reruns once
         table = compare_methods(runs, reference=args.reference).to_markdown()
     print(table)
     if args.out is not None:

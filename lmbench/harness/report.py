@@ -80,7 +80,8 @@ def parse_args(argv: Sequence[str] | None = None) -> ReportOptions:
                         "this checkout's (default: the commit most runs share)")
     parser.add_argument("--reference-method", default=METHOD_LM,
                         help="method whose win/tie/loss is shown (default: lm)")
-    parser.add_argument("--dpi", type=int, default=80, help="PNG resolution (default: 80)")
+    parser.add_argument("--dpi", type=int, default=200,
+                        help="PNG resolution (default: 200)")
     args = parser.parse_args(argv)
     reference = args.reference_commit
     if reference == "HEAD":

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from lmbench.reports.dedupe import Deduplicated
 from lmbench.reports.document import Section
 from lmbench.reports.numbers import fmt_int
 from lmbench.reports.tables import Table
@@ -60,18 +61,38 @@ def audit_section(
     reference_rule: str,
     missing: Sequence[tuple[str, str]],
     absent_experiments: Sequence[str],
+    deduplicated: Deduplicated | None = None,
 ) -> Section:
-    """The report's run audit: counts per experiment and status, every run that is not
-    FINISHED, every run from another code version, and every expected-but-missing result."""
+    """The report's run audit: counts per experiment and status, duplicates dropped, every run
+    that is not FINISHED, every run from another code version, and every expected-but-missing
+    result."""
     section = Section("runs", "Runs behind this report")
+    dirty = int((runs["git_dirty"] == "true").sum()) if "git_dirty" in runs else 0
+    dirty_text = (f" {dirty} of {len(runs)} runs were made from a tree with uncommitted "
+                  "changes (`git_dirty=true`): their commit alone does not pin their code."
+                  if dirty else " No run was made from a tree with uncommitted changes.")
     if reference:
         section.text(
             f"Reference code version: `{reference[:12]}` ({reference_rule}). Runs with another "
             "`git_commit` are marked † in the tables and listed below; they still enter the "
-            "statistics (nothing is dropped silently)."
+            "statistics (nothing is dropped silently)." + dirty_text
         )
     else:
-        section.text("No run carries a `git_commit` tag: code versions cannot be compared.")
+        section.text("No run carries a `git_commit` tag: code versions cannot be compared."
+                     + dirty_text)
+    if deduplicated is not None:
+        section.text(_duplicates_text(deduplicated))
+        if deduplicated.dropped:
+            table = Table(
+                "runs_duplicates",
+                "Runs left out as repeats of a configuration (a later FINISHED run replaces "
+                "them).", ["experiment", "run id", "method", "dataset", "seed", "status"],
+                align="llllrl")
+            for _, row in deduplicated.dropped_runs.iterrows():
+                table.add([_text(row.get("experiment")), str(row["run_id"]),
+                           _text(row.get("method")), _text(row.get("dataset")),
+                           fmt_int(row.get("seed")), str(row["status"])])
+            section.table(table)
     counts = Table(
         "runs_status",
         "Runs per experiment: status and code version.",
@@ -133,6 +154,19 @@ def audit_section(
     else:
         section.text("Nothing expected is missing.")
     return section
+
+
+def _duplicates_text(deduplicated: Deduplicated) -> str:
+    if not deduplicated.dropped:
+        return ("Duplicates: none (every benchmark configuration, `config_hash` or method, "
+                "dataset, seed and settings, has one run).")
+    return (f"Duplicates dropped: {deduplicated.dropped} benchmark runs repeated a "
+            "configuration (same `config_hash`, or for runs without it the same method, "
+            "dataset, seed and trainer/model settings) and were left out of every statistic "
+            f"and of the tables below: {deduplicated.dropped_finished} earlier FINISHED "
+            f"reruns and {deduplicated.dropped_unfinished} unfinished attempts that a "
+            "FINISHED run of the same configuration replaced; the latest FINISHED run of each "
+            "configuration is kept.")
 
 
 def _kind(row: pd.Series) -> str:

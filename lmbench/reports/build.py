@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from lmbench.reports.audit import audit_section, reference_commit, with_code_version
+from lmbench.reports.dedupe import deduplicate
 from lmbench.reports.document import FigureBlock, Section
 from lmbench.reports.dynamics import dynamics_section
 from lmbench.reports.figures import save_figure
@@ -27,6 +28,7 @@ from lmbench.reports.method_table import comparison_section
 from lmbench.reports.paper import paper_section
 from lmbench.reports.runs import load_metric_histories, load_runs
 from lmbench.reports.sensitivity import sensitivity_section
+from lmbench.reports.study_section import study_section
 from lmbench.reports.tables import Table
 from lmbench.tracking import resolve_tracking_uri
 from lmbench.tracking.schema import (
@@ -41,8 +43,9 @@ from lmbench.tracking.uri import sqlite_path
 
 _log = logging.getLogger(__name__)
 
-#: Runs of kind limits, performance and paper_check (``schema.KIND_*``) feed sections 4-6;
-#: every other run is a benchmark run (sections 1-3).
+#: Runs of kind limits, performance and paper_check (``schema.KIND_*``) feed the limits,
+#: performance and paper-check sections; every other run is a benchmark run (one per
+#: configuration: ``lmbench.reports.dedupe``), read by the study and comparison sections.
 RUNS_CSV_COLUMNS = [
     "section", "experiment", "run_id", "status", "code_version", "git_commit", "git_dirty",
     "dataset_hash", "kind", "method", "dataset", "seed", "quantity", "value",
@@ -61,7 +64,7 @@ class ReportOptions:
     paper_experiment: str | None = "paper_checks"
     reference_commit: str | None = None
     reference_method: str = METHOD_LM
-    dpi: int = 80
+    dpi: int = 200
 
     @property
     def name(self) -> str:
@@ -78,7 +81,7 @@ class ReportOptions:
             ("--paper-experiment", self.paper_experiment, defaults.paper_experiment),
             ("--reference-commit", self.reference_commit, None),
             ("--reference-method", self.reference_method, METHOD_LM),
-            ("--dpi", self.dpi, 80),
+            ("--dpi", self.dpi, 200),
         ):
             if value != default:
                 parts.append(f"{flag} {value if value is not None else chr(39) * 2}")
@@ -144,22 +147,31 @@ def build_report(options: ReportOptions) -> Report:
         return load_metric_histories(run_ids, keys, uri)
 
     kind = _kind(runs)
-    benchmark = runs[~kind.isin([KIND_LIMITS, KIND_PERFORMANCE, KIND_PAPER_CHECK])]
+    other_kinds = kind.isin([KIND_LIMITS, KIND_PERFORMANCE, KIND_PAPER_CHECK])
+    deduplicated = deduplicate(runs[~other_kinds])
+    benchmark = deduplicated.runs
+    runs = runs[~runs["run_id"].isin(deduplicated.dropped_ids)].reset_index(drop=True)
+    kind = _kind(runs)
     sections = [
+        study_section(benchmark, options.reference_method),
         comparison_section(benchmark, options.reference_method),
         sensitivity_section(benchmark, histories),
         dynamics_section(benchmark, histories),
-        *[s for s in (losses_section(benchmark),) if s is not None],  # when >1 LM loss
+        losses_section(benchmark),  # None unless the LM runs hold more than one loss
         limits_section(runs[kind == KIND_LIMITS], options.limits_experiment or "limits"),
         performance_section(runs[kind == KIND_PERFORMANCE],
                             options.performance_experiment or "performance"),
         paper_section(runs[kind == KIND_PAPER_CHECK], histories,
                       options.paper_experiment or "paper_checks"),
     ]
-    missing = [m for s in sections for m in s.missing]
+    built = [s for s in sections if s is not None]
+    missing = [m for s in built for m in s.missing]
+    # a section is shown only when it holds data; what it lacked is listed in the audit
+    shown = [s for s in built if s.tables or s.figures]
     rule = "given with --reference-commit" if options.reference_commit else (
         "the commit most runs were made with")
-    sections.append(audit_section(runs, reference, rule, missing, absent))
+    shown.append(audit_section(runs, reference, rule, missing, absent, deduplicated))
+    sections = shown
     return Report(options, runs, sections, reference, absent)
 
 

@@ -1,8 +1,10 @@
 """Method comparison from tracked runs: mean ± std per dataset, ranks and win/tie/loss.
 
-Tie rule: two methods tie on a dataset when the 95% t-intervals of their mean primary metric
-(over seeds) overlap; otherwise the better mean wins. With a single seed there is no interval,
-so every comparison on that dataset is a tie (reported, not hidden).
+Win rule: on each dataset the two methods' primary test scores are paired by seed and tested
+with the two-sided Wilcoxon signed-rank test (differences within ``TIE_TOL`` dropped). A *win*
+or *loss* needs p < ``ALPHA``; equal scores and non-significant differences are *ties*; with
+fewer than ``MIN_PAIRS`` non-tied seeds no two-sided test can reach ``ALPHA``, and the dataset
+is counted as *n too small* (neither a win nor a tie).
 """
 
 from __future__ import annotations
@@ -10,12 +12,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from scipy import stats
 
+from lmbench.reports.losses import ALPHA, MIN_PAIRS, TIE_TOL
 from lmbench.reports.numbers import fmt
 from lmbench.reports.tables import markdown_table
 from lmbench.tracking.schema import METHOD_LM
+
+#: The outcomes of one method against another on one dataset.
+OUTCOMES = ("win", "tie", "loss", "n too small")
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
@@ -60,32 +67,45 @@ def _ranks(group: pd.DataFrame) -> pd.Series:
     return group["mean"].rank(ascending=ascending, method="average", na_option="bottom")
 
 
-def _outcome(a: pd.Series, b: pd.Series) -> str:
-    """'win', 'tie' or 'loss' of a against b on one dataset, by the interval-overlap rule."""
-    if any(math.isnan(v) for v in (a["mean"], b["mean"], a["ci95"], b["ci95"])):
-        return "tie"
-    low_a, high_a = a["mean"] - a["ci95"], a["mean"] + a["ci95"]
-    low_b, high_b = b["mean"] - b["ci95"], b["mean"] + b["ci95"]
-    if low_a <= high_b and low_b <= high_a:
-        return "tie"
-    a_better = a["mean"] > b["mean"] if a["higher_is_better"] else a["mean"] < b["mean"]
-    return "win" if a_better else "loss"
+def _oriented_by_seed(runs: pd.DataFrame, dataset: str, method: str) -> pd.Series:
+    ok = runs[(runs["dataset"] == dataset) & (runs["method"] == method)
+              & runs["status"].eq("FINISHED") & runs["primary_value"].notna()]
+    values = ok.groupby(ok["seed"].fillna(-1))["primary_value"].mean().astype(float)
+    higher = bool(ok["higher_is_better"].iloc[0]) if len(ok) else True
+    return values if higher else -values
 
 
-def win_tie_loss(summary: pd.DataFrame, method: str = METHOD_LM) -> pd.DataFrame:
-    """Counts of win/tie/loss of ``method`` against each other method, over datasets."""
+def paired_outcome(mine: pd.Series, theirs: pd.Series) -> str:
+    """'win', 'tie', 'loss' or 'n too small' of ``mine`` against ``theirs`` (oriented scores
+    per seed, higher = better) by the two-sided Wilcoxon signed-rank test on the seeds both
+    have (see the module docstring)."""
+    diff = (mine - theirs).dropna().to_numpy(dtype=float)
+    nonzero = diff[abs(diff) > TIE_TOL]
+    if len(nonzero) == 0:
+        return "tie" if len(diff) else "n too small"
+    if len(nonzero) < MIN_PAIRS:
+        return "n too small"
+    if stats.wilcoxon(nonzero, alternative="two-sided").pvalue >= ALPHA:
+        return "tie"
+    return "win" if float(np.median(nonzero)) > 0 else "loss"
+
+
+def win_tie_loss(runs: pd.DataFrame, method: str = METHOD_LM) -> pd.DataFrame:
+    """Counts of win/tie/loss/n too small of ``method`` against each other method, over
+    datasets (per-seed runs, not the summary: the test pairs seeds)."""
     rows = []
-    others = sorted(set(summary["method"]) - {method})
+    others = sorted(set(runs["method"].dropna()) - {method})
+    datasets = sorted(set(runs["dataset"].dropna()))
     for other in others:
-        counts = {"win": 0, "tie": 0, "loss": 0}
-        for _, group in summary.groupby("dataset"):
-            mine = group[group["method"] == method]
-            theirs = group[group["method"] == other]
+        counts = dict.fromkeys(OUTCOMES, 0)
+        for dataset in datasets:
+            mine = _oriented_by_seed(runs, dataset, method)
+            theirs = _oriented_by_seed(runs, dataset, other)
             if mine.empty or theirs.empty:
                 continue
-            counts[_outcome(mine.iloc[0], theirs.iloc[0])] += 1
+            counts[paired_outcome(mine, theirs)] += 1
         rows.append({"method": method, "versus": other, **counts})
-    return pd.DataFrame(rows, columns=["method", "versus", "win", "tie", "loss"])
+    return pd.DataFrame(rows, columns=["method", "versus", *OUTCOMES])
 
 
 @dataclass(frozen=True)
@@ -121,10 +141,11 @@ class ComparisonResult:
             [[m, fmt(r, decimals=2)] for m, r in self.mean_ranks.items()],
             columns=["method", "mean rank"],
         )
-        wtl = self.wtl[["method", "versus", "win", "tie", "loss"]]
+        wtl = self.wtl[["method", "versus", *OUTCOMES]]
         return "\n".join([
             markdown_table(scores), "", markdown_table(ranks), "", markdown_table(wtl), "",
-            "Tie rule: overlapping 95% t-intervals of the mean over seeds.",
+            f"Win rule: two-sided Wilcoxon signed-rank over seeds, p < {ALPHA}; 'n too "
+            f"small': fewer than {MIN_PAIRS} seeds with a difference.",
         ])
 
 
@@ -134,5 +155,5 @@ def compare_methods(runs: pd.DataFrame, reference: str = METHOD_LM) -> Compariso
     if summary.empty:
         raise ValueError("no runs to compare: the experiment has no runs with a primary metric")
     mean_ranks = summary.groupby("method")["rank"].mean().sort_values()
-    return ComparisonResult(summary, mean_ranks, win_tie_loss(summary, reference))
+    return ComparisonResult(summary, mean_ranks, win_tie_loss(runs, reference))
 

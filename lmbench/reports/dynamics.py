@@ -14,15 +14,18 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
 
 from lmbench.plotting import plot_train_report
 from lmbench.reports.document import Section
 from lmbench.reports.figures import report_style, subplots
+from lmbench.reports.labels import MU_LABEL, run_loss_label
 from lmbench.reports.numbers import fmt
 from lmbench.reports.tables import Table
 from lmbench.tracking.schema import (
     METHOD_ADAM,
     METHOD_LM,
+    METRIC_BEST_VAL_LOSS,
     PARAM_DAMPING_COEF,
     PARAM_HIDDEN,
     PARAM_MU_INIT,
@@ -31,6 +34,7 @@ from lmbench.tracking.schema import (
     SERIES_TRAIN_LOSS,
     SERIES_VAL_LOSS,
     TAG_STOP_REASON,
+    metric_column,
     param_column,
     tag_column,
     test_metric,
@@ -101,15 +105,19 @@ def dynamics_section(runs: pd.DataFrame, load_histories: HistoryLoader) -> Secti
     section.text(
         "Representative run per dataset: the finished LM run whose primary test value is the "
         "median of that dataset's LM runs. Panels as the seed's training report: training and "
-        "validation loss (MSE) per epoch and per cumulative epoch time, μ per epoch and per "
-        "time; epoch 0 is the state before the first step. Rebuilt from the store's metric "
-        "histories (`train_loss`, `val_loss`, `mu`, `epoch_time_s`)."
+        "validation loss (the loss LM minimised, named on the axis) per epoch and per "
+        "cumulative epoch time, μ per epoch and per time; epoch 0 is the state before the "
+        "first step. Rebuilt from the store's metric histories (`train_loss`, `val_loss`, "
+        "`mu`, `epoch_time_s`). In the table, *val loss (returned weights)* is the run's "
+        "`best_val_loss` (the weights it returned, restored at the best epoch under "
+        "patience); ‡ marks runs that did not log it, where the last epoch's value is shown. "
+        "*Total epoch time* is the sum of the per-epoch times."
     )
     table = Table(
         "dynamics_runs",
         "Representative LM runs: settings, epochs, why they stopped, final values.",
-        ["dataset", "run id", "settings", "epochs", "stop reason", "train loss", "val loss",
-         "final μ", "epoch time s", "test metric"],
+        ["dataset", "run id", "settings", "epochs", "stop reason", "final train loss",
+         "val loss (returned weights)", "final μ", "total epoch time s", "test metric"],
         align="lllrlrrrrl",
     )
     for dataset, run in lm.items():
@@ -118,14 +126,26 @@ def dynamics_section(runs: pd.DataFrame, load_histories: HistoryLoader) -> Secti
         with report_style():
             figure = plot_train_report(data)
             figure.set_size_inches(8.5, 5.5)  # the seed's 11 x 7 in, smaller for the report
+            loss_axis = run_loss_label(run)
+            for ax, ylabel in zip(figure.axes, (loss_axis, loss_axis, MU_LABEL, MU_LABEL),
+                                  strict=False):
+                ax.set_ylabel(ylabel + " (log scale)" if ax.get_yscale() == "log" else ylabel)
+            for ax in figure.axes[1::2]:
+                ax.set_xlabel("cumulative epoch time, s")
         figure.suptitle(f"LM on {dataset} (run {run['run_id'][:8]}; {_settings(run)})")
         stem = f"dynamics_{_slug(dataset)}"
         section.figure(stem, f"LM training report, {dataset} (run {run['run_id']}).", figure)
         total_time = float(sum(data["time"]))
+        best_val = run.get(metric_column(METRIC_BEST_VAL_LOSS))
+        if best_val is not None and not pd.isna(best_val):
+            val_text = fmt(float(best_val), 4)
+            section.cite(run["run_id"], METRIC_BEST_VAL_LOSS, float(best_val))
+        else:
+            val_text = fmt(data["val"][-1], 4) + "‡" if data["val"] else "–"
         table.add([
             dataset, run["run_id"][:12], _settings(run), str(len(data["loss"]) - 1),
             str(run.get(tag_column(TAG_STOP_REASON)) or "–"), fmt(data["loss"][-1], 4),
-            fmt(data["val"][-1] if data["val"] else math.nan, 4),
+            val_text,
             fmt(data["mu"][-1] if data["mu"] else math.nan, 3), fmt(total_time, 3),
             f"{run['primary_metric']} {fmt(run['primary_value'], 4)}",
         ])
@@ -154,15 +174,16 @@ def _lm_vs_adam(
         section.missing.append(("dynamics", "no Adam runs for the loss-vs-time comparison"))
         return
     section.text(
-        "LM vs Adam: training (solid) and validation (dashed) loss, both MSE on the same "
-        "network outputs, against cumulative epoch time. Adam's curve is its selected grid "
+        "LM vs Adam: training (solid) and validation (dashed) loss of the last epoch's weights "
+        "against cumulative epoch time. Adam's curve is its selected grid "
         "point only (the grid search's other points are not in the time axis); its first "
         "point is after one epoch, LM's is the initial state."
     )
     table = Table(
         "lm_vs_adam",
         "LM vs Adam (representative runs): epochs, final losses and total epoch time.",
-        ["dataset", "method", "run id", "epochs", "train loss", "val loss", "epoch time s"],
+        ["dataset", "method", "run id", "epochs", "last train loss", "last-epoch val loss",
+         "total epoch time s"],
         align="lll" + "r" * 4,
     )
     n = len(both)
@@ -194,11 +215,16 @@ def _lm_vs_adam(
                 section.cite(run["run_id"], f"{SERIES_EPOCH_TIME}[sum]",
                              float(elapsed.iloc[-1]))
             ax.set_yscale("log")
-            ax.set_xlabel("time, s")
-            ax.set_ylabel("loss (MSE)")
+            ax.set_xlabel("cumulative epoch time, s")
+            ax.set_ylabel(run_loss_label(lm[dataset]) + " (log scale)")
             ax.set_title(dataset)
             ax.grid(True, alpha=0.3)
-            ax.legend()
+            ax.legend(handles=[
+                Line2D([], [], color="tab:blue", label=METHOD_LM),
+                Line2D([], [], color="tab:orange", label=METHOD_ADAM),
+                Line2D([], [], color="black", label="training"),
+                Line2D([], [], color="black", linestyle="--", label="validation"),
+            ], fontsize=7)
         for ax in axes.ravel()[n:]:
             ax.set_visible(False)
     section.table(table)

@@ -61,7 +61,7 @@ def subplots(
     return figure, figure.subplots(nrows, ncols, squeeze=squeeze)
 
 
-def save_figure(figure: Figure, folder: Path, stem: str, dpi: int = 80) -> list[Path]:
+def save_figure(figure: Figure, folder: Path, stem: str, dpi: int = 200) -> list[Path]:
     """Write ``<stem>.png`` (at ``dpi``) and ``<stem>.pdf`` without timestamps; a pyplot
     figure passed in is closed."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""Report section 1: LM vs XGBoost vs CatBoost vs Adam per dataset (via ``compare_methods``)."""
+"""Report section: the methods' scores per dataset, cost, ranks and paired win/tie/loss (via
+``compare_methods``); titled by the methods it holds."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import math
 
 import pandas as pd
 
-from lmbench.reports.comparison import compare_methods
+from lmbench.reports.comparison import OUTCOMES, compare_methods
 from lmbench.reports.document import Section
+from lmbench.reports.losses import ALPHA, MIN_PAIRS
 from lmbench.reports.numbers import fmt, fmt_int, fmt_mean_std
 from lmbench.reports.tables import Cell, Table, bold_best
 from lmbench.tracking.schema import (
@@ -43,7 +45,7 @@ def count_configurations(group: pd.DataFrame) -> int:
 
 def comparison_section(runs: pd.DataFrame, reference: str = METHOD_LM) -> Section:
     """Mean ± std of the primary test metric, model size, train time, ranks, win/tie/loss."""
-    section = Section("comparison", "LM vs XGBoost vs CatBoost vs Adam")
+    section = Section("comparison", "Method comparison per dataset")
     runs = runs[runs["method"].notna() & runs["dataset"].notna()]
     if runs.empty:
         section.text("No benchmark runs (runs with a `method` and a `dataset` tag) in the "
@@ -53,6 +55,8 @@ def comparison_section(runs: pd.DataFrame, reference: str = METHOD_LM) -> Sectio
     result = compare_methods(runs, reference=reference)
     summary = result.summary
     methods = method_order(set(summary["method"]))
+    section.title = (f"Per-dataset results of {methods[0]}" if len(methods) == 1
+                     else "Per-dataset comparison: " + " vs ".join(methods))
     absent = [m for m in EXPECTED_METHODS if m not in methods]
     if absent:
         section.text(
@@ -64,9 +68,13 @@ def comparison_section(runs: pd.DataFrame, reference: str = METHOD_LM) -> Sectio
     section.text(
         "Primary test metric per task (↑ higher is better, ↓ lower): mean ± sample std over "
         "the FINISHED runs of each method on each dataset (n; failed runs counted beside it); "
-        "the best mean of each row in bold. Ranks are per dataset (1 = best, ties averaged); "
-        "win/tie/loss counts datasets on which the 95% t-intervals of the two means do not "
-        "overlap (overlap = tie; a single run gives no interval, hence a tie)."
+        "the best mean of each row in bold (descriptive: equal means are all bold, and bold "
+        "is not a test). Ranks are per dataset (1 = best, ties averaged). Win/tie/loss pairs "
+        "the two methods' scores by seed on each dataset and applies the two-sided Wilcoxon "
+        f"signed-rank test: a win or loss needs p < {ALPHA} (unadjusted, per dataset); equal "
+        "scores and non-significant differences are ties; with fewer than "
+        f"{MIN_PAIRS} seeds that differ no such test can reach {ALPHA}, and the dataset is "
+        "counted as 'n too small' instead of being called."
     )
     stale = _stale_cells(runs)
     configs = {
@@ -144,13 +152,14 @@ def comparison_section(runs: pd.DataFrame, reference: str = METHOD_LM) -> Sectio
     if reference in methods and len(methods) > 1:
         wtl = Table(
             "comparison_win_tie_loss",
-            f"Win/tie/loss of `{reference}` against each other method, over datasets.",
-            ["method", "versus", "win", "tie", "loss"],
-            align="llrrr",
+            f"Win/tie/loss of `{reference}` against each other method, over datasets "
+            f"(paired Wilcoxon over seeds per dataset; 'n too small': fewer than {MIN_PAIRS} "
+            "seeds that differ).",
+            ["method", "versus", *OUTCOMES],
+            align="llrrrr",
         )
         for _, row in result.wtl.iterrows():
-            wtl.add([row["method"], row["versus"], str(row["win"]), str(row["tie"]),
-                     str(row["loss"])])
+            wtl.add([row["method"], row["versus"], *[str(row[o]) for o in OUTCOMES]])
         section.table(wtl)
     else:
         section.text(f"Win/tie/loss needs `{reference}` and at least one other method.")

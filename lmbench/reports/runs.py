@@ -44,6 +44,7 @@ RUN_COLUMNS = [
     "run_id", "experiment", "status", TAG_METHOD, TAG_DATASET, TAG_TASK, TAG_MODEL, PARAM_SEED,
     "primary_metric", "primary_value", "higher_is_better", METRIC_N_PARAMETERS,
     METRIC_TRAIN_TIME, METRIC_WALL_TIME, TAG_GIT_COMMIT, TAG_DATASET_HASH, TAG_ERROR,
+    "start_time",
 ]
 
 
@@ -75,6 +76,7 @@ def load_runs(
     tidy["run_id"] = raw["run_id"]
     tidy["experiment"] = raw["experiment_id"].map(id_to_name)
     tidy["status"] = raw["status"]
+    tidy["start_time"] = raw["start_time"]  # which of a configuration's reruns is the latest
     for column in TAG_COLUMNS:
         tidy[column] = _column(raw, tag_column(column))
     tidy[PARAM_SEED] = pd.to_numeric(_column(raw, param_column(PARAM_SEED)), errors="coerce")

@@ -3,7 +3,8 @@
 Runs: method ``lm`` with a ``trainer.mu_init`` param (single-configuration LM jobs, e.g. the
 ``lm_sweep`` or ``quick`` experiments). The value of a run is its validation loss (MSE on the
 validation split) for the weights it returned: at ``best_epoch`` when validation patience
-restored the best weights, else at the last epoch — read from the ``val_loss`` history. A
+restored the best weights, else at the last epoch — the ``best_val_loss`` metric where the run
+logged it, else read from the ``val_loss`` history. A
 dataset whose runs logged no validation loss uses the primary test metric instead, and the
 table says so. A cell is the mean over the runs in it (seeds and the other swept settings).
 """
@@ -16,15 +17,18 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from lmbench.reports.document import Section
 from lmbench.reports.figures import report_style, subplots
+from lmbench.reports.labels import DAMPING_COEF_LABEL, MU_INIT_LABEL, spans_decades
 from lmbench.reports.numbers import fmt
 from lmbench.reports.tables import Cell, Table, bold_best
 from lmbench.tracking.schema import (
     METHOD_LM,
     METRIC_BEST_EPOCH,
+    METRIC_BEST_VAL_LOSS,
     PARAM_DAMPING_COEF,
     PARAM_HIDDEN,
     PARAM_MU_INIT,
@@ -40,6 +44,7 @@ MU = param_column(PARAM_MU_INIT)
 DAMPING = param_column(PARAM_DAMPING_COEF)
 WIDTH = param_column(PARAM_HIDDEN)
 VAL_LABEL = "val loss"
+VAL_COLORBAR = "validation loss of the returned weights"
 
 
 def width_label(value: object) -> str:
@@ -76,7 +81,9 @@ def sensitivity_values(runs: pd.DataFrame, load_histories: HistoryLoader) -> pd.
     val = []
     for _, run in lm.iterrows():
         series = histories.get(run["run_id"], {}).get(SERIES_VAL_LOSS)
-        val.append(_returned_value(series, run.get(metric_column(METRIC_BEST_EPOCH))))
+        logged = run.get(metric_column(METRIC_BEST_VAL_LOSS))  # the returned weights' value
+        val.append(float(logged) if logged is not None and not pd.isna(logged) else
+                   _returned_value(series, run.get(metric_column(METRIC_BEST_EPOCH))))
     lm["val_value"] = val
     lm["value"] = math.nan
     lm["quantity"] = ""
@@ -211,7 +218,10 @@ def _grid(
                 cells.append(Cell(text, bool(bold[i, j])))
             table.add(cells)
         panels.append((dataset, rows, cols_here, grid, quantity))
-    return table, _heatmaps(panels, labels[row_axis], labels[col_axis], row_axis, col_axis)
+    axis_labels = {"mu": MU_INIT_LABEL, "damping": DAMPING_COEF_LABEL,
+                   "width": "hidden layer widths"}
+    return table, _heatmaps(panels, axis_labels[row_axis], axis_labels[col_axis], row_axis,
+                            col_axis)
 
 
 def _heatmaps(
@@ -228,14 +238,17 @@ def _heatmaps(
         )
         for ax, (dataset, rows, cols, grid, quantity) in zip(axes.ravel(), panels, strict=False):
             masked = np.ma.masked_invalid(grid)
-            image = ax.imshow(masked, cmap="viridis_r", aspect="auto")
+            finite = grid[np.isfinite(grid)]
+            norm = (LogNorm(vmin=finite.min(), vmax=finite.max())
+                    if spans_decades(finite) else None)  # values spanning decades: log colours
+            image = ax.imshow(masked, cmap="viridis_r", aspect="auto", norm=norm)
             ax.set_xticks(range(len(cols)), [_axis_text(col_axis, c) for c in cols])
             ax.set_yticks(range(len(rows)), [_axis_text(row_axis, r) for r in rows])
             ax.set_xlabel(col_label)
             ax.set_ylabel(row_label)
             ax.set_title(f"{dataset} ({quantity})")
-            finite = grid[np.isfinite(grid)]
-            middle = float(np.mean([finite.min(), finite.max()])) if finite.size else 0.0
+            middle = (float(np.sqrt(finite.min() * finite.max())) if norm is not None
+                      else float(np.mean([finite.min(), finite.max()])) if finite.size else 0.0)
             for i in range(grid.shape[0]):
                 for j in range(grid.shape[1]):
                     value = grid[i, j]
@@ -243,7 +256,9 @@ def _heatmaps(
                     dark = not math.isnan(value) and value > middle  # viridis_r: high = dark
                     ax.text(j, i, text, ha="center", va="center", fontsize=7,
                             color="white" if dark else "black")
-            fig.colorbar(image, ax=ax, shrink=0.8)
+            fig.colorbar(image, ax=ax, shrink=0.8,
+                         label=(VAL_COLORBAR if quantity == VAL_LABEL else quantity)
+                         + (" (log scale)" if norm is not None else ""))
         for ax in axes.ravel()[n:]:
             ax.set_visible(False)
     return fig

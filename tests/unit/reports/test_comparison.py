@@ -1,4 +1,4 @@
-"""Comparison statistics on hand-made run tables: intervals, tie rule, ranks, failed runs."""
+"""Comparison statistics on hand-made run tables: intervals, paired win rule, ranks, failed runs."""
 
 import math
 
@@ -37,17 +37,22 @@ def test_mean_std_and_t_interval():
     assert row["ci95"] == pytest.approx(stats.t.ppf(0.975, 2) * 0.1 / math.sqrt(3))
 
 
-def test_tie_rule_uses_interval_overlap_and_direction():
+def test_wins_need_a_paired_test_over_enough_seeds_and_respect_direction():
+    seeds = 8
     table = runs_table({
-        ("clear", "lm"): [0.95, 0.96, 0.97], ("clear", "xgboost"): [0.80, 0.81, 0.82],
-        ("close", "lm"): [0.90, 0.95, 1.00], ("close", "xgboost"): [0.91, 0.93, 0.95],
-        ("worse", "lm"): [0.50, 0.51, 0.52], ("worse", "xgboost"): [0.70, 0.71, 0.72],
+        ("clear", "lm"): [0.95 + 0.001 * s for s in range(seeds)],
+        ("clear", "xgboost"): [0.80 + 0.002 * s for s in range(seeds)],
+        ("equal", "lm"): [0.9] * seeds, ("equal", "xgboost"): [0.9] * seeds,
+        ("worse", "lm"): [0.50 + 0.001 * s for s in range(seeds)],
+        ("worse", "xgboost"): [0.70 + 0.003 * s for s in range(seeds)],
+        ("few", "lm"): [0.99, 0.99, 0.99], ("few", "xgboost"): [0.5, 0.5, 0.5],
     })
-    wtl = win_tie_loss(summarize(table)).iloc[0]
-    assert (wtl["win"], wtl["tie"], wtl["loss"]) == (1, 1, 1)
-    regression = runs_table({("r", "lm"): [1.0, 1.1, 1.2], ("r", "adam"): [3.0, 3.1, 3.2]},
+    wtl = win_tie_loss(table).iloc[0]
+    assert (wtl["win"], wtl["tie"], wtl["loss"], wtl["n too small"]) == (1, 1, 1, 1)
+    regression = runs_table({("r", "lm"): [1.0 + 0.1 * s for s in range(seeds)],
+                             ("r", "adam"): [3.0 + 0.2 * s for s in range(seeds)]},
                             task="regression")
-    assert win_tie_loss(summarize(regression)).iloc[0]["win"] == 1  # lower rmse wins
+    assert win_tie_loss(regression).iloc[0]["win"] == 1  # lower rmse wins
 
 
 def test_ranks_average_ties_and_failed_runs_are_counted_not_dropped():
@@ -63,6 +68,7 @@ def test_ranks_average_ties_and_failed_runs_are_counted_not_dropped():
     assert "1 failed" in result.to_markdown()
 
 
-def test_single_seed_comparisons_are_ties():
+def test_single_seed_comparisons_are_not_called():
     table = runs_table({("d", "lm"): [0.99], ("d", "adam"): [0.5]})
-    assert win_tie_loss(summarize(table)).iloc[0]["tie"] == 1
+    counts = win_tie_loss(table).iloc[0]
+    assert counts["n too small"] == 1 and counts["win"] == 0

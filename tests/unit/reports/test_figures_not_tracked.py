@@ -36,3 +36,14 @@ def test_a_dropped_report_figure_is_garbage_collected():
     del figure, axes
     gc.collect()
     assert all(ref() is None for ref in refs)
+
+
+def test_study_figures_register_no_pyplot_figure():
+    from lmbench.reports.study_section import study_section
+
+    from .test_study import TABLE, runs_from
+
+    before = plt.get_fignums()
+    section = study_section(runs_from(TABLE))
+    assert {"study_cd_diagram", "study_win_rate"} <= {f.stem for f in section.figures}
+    assert plt.get_fignums() == before

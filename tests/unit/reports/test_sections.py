@@ -96,3 +96,45 @@ def test_limits_ratio_and_seed_limits():
     md = text_of(limits_section(runs))
     assert "| cache† | cuda | float32 | 7,000 | 7,000 | 100 | 2 | 1 | 2 | 1.5 |" in md
     assert md.count("within") >= 1
+
+
+def test_dynamics_table_labels_total_time_and_the_returned_weights_val_loss():
+    from lmbench.reports.dynamics import dynamics_section
+
+    runs = lm_runs([
+        {"run_id": "a", "dataset": "d", "primary_value": 5.0, "metrics.best_val_loss": 0.125,
+         "params.trainer.mu_init": "1"},
+        {"run_id": "b", "dataset": "e", "primary_value": 5.0, "params.trainer.mu_init": "1"},
+    ])
+    series = {"train_loss": pd.Series([1.0, 0.5, 0.25]), "val_loss": pd.Series([1.0, 0.2, 0.3]),
+              "mu": pd.Series([1.0, 0.1, 0.01]), "epoch_time_s": pd.Series([0.0, 0.5, 0.25])}
+
+    def load(run_ids, keys):
+        return {r: {k: series[k] for k in keys if k in series} for r in run_ids}
+
+    section = dynamics_section(runs, load)
+    md = text_of(section)
+    assert "total epoch time s" in md and "val loss (returned weights)" in md
+    assert "| 0.125 |" in md  # best_val_loss, not the last epoch's 0.3
+    assert "| 0.3‡ |" in md  # no best_val_loss logged: the last epoch's, marked
+    assert "| 0.75 |" in md  # total epoch time: 0.5 + 0.25
+    axes = section.figures[0].figure.axes
+    assert axes[0].get_ylabel().startswith("MSE (standardised target)")
+    assert axes[2].get_ylabel().startswith("damping μ")
+
+
+def test_sensitivity_heatmap_labels_and_log_colours_across_decades():
+    runs = lm_runs([
+        {"run_id": "a", "dataset": "d", "params.trainer.mu_init": "1", "primary_value": 5.0,
+         "metrics.best_val_loss": 0.001},
+        {"run_id": "b", "dataset": "d", "params.trainer.mu_init": "10", "primary_value": 6.0,
+         "metrics.best_val_loss": 1.0},
+    ])
+    section = sensitivity_section(runs, histories_from({}))
+    assert "| d | val loss | 1 | **0.001 (1)** |" in text_of(section)
+    figure = section.figures[0].figure
+    heatmap, colorbar = figure.axes[0], figure.axes[-1]
+    assert heatmap.get_xlabel() == "damping factor (demping_coef)"
+    assert heatmap.get_ylabel() == "initial damping μ_init"
+    assert colorbar.get_ylabel() == "validation loss of the returned weights (log scale)"
+    assert heatmap.images[0].norm.__class__.__name__ == "LogNorm"

@@ -1,0 +1,45 @@
+"""Axis and column labels that name the quantity and its unit (loss names, damping)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from lmbench.tracking.schema import TAG_LOSS, tag_column
+
+#: The loss a run minimised (tag ``loss``) as an axis label with its unit. Regression targets
+#: are standardised, so regression losses are in standardised-target units; cross-entropies
+#: use the natural logarithm.
+LOSS_LABELS = {
+    "mse": "MSE",
+    "cross_entropy": "cross-entropy (nats)",
+    "sqrt_cross_entropy": "square-root cross-entropy (√nats)",
+    "bce": "binary cross-entropy (nats)",
+    "huber": "Huber loss",
+}
+MU_LABEL = "damping μ"
+MU_INIT_LABEL = "initial damping μ_init"
+DAMPING_COEF_LABEL = "damping factor (demping_coef)"
+
+
+def loss_label(loss: object, task: object) -> str:
+    """The loss with its unit: ``MSE (standardised target)``, ``cross-entropy (nats)``; runs
+    without a ``loss`` tag minimised MSE."""
+    name = loss if isinstance(loss, str) and loss else "mse"
+    label = LOSS_LABELS.get(name, name)
+    if name in ("mse", "huber"):
+        label += " (standardised target)" if task == "regression" else " (on probabilities)"
+    return label
+
+
+def run_loss_label(run: pd.Series) -> str:
+    """The loss label of one run (its ``loss`` tag and ``task``)."""
+    return loss_label(run.get(tag_column(TAG_LOSS)), run.get("task"))
+
+
+def spans_decades(values: object) -> bool:
+    """Whether the finite positive values span more than a factor of 10 (use a log scale)."""
+    numbers = [float(v) for v in pd.Series(values, dtype=float).to_numpy().ravel()
+               if not math.isnan(float(v))]
+    return bool(numbers) and min(numbers) > 0 and max(numbers) / min(numbers) > 10
