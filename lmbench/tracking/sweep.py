@@ -93,6 +93,14 @@ def count_skipped_jobs(sweep_dir: str | os.PathLike[str]) -> int:
     return sum(1 for path in folder.iterdir() if path.is_file()) if folder.is_dir() else 0
 
 
+def _clear_skipped_jobs(sweep_dir: Path) -> None:
+    folder = sweep_dir / SKIPPED_DIR
+    if folder.is_dir():
+        for path in folder.iterdir():
+            if path.is_file():
+                path.unlink(missing_ok=True)
+
+
 class SweepParent:
     """The parent run of one multirun; :meth:`start` it before the jobs, :meth:`finish` after."""
 
@@ -139,6 +147,7 @@ class SweepParent:
         run_id = self.tracker.run_id
         assert run_id is not None
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        _clear_skipped_jobs(self.sweep_dir)  # notes of an earlier sweep in the same directory
         (self.sweep_dir / PARENT_RUN_FILE).write_text(run_id + "\n", encoding="utf-8")
         os.environ[PARENT_RUN_ENV] = run_id
         atexit.register(self.finish, completed=False)

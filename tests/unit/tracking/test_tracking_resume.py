@@ -119,6 +119,7 @@ def test_no_store_or_no_experiment_has_nothing_to_skip(store) -> None:
 
 def test_the_sweep_parent_counts_skipped_jobs(store, tmp_path) -> None:
     sweep_dir = tmp_path / "sweep"
+    record_skipped_job(sweep_dir, 7, "a-sweep-before-this-one")  # same directory, earlier sweep
     parent = SweepParent({"tracking_uri": store[0], "experiment_name": "unit"}, str(sweep_dir))
     run_id = parent.start(store[1])
     for job_num in (0, 1):
