@@ -1,6 +1,7 @@
 """A resumable study through the real app and a real SQLite store: re-running a multirun trains
-nothing already FINISHED, a FAILED job is trained again, ``resume=false`` trains anyway; and the
-config hash of composed configs ignores settings the job never reads."""
+nothing already FINISHED and a FAILED job is trained again; standalone jobs (paper check,
+limits) are tagged and skipped too, ``resume=false`` trains anyway; and the config hash of
+composed configs ignores settings the job never reads."""
 
 from __future__ import annotations
 
@@ -72,11 +73,6 @@ def test_a_rerun_trains_only_what_is_not_finished(run_app):
     assert SKIPPED.findall(third.stdout + third.stderr) == kept
     assert _sweep_metrics(parents) == {"n_jobs": 2, "n_finished": 1, "n_skipped": 1}
 
-    forced = run_app("dataset=iris", "model=mlp_tiny", "trainer.max_epochs=3", "seed=0",
-                     "tracking.experiment_name=resume", "resume=false")
-    assert not SKIPPED.search(forced.stdout + forced.stderr)
-    assert len(_split(_runs(run_app.store))[0]) == 4
-
 
 def _compose(*overrides: str):
     GlobalHydra.instance().clear()
@@ -111,8 +107,12 @@ def test_a_paper_check_is_tagged_and_skipped_with_its_outcome(tmp_path):
     assert again.primary_metric == schema.METRIC_SUCCESS_RATE
     assert again.primary_value == first.primary_value
     assert again.n_parameters == first.n_parameters
-    assert len(MlflowClient(store).search_runs(
-        [MlflowClient(store).get_experiment_by_name("checks").experiment_id])) == 1
+    client = MlflowClient(store)
+    experiment_id = client.get_experiment_by_name("checks").experiment_id
+    assert len(client.search_runs([experiment_id])) == 1
+    forced = run_job(_compose(*overrides, "resume=false"))
+    assert not forced.skipped and forced.run_id != first.run_id
+    assert len(client.search_runs([experiment_id])) == 2
 
 
 def test_a_limits_point_is_tagged_and_skipped(tmp_path):
