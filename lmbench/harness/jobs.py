@@ -3,7 +3,10 @@
 Plain Python over a config mapping (Hydra's ``DictConfig`` in practice), so tests can call
 ``run_job`` without the Hydra CLI. Dataset runners (``lm``, ``search``) run here inside one run
 on a prepared split (seeding, dataset hashes, tags, peak memory and the final metrics are
-logged here); standalone runners (``limits``, ``paper_check``) open their own runs.
+logged here); standalone runners (``limits``, ``paper_check``) open their own runs. Every job
+run is tagged ``config_hash``; a job whose hash already has a FINISHED run in the experiment
+trains nothing and returns that run's outcome (``resume=false`` turns this off;
+``lmbench.harness.resume``).
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from lmbench.data import PreparedDataset, prepare_dataset
 from lmbench.harness.context import DatasetJob, logged_config, model_tag
 from lmbench.harness.outcome import JobOutcome, run_name
 from lmbench.harness.reproducibility import seed_everything
+from lmbench.harness.resume import finished_outcome, job_config_hash, resume_enabled
 from lmbench.harness.runners import load_runner, runner_name, runner_spec
 from lmbench.tracking import Tracker, schema, tracker_from_config
+from lmbench.tracking.resume import find_finished_run
 
 __all__ = ["JobOutcome", "run_job", "run_name"]
 
@@ -36,11 +41,21 @@ def run_job(
     a grid search: lm_grid, xgboost, catboost, adam), scores the test split once and logs it
     all; ``limits`` measures an engine (no dataset); ``paper_check`` runs a published-results
     problem over many random starts. ``parent_run_id`` nests the run under a sweep's run.
+    With ``cfg.resume`` (default true) a job whose ``config_hash`` already has a FINISHED run
+    logs nothing and returns that run's outcome (``skipped`` set, ``run_id`` that run's).
     """
     name = runner_name(cfg)
+    digest = job_config_hash(cfg, name)
+    if resume_enabled(cfg):
+        finished = find_finished_run(cfg.get("tracking"), digest)
+        if finished is not None:
+            return finished_outcome(finished, digest)
     run = load_runner(name)
+    hash_tag = {schema.TAG_CONFIG_HASH: digest}
     if not runner_spec(name).on_dataset:
-        return run(cfg, sweep_id=sweep_id, parent_run_id=parent_run_id)
+        outcome = run(cfg, sweep_id=sweep_id, parent_run_id=parent_run_id, tags=hash_tag)
+        outcome.config_hash = digest
+        return outcome
     started = time.perf_counter()
     seed = int(cfg.seed)
     seed_everything(seed, threads=int(cfg.get("threads", 1)))
@@ -60,6 +75,7 @@ def run_job(
         schema.TAG_TASK: data.task,
         schema.TAG_MODEL: model_tag(cfg),
         **{str(k): str(v) for k, v in (cfg.get("tags") or {}).items()},
+        **hash_tag,
     }
     tracker = tracker_from_config(
         cfg.tracking,
@@ -76,6 +92,7 @@ def run_job(
         log_dataset_inputs(tracker, cfg, data)
         outcome = run(DatasetJob(cfg, data, tracker, progress))
         outcome.run_id = getattr(tracker, "run_id", None)
+        outcome.config_hash = digest
         wall = time.perf_counter() - started
         tracker.log_metrics(
             {

@@ -27,6 +27,10 @@ class JobOutcome:
     run_id: str | None = None
     stop_reason: str | None = None
     extra_metrics: dict[str, float] = field(default_factory=dict)
+    #: The job's ``config_hash`` tag (``lmbench.tracking.resume.config_hash``).
+    config_hash: str | None = None
+    #: True when the job trained nothing: run ``run_id`` already held its result.
+    skipped: bool = False
 
     @property
     def primary_value(self) -> float:

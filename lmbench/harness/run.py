@@ -13,12 +13,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lmbench.harness.jobs import run_job
+from lmbench.harness.jobs import JobOutcome, run_job
 from lmbench.harness.signals import stop_signals_as_interrupt
-from lmbench.tracking.sweep import read_parent_run_id, sweep_id_of
+from lmbench.tracking.sweep import read_parent_run_id, record_skipped_job, sweep_id_of
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 _log = logging.getLogger("lmbench")
+
+
 def _sweep_id() -> str | None:
     """Jobs of one --multirun share an id derived from the sweep directory."""
     hydra_cfg = HydraConfig.get()
@@ -43,6 +45,20 @@ def _show_progress(cfg: DictConfig) -> bool:
     return bool(setting)
 
 
+def _report_skipped(outcome: JobOutcome) -> None:
+    """One line for a job that trained nothing; a --multirun job also leaves a note in the
+    sweep directory for the sweep's parent run to count."""
+    _log.info(
+        "skipped %s on %s: run %s already FINISHED this configuration (config_hash %s, "
+        "%s=%.4g); resume=false trains it again",
+        outcome.method, outcome.dataset, outcome.run_id, outcome.config_hash,
+        outcome.primary_metric, outcome.primary_value,
+    )
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode == RunMode.MULTIRUN and outcome.run_id is not None:
+        record_skipped_job(hydra_cfg.sweep.dir, hydra_cfg.job.num, outcome.run_id)
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> float:
     """Run one job; returns the primary test metric (for Hydra sweepers). SIGTERM (what
@@ -51,6 +67,9 @@ def main(cfg: DictConfig) -> float:
     with stop_signals_as_interrupt():
         outcome = run_job(cfg, sweep_id=_sweep_id(), parent_run_id=_parent_run_id(),
                           progress=_show_progress(cfg))
+    if outcome.skipped:
+        _report_skipped(outcome)
+        return outcome.primary_value
     _log.info(
         "%s on %s: %s=%.4g (%s params, %.1fs) run_id=%s",
         outcome.method, outcome.dataset, outcome.primary_metric, outcome.primary_value,

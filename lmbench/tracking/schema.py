@@ -133,6 +133,8 @@ METRIC_SWEEP_FINISHED = "n_finished"
 METRIC_SWEEP_FAILED = "n_failed"
 METRIC_SWEEP_KILLED = "n_killed"
 METRIC_SWEEP_UNFINISHED = "n_unfinished"
+#: Jobs not trained because a FINISHED run of their configuration was already in the store.
+METRIC_SWEEP_SKIPPED = "n_skipped"
 # grid-search trial runs (the trial's validation scores are ``val_<metric name>``)
 VAL_METRIC_PREFIX = "val_"
 METRIC_VAL_SCORE = "val_score"

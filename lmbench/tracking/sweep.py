@@ -4,7 +4,8 @@ The multirun parent process starts it once (``lmbench.tracking.hydra_callback``)
 job, and hands its id to the jobs in two ways: the file :data:`PARENT_RUN_FILE` in the sweep
 directory (read by every job, also joblib's worker processes) and the environment variable
 :data:`PARENT_RUN_ENV` (inherited by workers started afterwards). When the sweep ends the
-parent gets a summary (jobs, finished, failed, killed, unfinished, counted from the store) and
+parent gets a summary (jobs, finished, failed, killed, unfinished, counted from the store, and
+skipped: jobs whose result a FINISHED run already held, see :func:`record_skipped_job`) and
 ends FINISHED, or FAILED when a job failed; a sweep that stops early (a failed job stops
 Hydra's sweeper before ``on_multirun_end``) is ended at interpreter exit.
 """
@@ -29,6 +30,7 @@ from lmbench.tracking.schema import (
     METRIC_SWEEP_FINISHED,
     METRIC_SWEEP_JOBS,
     METRIC_SWEEP_KILLED,
+    METRIC_SWEEP_SKIPPED,
     METRIC_SWEEP_UNFINISHED,
     SWEEP_CONFIG_ARTIFACT,
     TAG_KIND,
@@ -38,8 +40,11 @@ from lmbench.tracking.schema import (
 __all__ = [
     "PARENT_RUN_ENV",
     "PARENT_RUN_FILE",
+    "SKIPPED_DIR",
     "SweepParent",
+    "count_skipped_jobs",
     "read_parent_run_id",
+    "record_skipped_job",
     "sweep_id_of",
 ]
 
@@ -49,6 +54,9 @@ _log = logging.getLogger(__name__)
 PARENT_RUN_ENV = "LMBENCH_PARENT_RUN_ID"
 #: File in the sweep directory holding the parent run id.
 PARENT_RUN_FILE = ".mlflow_parent_run_id"
+#: Folder in the sweep directory where each skipped job leaves one file (a skipped job logs
+#: nothing to the store, so the parent counts these files).
+SKIPPED_DIR = ".lmbench_skipped"
 
 
 def sweep_id_of(sweep_dir: str | os.PathLike[str]) -> str:
@@ -67,6 +75,30 @@ def read_parent_run_id(sweep_dir: str | os.PathLike[str] | None) -> str | None:
         if text:
             return text
     return os.environ.get(PARENT_RUN_ENV) or None
+
+
+def record_skipped_job(
+    sweep_dir: str | os.PathLike[str], job_num: int | str, run_id: str
+) -> None:
+    """Note that job ``job_num`` of the sweep was skipped: ``run_id`` already holds its
+    result (one file per job, so parallel workers never write the same file)."""
+    folder = Path(sweep_dir) / SKIPPED_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / str(job_num)).write_text(run_id + "\n", encoding="utf-8")
+
+
+def count_skipped_jobs(sweep_dir: str | os.PathLike[str]) -> int:
+    """How many jobs of the sweep in ``sweep_dir`` were skipped so far."""
+    folder = Path(sweep_dir) / SKIPPED_DIR
+    return sum(1 for path in folder.iterdir() if path.is_file()) if folder.is_dir() else 0
+
+
+def _clear_skipped_jobs(sweep_dir: Path) -> None:
+    folder = sweep_dir / SKIPPED_DIR
+    if folder.is_dir():
+        for path in folder.iterdir():
+            if path.is_file():
+                path.unlink(missing_ok=True)
 
 
 class SweepParent:
@@ -115,13 +147,15 @@ class SweepParent:
         run_id = self.tracker.run_id
         assert run_id is not None
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        _clear_skipped_jobs(self.sweep_dir)  # notes of an earlier sweep in the same directory
         (self.sweep_dir / PARENT_RUN_FILE).write_text(run_id + "\n", encoding="utf-8")
         os.environ[PARENT_RUN_ENV] = run_id
         atexit.register(self.finish, completed=False)
         return run_id
 
     def job_counts(self) -> dict[str, int]:
-        """Jobs nested under the parent so far, by status (read from the store)."""
+        """Jobs nested under the parent so far, by status (read from the store), and the jobs
+        skipped because a FINISHED run already held their result (``n_jobs`` counts both)."""
         tracker = self.tracker
         if tracker is None or tracker.run_id is None:
             return {}
@@ -142,12 +176,14 @@ class SweepParent:
         finished = statuses.count("FINISHED")
         failed = statuses.count("FAILED")
         killed = statuses.count("KILLED")
+        skipped = count_skipped_jobs(self.sweep_dir)
         return {
-            METRIC_SWEEP_JOBS: len(statuses),
+            METRIC_SWEEP_JOBS: len(statuses) + skipped,
             METRIC_SWEEP_FINISHED: finished,
             METRIC_SWEEP_FAILED: failed,
             METRIC_SWEEP_KILLED: killed,
             METRIC_SWEEP_UNFINISHED: len(statuses) - finished - failed - killed,
+            METRIC_SWEEP_SKIPPED: skipped,
         }
 
     def finish(self, completed: bool = True) -> None:

@@ -23,7 +23,8 @@ from lmbench.tracking.schema import METRIC_TRAIN_TIME, METRIC_WALL_TIME
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 #: One job of ``+experiment=quick``.
 OVERRIDES = ["dataset=iris", "model=mlp_tiny", "trainer.mu_init=10", "trainer.demping_coef=10",
-             "trainer.max_epochs=60", "trainer.patience=8", "progress=false"]
+             "trainer.max_epochs=60", "trainer.patience=8", "progress=false",
+             "resume=false"]  # the same job every round: train it each time
 
 
 def test_small_lm_job_overhead(benchmark, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -26,9 +27,11 @@ UNUSED_SECTIONS = ("trainer",)
 
 
 def run(
-    cfg: DictConfig, *, sweep_id: str | None = None, parent_run_id: str | None = None
+    cfg: DictConfig, *, sweep_id: str | None = None, parent_run_id: str | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> JobOutcome:
-    """Predict, and measure unless over budget, one epoch of ``cfg.job.engine``."""
+    """Predict, and measure unless over budget, one epoch of ``cfg.job.engine``; ``tags`` are
+    added to the run's own (the harness's ``config_hash``)."""
     t = cfg.job
     engine = str(t.engine)
     n_outputs = int(t.n_outputs)
@@ -41,7 +44,7 @@ def run(
     budget = parse_bytes(str(t.budget))
     device = str(cfg.get("device", "cpu"))
     tags = {schema.TAG_KIND: schema.KIND_LIMITS, schema.TAG_ENGINE: engine,
-            schema.TAG_METHOD: schema.KIND_LIMITS}
+            schema.TAG_METHOD: schema.KIND_LIMITS, **(tags or {})}
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
     for unused in UNUSED_SECTIONS:

@@ -16,10 +16,10 @@ start is then the wall time of training, and both libraries' final MSE and time 
 
 from __future__ import annotations
 
-import functools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -60,13 +60,18 @@ def run_start(settings: CheckSettings, start: int, base_seed: int) -> StartResul
 
 
 def run(
-    cfg: DictConfig, *, sweep_id: str | None = None, parent_run_id: str | None = None
+    cfg: DictConfig, *, sweep_id: str | None = None, parent_run_id: str | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> JobOutcome:
-    """The registry's entry: ``run_paper_checks`` with the harness's tracker."""
-    return run_paper_checks(
-        cfg, functools.partial(tracker_from_config, cfg.tracking, sweep_id=sweep_id,
-                          parent_run_id=parent_run_id)
-    )
+    """The registry's entry: ``run_paper_checks`` with the harness's tracker; ``tags`` are
+    added to the run's own (the harness's ``config_hash``)."""
+
+    def factory(**run_kwargs: Any) -> Tracker:
+        run_kwargs["tags"] = {**(run_kwargs.get("tags") or {}), **(tags or {})}
+        return tracker_from_config(cfg.tracking, sweep_id=sweep_id,
+                                   parent_run_id=parent_run_id, **run_kwargs)
+
+    return run_paper_checks(cfg, factory)
 
 
 def run_paper_checks(cfg: DictConfig, tracker_factory: TrackerFactory) -> JobOutcome:
