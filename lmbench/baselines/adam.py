@@ -1,7 +1,10 @@
-"""The same MLP the LM trainer gets, trained with Adam: the first-order baseline.
+"""The same MLPs LM is tuned over, trained with Adam: the first-order baseline.
 
-The caller passes a ``model_factory`` that builds the very network it gives to LM, so the only
-difference in the comparison is the optimiser. Protocol:
+The network is ``build_mlp(hidden, activation, softmax head for classification)``, with
+``hidden`` tuned over the same choices and from the same default as LM and the reference LM
+library (``conf/trainer/{lm_tuned,tlm,adam}.yaml``), so the comparison is about the optimiser.
+A caller may fix the network with ``model_factory`` instead (then ``hidden`` and ``activation``
+must not be set). Protocol:
 
 * mini-batch Adam, data reshuffled every epoch by a generator seeded from the run seed;
 * loss ``mse`` (default): ``torch.nn.MSELoss`` on the network output against the one-hot or
@@ -10,10 +13,11 @@ difference in the comparison is the optimiser. Protocol:
   (the softmax is skipped while training and kept for prediction);
 * after each epoch the loss on the whole train and validation splits is measured (eval mode);
   training stops after ``patience`` epochs without a validation improvement larger than
-  ``min_delta``, or at ``max_epochs``, and the best-validation weights are restored;
-* every grid point (learning rates by default) starts from the same initial weights:
-  ``torch.manual_seed(seed)`` runs before ``model_factory()`` at each point;
-* points are compared on the validation split by ``PRIMARY_METRIC``; no refit afterwards.
+  ``min_delta``, at ``max_epochs``, or when the trial's time limit has passed, and the
+  best-validation weights are restored;
+* every trial starts from the seeded weights: ``torch.manual_seed(seed)`` runs right before the
+  network is built, so trials of the same width start from the same weights;
+* trials are compared on the validation split by ``PRIMARY_METRIC``; no refit afterwards.
 
 History of the selected run (``BaselineResult.history``, one entry per epoch): ``train_loss``,
 ``val_loss`` and ``epoch_time_s`` (the optimisation steps of the epoch only, without the two
@@ -36,11 +40,11 @@ from torch import nn
 
 from lmbench.baselines.common import (
     BaselineResult,
+    Deadline,
     FitOutcome,
     InverseTarget,
+    budget_params,
     check_split,
-    grid_points,
-    run_grid_search,
 )
 from lmbench.baselines.torch_utils import (
     parse_threads,
@@ -48,17 +52,23 @@ from lmbench.baselines.torch_utils import (
     torch_predictor,
     torch_threads,
 )
+from lmbench.baselines.tuning import TuningSettings, run_tuning
 from lmbench.core import get_weights_count
 from lmbench.metrics import to_labels
+from lmbench.models import build_mlp, head_for_task
 
 ModelFactory = Callable[[], nn.Module]
 LOSSES: tuple[str, ...] = ("mse", "cross_entropy")
+#: Settings that describe the network; a caller's ``model_factory`` replaces them.
+NETWORK_KEYS: tuple[str, ...] = ("hidden", "activation")
 
 
 @dataclass(frozen=True)
 class AdamSettings:
-    """The settings of one Adam run; every field can sit in ``params`` or in the grid."""
+    """The settings of one Adam run; every field can sit in ``params`` or in the space."""
 
+    hidden: tuple[int, ...] = (16,)
+    activation: str = "tanh"
     lr: float = 1e-3
     batch_size: int = 128
     max_epochs: int = 500
@@ -75,7 +85,10 @@ class AdamSettings:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown trainer.params for adam: {unknown}; known: {sorted(known)}")
+        hidden = values.get("hidden", cls.hidden)
         settings = cls(
+            hidden=(int(hidden),) if isinstance(hidden, int) else tuple(int(w) for w in hidden),
+            activation=str(values.get("activation", cls.activation)),
             lr=float(values.get("lr", cls.lr)),
             batch_size=int(values.get("batch_size", cls.batch_size)),
             max_epochs=int(values.get("max_epochs", cls.max_epochs)),
@@ -102,33 +115,53 @@ def search_adam(
     task: str,
     cfg: Mapping[str, Any],
     seed: int,
-    model_factory: ModelFactory,
+    model_factory: ModelFactory | None = None,
+    tuning: TuningSettings | None = None,
     inverse_target: InverseTarget | None = None,
 ) -> BaselineResult:
-    """Grid-search Adam settings (``conf/trainer/adam.yaml``) for ``model_factory``'s network.
+    """Tune Adam (``conf/trainer/adam.yaml``): default configuration plus sampled ones.
 
-    Each grid point trains a fresh network (same seed, same initial weights) with early stopping
-    on validation loss and best-weights restore; the point with the best validation
-    ``PRIMARY_METRIC`` is returned. See the module docstring for losses and history.
+    Each trial trains a fresh network (same seed, same initial weights for the same width) with
+    early stopping on validation loss and best-weights restore; the trial with the best
+    validation ``PRIMARY_METRIC`` is returned. ``model_factory`` fixes the network (then the
+    config must not set ``hidden`` / ``activation``). See the module docstring for losses and
+    history.
     """
     check_split(task, x_train, y_train, x_val, y_val)
-    points = grid_points(cfg)
-    all_settings = [AdamSettings.from_mapping(p) for p in points]  # validate before training
-    if task == "regression" and any(s.loss == "cross_entropy" for s in all_settings):
+    default = AdamSettings.from_mapping(budget_params(cfg))  # validate before training
+    if task == "regression" and default.loss == "cross_entropy":
         raise ValueError("trainer.params.loss=cross_entropy needs a classification task")
+    set_network = sorted(
+        (set(budget_params(cfg)) | set(cfg.get("space") or {})) & set(NETWORK_KEYS)
+    )
+    if model_factory is not None and set_network:
+        raise ValueError(
+            f"model_factory fixes the network, so trainer.params / trainer.space must not set "
+            f"{set_network}; drop them, or pass model_factory=None to build (and tune) the MLP "
+            "from the config"
+        )
+    n_inputs = int(np.shape(x_train)[1])
+    n_outputs = 1 if np.ndim(y_train) == 1 else int(np.shape(y_train)[1])
     train = _tensors(task, x_train, y_train)
     val = _tensors(task, x_val, y_val)
     n_rows = int(np.shape(x_train)[0])
     _warm_up_optimizer()
 
-    def fit_point(params: dict[str, Any]) -> FitOutcome:
+    def fit_point(params: dict[str, Any], deadline: Deadline) -> FitOutcome:
         settings = AdamSettings.from_mapping(params)
         torch.manual_seed(seed)
-        model = model_factory()
+        if model_factory is not None:
+            model = model_factory()
+        else:
+            model = build_mlp(
+                n_inputs, n_outputs, hidden=settings.hidden, activation=settings.activation,
+                head=head_for_task(task, "mse"),
+            )  # fmt: skip
         threads = resolve_threads(settings.n_threads, n_rows, get_weights_count(model))
         with torch_threads(threads):
             history, best_epoch = train_with_early_stopping(
-                model, train, val, settings, generator=torch.Generator().manual_seed(seed)
+                model, train, val, settings, generator=torch.Generator().manual_seed(seed),
+                deadline=deadline,
             )
         return FitOutcome(
             model=model,
@@ -137,13 +170,15 @@ def search_adam(
             history=history,
         )
 
-    return run_grid_search(
+    return run_tuning(
         "adam",
         task,
-        points,
+        cfg,
         fit_point,
         x_val,
         y_val,
+        tuning=tuning or TuningSettings(),
+        seed=seed,
         inverse_target=inverse_target,
         model_size=lambda outcome: {"n_parameters": get_weights_count(outcome.model)},
     )
@@ -167,8 +202,11 @@ def train_with_early_stopping(
     settings: AdamSettings,
     *,
     generator: torch.Generator,
+    deadline: Deadline | None = None,
 ) -> tuple[dict[str, list[float]], int]:
     """Train ``model`` in place; restore its best-validation weights; return (history, best epoch).
+
+    ``deadline``: checked after every epoch; once expired, training stops there.
 
     The best epoch is 1-based; 0 means no epoch reached a finite validation loss (the network
     diverged) and the last weights are left in place, so the point scores NaN and is not selected.
@@ -205,6 +243,8 @@ def train_with_early_stopping(
             stale += 1
             if stale >= settings.patience:
                 break
+        if deadline is not None and deadline.expired():
+            break
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
@@ -213,7 +253,7 @@ def train_with_early_stopping(
 
 def _warm_up_optimizer() -> None:
     """Build a throwaway Adam once: the first construction in a process imports lazily (~2 s),
-    which would otherwise be charged to the first grid point's fit time."""
+    which would otherwise be charged to the first trial's fit time."""
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 

@@ -1,19 +1,21 @@
-"""What every baseline returns, and the grid-search loop they share.
+"""What every tuned method returns, and the pieces its fit functions share.
 
-A trainer config (``conf/trainer/<name>.yaml``) has three parts:
+A trainer config (``conf/trainer/<name>.yaml``) has four parts:
 
-* ``params``: fixed settings used at every grid point;
-* ``grid``: one grid per budget, each a mapping ``setting -> list of values``; the search runs the
-  Cartesian product in config order, and a grid entry overrides the same key in ``params``;
-* ``budget``: which grid to use, ``full`` (the benchmark) or ``quick`` (tests, CI, smoke runs).
+* ``params``: fixed settings plus the method's default configuration (trial 0 of the tuning);
+* ``space``: the search space, one entry per tuned setting (``lmbench.baselines.tuning``);
+* ``budgets``: per-budget overrides of ``params`` (``quick`` makes tests and smoke runs cheap,
+  ``full`` is the benchmark and usually overrides nothing);
+* ``budget``: which of them applies (``full`` by default).
 
-Selection is on the validation split by ``lmbench.metrics.PRIMARY_METRIC``; the search functions
+How many configurations are tried is not a method's business: the top-level ``tuning`` node of
+``conf/config.yaml`` gives every method the default plus the same number K of sampled ones.
+Selection is on the validation split by ``lmbench.metrics.PRIMARY_METRIC``; the tuning functions
 take train and validation arrays only, so the test split cannot influence it.
 """
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -21,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from lmbench.metrics import PRIMARY_METRIC, evaluate_predictions, is_better, primary_score
+from lmbench.metrics import PRIMARY_METRIC, evaluate_predictions
 
 BUDGETS: tuple[str, ...] = ("full", "quick")
 DEFAULT_BUDGET = "full"
@@ -31,16 +33,23 @@ Predictor = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
-class GridPointScore:
-    """One grid point: its settings, validation scores and cost."""
+class TrialScore:
+    """One tuning trial: its settings, where they came from, validation scores and cost."""
 
+    number: int
+    """0 is the default configuration, 1..K the sampled ones, in sampling order."""
     params: dict[str, Any]
+    origin: str
+    """``default`` (trial 0) or ``sampled``."""
     val_score: float
     """Primary metric on the validation split."""
     val_metrics: dict[str, float]
     fit_time_s: float
     best_iteration: int
-    """Boosting rounds kept after early stopping (GBDT) or best epoch, 1-based (Adam)."""
+    """Boosting rounds kept after early stopping (GBDT) or best epoch (neural methods)."""
+    timed_out: bool
+    """The fit reached ``tuning.trial_time_limit_s`` and was stopped; the model trained until
+    then was scored like any other."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,11 +57,14 @@ class GridPointScore:
 
 @dataclass
 class BaselineResult:
-    """The outcome of one baseline's grid search, the same shape for every baseline.
+    """The outcome of one method's tuning, the same shape for every method.
 
     ``predict(x)`` returns class probabilities ``(n, k)`` for classification and ``(n, 1)``
     values for regression, in the units of the targets it was trained on (standardised for
-    regression: pass ``inverse_target`` to ``evaluate`` for original units).
+    regression: pass ``inverse_target`` to ``evaluate`` for original units). Two models are kept:
+    the selected one (``predict``/``evaluate``) and the default configuration's
+    (``default_predict``/``default_evaluate``), so its test score can be reported beside the
+    tuned one.
     """
 
     name: str
@@ -61,17 +73,35 @@ class BaselineResult:
     best_params: dict[str, Any]
     best_val_score: float
     best_val_metrics: dict[str, float]
-    grid_scores: list[GridPointScore]
-    grid_size: int
+    trials: list[TrialScore]
+    selected_trial: int
+    """``TrialScore.number`` of the selected trial (the first of equal scores)."""
     search_time_s: float
-    """Wall time of the whole search: every grid point's fit and validation scoring."""
+    """Wall time of the whole tuning: every trial's fit and validation scoring."""
     best_fit_time_s: float
-    """Wall time of fitting the selected grid point alone."""
+    """Wall time of fitting the selected trial alone."""
     model_size: dict[str, int]
     model: Any
     predictor: Predictor = field(repr=False)
+    default_predictor: Predictor = field(repr=False)
     history: dict[str, list[float]] = field(default_factory=dict)
-    """Per-epoch curves of the selected run (Adam); empty for GBDTs."""
+    """Per-epoch curves of the selected run (neural methods); empty for GBDTs."""
+
+    @property
+    def n_trials(self) -> int:
+        return len(self.trials)
+
+    @property
+    def n_timed_out(self) -> int:
+        return sum(trial.timed_out for trial in self.trials)
+
+    @property
+    def default_trial(self) -> TrialScore:
+        return self.trials[0]
+
+    @property
+    def default_val_score(self) -> float:
+        return self.trials[0].val_score
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Probabilities ``(n, k)`` (classification) or values ``(n, 1)`` (regression)."""
@@ -83,15 +113,43 @@ class BaselineResult:
         """``evaluate_predictions`` on ``predict(x)``: how the harness scores the test split."""
         return evaluate_predictions(self.task, y, self.predict(x), inverse_target=inverse_target)
 
+    def default_evaluate(
+        self, x: np.ndarray, y: np.ndarray, *, inverse_target: InverseTarget | None = None
+    ) -> dict[str, float]:
+        """``evaluate`` for the default configuration's model (trial 0)."""
+        predictions = self.default_predictor(np.asarray(x, dtype=np.float32))
+        return evaluate_predictions(self.task, y, predictions, inverse_target=inverse_target)
+
+
+class Deadline:
+    """A cooperative per-trial time limit: fit loops ask ``expired()`` after each epoch or
+    boosting round and stop when it says so; ``hit`` records that they did."""
+
+    def __init__(self, limit_s: float | None) -> None:
+        self.limit_s = limit_s
+        self.started = time.perf_counter()
+        self.hit = False
+
+    def expired(self) -> bool:
+        """True once ``limit_s`` seconds have passed since construction (marks ``hit``)."""
+        if self.limit_s is None:
+            return False
+        if time.perf_counter() - self.started >= self.limit_s:
+            self.hit = True
+        return self.hit
+
 
 @dataclass(frozen=True)
 class FitOutcome:
-    """What fitting one grid point yields, before it is scored."""
+    """What fitting one trial yields, before it is scored."""
 
     model: Any
     predictor: Predictor
     best_iteration: int
     history: dict[str, list[float]] = field(default_factory=dict)
+
+
+FitTrial = Callable[[dict[str, Any], Deadline], FitOutcome]
 
 
 def plain(value: Any) -> Any:
@@ -103,86 +161,20 @@ def plain(value: Any) -> Any:
     return value
 
 
-def grid_points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The settings of every grid point: ``params`` overlaid by each combination of the grid.
-
-    The grid is ``cfg["grid"][cfg["budget"]]`` (budget defaults to ``full``).
-    """
+def budget_params(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` overlaid by ``budgets[budget]``: the fixed settings and the default
+    configuration under the selected budget (``budget`` defaults to ``full``)."""
     config = plain(cfg)
     budget = config.get("budget", DEFAULT_BUDGET)
-    grids = config.get("grid") or {}
-    if budget not in grids:
+    budgets = config.get("budgets") or {}
+    if budget not in budgets:
         raise ValueError(
-            f"trainer.budget={budget!r} has no grid; trainer.grid defines {sorted(grids)}"
+            f"trainer.budget={budget!r} is not defined; trainer.budgets defines {sorted(budgets)}"
         )
-    grid = grids[budget] or {}
-    for key, values in grid.items():
-        if not isinstance(values, list) or not values:
-            raise ValueError(f"trainer.grid.{budget}.{key} must be a non-empty list")
-    fixed = dict(config.get("params") or {})
-    keys = list(grid)
-    combos = itertools.product(*(grid[k] for k in keys))
-    return [{**fixed, **dict(zip(keys, combo, strict=True))} for combo in combos]
-
-
-def run_grid_search(
-    name: str,
-    task: str,
-    points: list[dict[str, Any]],
-    fit_point: Callable[[dict[str, Any]], FitOutcome],
-    x_val: np.ndarray,
-    y_val: np.ndarray,
-    *,
-    inverse_target: InverseTarget | None,
-    model_size: Callable[[FitOutcome], dict[str, int]],
-) -> BaselineResult:
-    """Fit every grid point, score it on validation, keep the best (first one on ties).
-
-    Only the best point's model is kept in memory. No refit happens afterwards: the kept model is
-    exactly the one that was scored on validation.
-    """
-    if not points:
-        raise ValueError(f"{name}: the grid is empty")
-    metric_name = PRIMARY_METRIC[task][0]
-    scores: list[GridPointScore] = []
-    best: tuple[GridPointScore, FitOutcome] | None = None
-    start = time.perf_counter()
-    for point in points:
-        fit_start = time.perf_counter()
-        outcome = fit_point(dict(point))
-        fit_time = time.perf_counter() - fit_start
-        metrics = evaluate_predictions(
-            task, y_val, outcome.predictor(x_val), inverse_target=inverse_target
-        )
-        score = GridPointScore(
-            params=dict(point),
-            val_score=primary_score(task, metrics),
-            val_metrics=metrics,
-            fit_time_s=fit_time,
-            best_iteration=outcome.best_iteration,
-        )
-        scores.append(score)
-        if best is None or is_better(task, score.val_score, best[0].val_score):
-            best = (score, outcome)
-    search_time = time.perf_counter() - start
-    assert best is not None
-    best_score, best_outcome = best
-    return BaselineResult(
-        name=name,
-        task=task,
-        primary_metric=metric_name,
-        best_params=dict(best_score.params),
-        best_val_score=best_score.val_score,
-        best_val_metrics=dict(best_score.val_metrics),
-        grid_scores=scores,
-        grid_size=len(points),
-        search_time_s=search_time,
-        best_fit_time_s=best_score.fit_time_s,
-        model_size=model_size(best_outcome),
-        model=best_outcome.model,
-        predictor=best_outcome.predictor,
-        history=best_outcome.history,
-    )
+    overrides = budgets[budget] or {}
+    if not isinstance(overrides, dict):
+        raise ValueError(f"trainer.budgets.{budget} must be a mapping of setting -> value")
+    return {**dict(config.get("params") or {}), **overrides}
 
 
 def check_split(

@@ -1,12 +1,15 @@
-"""XGBoost and CatBoost baselines: grid search with early stopping on the validation split.
+"""XGBoost and CatBoost: tuned (``lmbench.baselines.tuning``) with early stopping on validation.
 
 Protocol, the same for both libraries:
 
-* every grid point is fitted on the train split with ``n_estimators`` / ``iterations`` as an upper
+* every trial is fitted on the train split with ``n_estimators`` / ``iterations`` as an upper
   bound and early stopping on the validation split's loss (log-loss, multi-class log-loss or
   RMSE: the library's training objective);
-* grid points are compared on the validation split by ``PRIMARY_METRIC``;
-* refit rule: none. The early-stopped model of the best grid point is kept as it is; there is no
+* the per-trial time limit is checked after every boosting round (XGBoost
+  ``TrainingCallback.after_iteration`` returning True, CatBoost ``after_iteration`` returning
+  False); a stopped ensemble keeps its best validation iteration, as under early stopping;
+* trials are compared on the validation split by ``PRIMARY_METRIC``;
+* refit rule: none. The early-stopped model of the best trial is kept as it is; there is no
   refit on train+val, so the validation score reported is the score of the returned model and the
   test split is touched exactly once, by the caller, after the search;
 * threads are pinned (``n_jobs`` / ``thread_count``, default 2) for fair timing and the seed is the
@@ -40,12 +43,12 @@ import numpy as np
 
 from lmbench.baselines.common import (
     BaselineResult,
+    Deadline,
     FitOutcome,
     InverseTarget,
     check_split,
-    grid_points,
-    run_grid_search,
 )
+from lmbench.baselines.tuning import TuningSettings, run_tuning
 from lmbench.metrics import n_classes_of, to_labels
 
 DEFAULT_THREADS = 2
@@ -61,13 +64,15 @@ def search_xgboost(
     task: str,
     cfg: Mapping[str, Any],
     seed: int,
+    tuning: TuningSettings | None = None,
     inverse_target: InverseTarget | None = None,
 ) -> BaselineResult:
-    """Grid-search XGBoost (``XGBClassifier`` / ``XGBRegressor``) on train, select on val.
+    """Tune XGBoost (``XGBClassifier`` / ``XGBRegressor``) on train, select on val.
 
-    ``cfg`` is ``conf/trainer/xgboost.yaml``: ``params`` are passed to the estimator at every
-    grid point, overlaid by the points of ``grid[budget]``. ``early_stopping_rounds`` defaults
-    to 50 and ``n_jobs`` to 2. See the module docstring for the refit rule and model size.
+    ``cfg`` is ``conf/trainer/xgboost.yaml``: ``params`` (under the budget) are the estimator's
+    arguments in the default trial, ``space`` what the sampled trials change.
+    ``early_stopping_rounds`` defaults to 50 and ``n_jobs`` to 2. See the module docstring for
+    the refit rule and model size.
     """
     import xgboost as xgb
 
@@ -76,11 +81,20 @@ def search_xgboost(
     y_fit, y_stop = _fit_targets(task, y_train), _fit_targets(task, y_val)
     eval_metric = {"binary": "logloss", "multiclass": "mlogloss", "regression": "rmse"}[task]
 
-    def fit_point(params: dict[str, Any]) -> FitOutcome:
+    class StopAtDeadline(xgb.callback.TrainingCallback):
+        def __init__(self, deadline: Deadline) -> None:
+            super().__init__()
+            self.deadline = deadline
+
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            return self.deadline.expired()
+
+    def fit_point(params: dict[str, Any], deadline: Deadline) -> FitOutcome:
         params.setdefault("n_jobs", DEFAULT_THREADS)
         params.setdefault("early_stopping_rounds", DEFAULT_EARLY_STOPPING_ROUNDS)
         params.setdefault("eval_metric", eval_metric)
         params["random_state"] = seed
+        params["callbacks"] = [StopAtDeadline(deadline)]
         estimator_cls = xgb.XGBRegressor if task == "regression" else xgb.XGBClassifier
         model = estimator_cls(**params)
         model.fit(x_train, y_fit, eval_set=[(x_val, y_stop)], verbose=False)
@@ -90,13 +104,15 @@ def search_xgboost(
             best_iteration=_xgboost_rounds_kept(model),
         )
 
-    return run_grid_search(
+    return run_tuning(
         "xgboost",
         task,
-        grid_points(cfg),
+        cfg,
         fit_point,
         x_val,
         y_val,
+        tuning=tuning or TuningSettings(),
+        seed=seed,
         inverse_target=inverse_target,
         model_size=lambda outcome: xgboost_model_size(outcome.model),
     )
@@ -111,9 +127,10 @@ def search_catboost(
     task: str,
     cfg: Mapping[str, Any],
     seed: int,
+    tuning: TuningSettings | None = None,
     inverse_target: InverseTarget | None = None,
 ) -> BaselineResult:
-    """Grid-search CatBoost (``CatBoostClassifier``/``CatBoostRegressor``) on train, select on val.
+    """Tune CatBoost (``CatBoostClassifier`` / ``CatBoostRegressor``) on train, select on val.
 
     ``cfg`` is ``conf/trainer/catboost.yaml``, used like XGBoost's. ``use_best_model=True`` trims
     the ensemble to the best validation iteration; ``early_stopping_rounds`` defaults to 50 and
@@ -125,7 +142,14 @@ def search_catboost(
     n_classes = _n_classes(task, y_train, y_val)
     y_fit, y_stop = _fit_targets(task, y_train), _fit_targets(task, y_val)
 
-    def fit_point(params: dict[str, Any]) -> FitOutcome:
+    class StopAtDeadline:
+        def __init__(self, deadline: Deadline) -> None:
+            self.deadline = deadline
+
+        def after_iteration(self, info: Any) -> bool:
+            return not self.deadline.expired()  # CatBoost: False stops training
+
+    def fit_point(params: dict[str, Any], deadline: Deadline) -> FitOutcome:
         params.setdefault("thread_count", DEFAULT_THREADS)
         params.setdefault("early_stopping_rounds", DEFAULT_EARLY_STOPPING_ROUNDS)
         params["random_seed"] = seed
@@ -139,20 +163,22 @@ def search_catboost(
             params.setdefault("loss_function", "Logloss" if task == "binary" else "MultiClass")
             params.setdefault("class_names", list(range(n_classes)))
             model = cb.CatBoostClassifier(**params)
-        model.fit(x_train, y_fit, eval_set=(x_val, y_stop))
+        model.fit(x_train, y_fit, eval_set=(x_val, y_stop), callbacks=[StopAtDeadline(deadline)])
         return FitOutcome(
             model=model,
             predictor=_sklearn_predictor(model, task, n_classes),
             best_iteration=int(model.tree_count_),
         )
 
-    return run_grid_search(
+    return run_tuning(
         "catboost",
         task,
-        grid_points(cfg),
+        cfg,
         fit_point,
         x_val,
         y_val,
+        tuning=tuning or TuningSettings(),
+        seed=seed,
         inverse_target=inverse_target,
         model_size=lambda outcome: catboost_model_size(outcome.model),
     )

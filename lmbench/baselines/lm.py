@@ -1,32 +1,34 @@
-"""Levenberg-Marquardt under the baselines' budget rules: a small grid searched on validation.
+"""Levenberg-Marquardt under the baselines' budget rules: tuned on validation like them.
 
 The single-run trainer (``conf/trainer/lm.yaml``) trains one configuration. To put LM in the same
-table as XGBoost, CatBoost and Adam, it must be tuned the way they are: ``search_lm`` reads
-``conf/trainer/lm_grid.yaml`` (``params`` + ``grid.full``/``grid.quick`` + ``budget``, expanded by
-``grid_points``) and selects on the validation split by ``PRIMARY_METRIC``. Protocol:
+table as XGBoost, CatBoost and Adam, it is tuned the way they are: ``search_lm`` reads
+``conf/trainer/lm_tuned.yaml`` (``params`` + ``space`` + ``budgets``) and runs
+``lmbench.baselines.tuning.run_tuning``: the default configuration, then ``tuning.n_samples``
+sampled ones, selected on the validation split by ``PRIMARY_METRIC``. Protocol:
 
-* every grid point starts from the same seed: ``torch.manual_seed(seed)`` runs right before the
-  network is built, so points with the same width start from the same weights;
-* the network is ``build_mlp(hidden=<grid point>, activation, head_for_task(task))``, or
+* every trial starts from the same seed: ``torch.manual_seed(seed)`` runs right before the
+  network is built, so trials with the same width start from the same weights;
+* the network is ``build_mlp(hidden=<trial>, activation, head_for_task(task))``, or
   ``model_factory()`` as built when the caller fixes the network (then ``hidden``,
   ``activation`` and ``dtype`` may not be set);
 * training is ``TrainerSettings`` built from the point's engine keys (damping, mu_init,
   demping_coef, inner_steps, max_epochs, min_error, min_gradient, mu_max, patience), fitted with
   ``val=(x_val, y_val)``: validation patience with the best-validation weights restored, and
-  ``min_error`` watched on the validation loss (the seed's convention);
+  ``min_error`` watched on the validation loss (the seed's convention), plus an epoch callback
+  that stops the run once the trial's time limit has passed (best weights still restored);
 * no refit on train+val: the kept model is the one scored on validation.
 
 History of the selected run (``BaselineResult.history``, one entry per epoch *including epoch 0*,
 the state before the first step, as ``TrainingHistory`` records it): ``train_loss``,
-``val_loss``, ``mu``, ``epoch_time_s``, ``trials``. Model size: ``n_parameters``. Per grid point,
-``LMSearchResult.runs`` adds what ``GridPointScore`` has no field for: epochs run, stop reason,
+``val_loss``, ``mu``, ``epoch_time_s``, ``trials``. Model size: ``n_parameters``. Per trial,
+``LMSearchResult.runs`` adds what ``TrialScore`` has no field for: epochs run, stop reason,
 best epoch.
 
 Large training splits: LM's epoch costs O(rows x outputs x P^2) plus one P x P factorisation per
-damping trial, so a full grid on a big split can run for hours. Above ``max_train_rows`` the search
-refuses with an error naming the knob instead of quietly subsampling (that would change the data
-LM is compared on) or switching to the streaming engine (it bounds memory, not time: the in-memory
-engine already builds J^T J chunk by chunk).
+damping trial, so a full tuning on a big split can run for hours. Above ``max_train_rows`` the
+tuning refuses with an error naming the knob instead of quietly subsampling (that would change the
+data LM is compared on) or switching to the streaming engine (it bounds memory, not time: the
+in-memory engine already builds J^T J chunk by chunk).
 """
 
 from __future__ import annotations
@@ -43,12 +45,12 @@ from torch import nn
 from lmbench.baselines.adam import ModelFactory
 from lmbench.baselines.common import (
     BaselineResult,
+    Deadline,
     FitOutcome,
     InverseTarget,
+    budget_params,
     check_split,
-    grid_points,
     plain,
-    run_grid_search,
 )
 from lmbench.baselines.torch_utils import (
     parse_threads,
@@ -56,7 +58,14 @@ from lmbench.baselines.torch_utils import (
     torch_predictor,
     torch_threads,
 )
-from lmbench.core import TrainerSettings, TrainingHistory, get_weights_count, make_damping
+from lmbench.baselines.tuning import TuningSettings, run_tuning
+from lmbench.core import (
+    EpochInfo,
+    TrainerSettings,
+    TrainingHistory,
+    get_weights_count,
+    make_damping,
+)
 from lmbench.core.losses import LOSS_NAMES
 from lmbench.models import build_mlp, head_for_task, loss_for_task, probabilities
 
@@ -70,7 +79,7 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 @dataclass(frozen=True)
 class LMSettings:
-    """The settings of one LM grid point; every field can sit in ``params`` or in the grid."""
+    """The settings of one LM trial; every field can sit in ``params`` or in the space."""
 
     hidden: tuple[int, ...] = (16,)
     activation: str = "tanh"
@@ -144,7 +153,7 @@ class LMSettings:
             )
 
     def trainer_settings(self, task: str = "regression") -> TrainerSettings:
-        """The engine settings of this grid point for ``task`` (``loss: auto`` resolved;
+        """The engine settings of this trial for ``task`` (``loss: auto`` resolved;
         network and harness keys left out)."""
         values = {k: getattr(self, k) for k in self.__dataclass_fields__}
         values["loss"] = loss_for_task(self.loss, task)
@@ -153,7 +162,7 @@ class LMSettings:
 
 @dataclass(frozen=True)
 class LMRunSummary:
-    """How one grid point's LM run went (aligned with ``BaselineResult.grid_scores``)."""
+    """How one trial's LM run went (aligned with ``BaselineResult.trials``)."""
 
     epochs: int
     """Epochs of LM steps run (epoch 0, the initial evaluation, not counted)."""
@@ -167,7 +176,7 @@ class LMRunSummary:
 
 @dataclass
 class LMSearchResult(BaselineResult):
-    """A ``BaselineResult`` plus the per-grid-point LM run summaries."""
+    """A ``BaselineResult`` plus the per-trial LM run summaries."""
 
     runs: list[LMRunSummary] = field(default_factory=list)
 
@@ -182,34 +191,34 @@ def search_lm(
     cfg: Mapping[str, Any],
     seed: int,
     model_factory: ModelFactory | None = None,
+    tuning: TuningSettings | None = None,
     inverse_target: InverseTarget | None = None,
 ) -> LMSearchResult:
-    """Grid-search LM settings (``conf/trainer/lm_grid.yaml``) on train, select on validation.
+    """Tune LM (``conf/trainer/lm_tuned.yaml``) on train, select on validation.
 
     Targets follow the data contract: one-hot rows for classification (softmax head, MSE, as
     the original library), standardised ``(n, 1)`` for regression. ``model_factory`` fixes the
     network (then ``hidden``, ``activation`` and ``dtype`` must not appear in the config); by
-    default each point builds an MLP of its ``hidden`` widths. Raises ``ValueError`` naming
+    default each trial builds an MLP of its ``hidden`` widths. Raises ``ValueError`` naming
     ``trainer.params.max_train_rows`` when the train split is larger. See the module docstring
     for the protocol and the history.
     """
     check_split(task, x_train, y_train, x_val, y_val)
-    points = grid_points(cfg)
-    all_settings = [LMSettings.from_mapping(p) for p in points]  # validate before training
-    network_keys = sorted({k for p in points for k in p} & set(NETWORK_KEYS))
+    default = budget_params(cfg)
+    settings_default = LMSettings.from_mapping(default)  # validate before training
+    network_keys = sorted((set(default) | set(cfg.get("space") or {})) & set(NETWORK_KEYS))
     if model_factory is not None and network_keys:
         raise ValueError(
-            f"model_factory fixes the network, so trainer.params / trainer.grid must not set "
+            f"model_factory fixes the network, so trainer.params / trainer.space must not set "
             f"{network_keys}; drop them, or pass model_factory=None to build (and search) the "
             "MLP from the config"
         )
     n_rows = int(np.shape(x_train)[0])
-    limits = {s.max_train_rows for s in all_settings}
-    if any(limit is not None and n_rows > limit for limit in limits):
-        limit = min(lim for lim in limits if lim is not None)
+    limit = settings_default.max_train_rows
+    if limit is not None and n_rows > limit:
         raise ValueError(
             f"x_train has {n_rows} rows, more than trainer.params.max_train_rows={limit}: an LM "
-            "grid search costs O(rows x P^2) per epoch and grid point. Raise "
+            "trial costs O(rows x P^2) per epoch. Raise "
             "trainer.params.max_train_rows (null disables the guard), subsample before "
             "splitting (split.max_rows), or train one configuration with the streaming engine."
         )
@@ -223,7 +232,7 @@ def search_lm(
     _warm_up_engine()
     runs: list[LMRunSummary] = []
 
-    def fit_point(params: dict[str, Any]) -> FitOutcome:
+    def fit_point(params: dict[str, Any], deadline: Deadline) -> FitOutcome:
         settings = LMSettings.from_mapping(params)
         engine = settings.trainer_settings(task)
         dtype = _DTYPES[settings.dtype]
@@ -238,7 +247,10 @@ def search_lm(
             )  # fmt: skip
         threads = resolve_threads(settings.n_threads, n_rows, get_weights_count(model))
         with torch_threads(threads):
-            history = engine.fit(model, x_train, y_train, val=(x_val, y_val))
+            history = engine.fit(
+                model, x_train, y_train, val=(x_val, y_val),
+                callbacks=[lambda info: _stop_at(deadline, info)],
+            )  # fmt: skip
         model.eval()
         best_epoch = history.best_epoch if history.best_epoch is not None else history.epochs
         runs.append(
@@ -259,13 +271,15 @@ def search_lm(
             history=history_curves(history),
         )
 
-    result = run_grid_search(
+    result = run_tuning(
         "lm",
         task,
-        points,
+        cfg,
         fit_point,
         x_val,
         y_val,
+        tuning=tuning or TuningSettings(),
+        seed=seed,
         inverse_target=inverse_target,
         model_size=lambda outcome: {"n_parameters": get_weights_count(outcome.model)},
     )
@@ -287,10 +301,15 @@ def history_curves(history: TrainingHistory) -> dict[str, list[float]]:
 def _warm_up_engine() -> None:
     """Run one zero-epoch fit on a 1-row problem before the search: the first ``torch.func``
     call in a process imports ``torch._dynamo`` (~3 s), which would otherwise be charged to the
-    first grid point's fit time (later calls cost about a millisecond)."""
+    first trial's fit time (later calls cost about a millisecond)."""
     with torch.random.fork_rng(devices=[]):  # leaves the caller's RNG stream untouched
         model = nn.Linear(1, 1)
     TrainerSettings(max_epochs=0, min_error=None).fit(model, torch.zeros(1, 1), torch.zeros(1, 1))
+
+
+def _stop_at(deadline: Deadline, info: EpochInfo) -> bool:
+    """Epoch callback: stop LM (reason ``callback``) once the trial's time limit has passed."""
+    return deadline.expired()
 
 
 def _optional(value: Any, cast: type) -> Any:

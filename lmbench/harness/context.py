@@ -16,13 +16,17 @@ from lmbench.models import build_model
 from lmbench.tracking import Tracker
 
 #: Trainers that do not train ``cfg.model`` and the model tag their runs get instead: the GBDTs
-#: grow their own trees; LM's grid search builds MLPs of the widths its grid names.
-OWN_MODELS: dict[str, str] = {"xgboost": "xgboost", "catboost": "catboost", "lm": "mlp_grid"}
+#: grow their own trees; the tuned neural methods (LM, Adam, tlm) build MLPs of the widths their
+#: trainer's search space names.
+OWN_MODELS: dict[str, str] = {
+    "xgboost": "xgboost", "catboost": "catboost",
+    "lm": "mlp_grid", "adam": "mlp_grid", "tlm": "mlp_grid",
+}
 
 
 def own_model(cfg: Mapping[str, Any]) -> str | None:
-    """The model tag of a grid-search trainer that ignores ``cfg.model``; ``None`` when the
-    job trains ``cfg.model`` (a single LM configuration, Adam)."""
+    """The model tag of a tuned trainer that ignores ``cfg.model``; ``None`` when the job
+    trains ``cfg.model`` (a single LM configuration)."""
     trainer = cfg.get("trainer") or {}
     if str(trainer.get("runner", "search")) == "lm":
         return None

@@ -38,9 +38,10 @@ def run_job(
     """Run the job ``cfg`` describes with the runner ``cfg.job.runner`` names.
 
     ``train`` (the default job) prepares the split, trains with ``cfg.trainer`` (one LM run, or
-    a grid search: lm_grid, xgboost, catboost, adam), scores the test split once and logs it
-    all; ``limits`` measures an engine (no dataset); ``paper_check`` runs a published-results
-    problem over many random starts. ``parent_run_id`` nests the run under a sweep's run.
+    a method's tuning: lm_tuned, xgboost, catboost, adam, tlm), scores the test split once and
+    logs it all; ``limits`` measures an engine (no dataset); ``paper_check`` runs a
+    published-results problem over many random starts. ``parent_run_id`` nests the run under a
+    sweep's run.
     With ``cfg.resume`` (default true) a job whose ``config_hash`` already has a FINISHED run
     logs nothing and returns that run's outcome (``skipped`` set, ``run_id`` that run's).
     """

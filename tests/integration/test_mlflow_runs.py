@@ -1,5 +1,5 @@
 """What MLflow users expect of the app's runs: sweeps as parent runs with nested jobs (also with
-the joblib launcher), servable models, dataset inputs, grid trials as child runs, GBDT runs tagged
+the joblib launcher), servable models, dataset inputs, tuning trials as child runs, GBDT runs tagged
 with their own model, the returned weights' validation loss."""
 
 import mlflow
@@ -79,21 +79,32 @@ def test_single_lm_run_has_no_parent_a_served_model_inputs_and_returned_val_loss
         np.testing.assert_allclose(served, network(torch.as_tensor(x)).numpy(), rtol=1e-6)
 
 
-def test_grid_searches_nest_trials_gbdt_has_its_own_model_lm_grid_gets_a_report(run_app):
-    for trainer in ("xgboost", "lm_grid"):
+def test_tunings_nest_trials_gbdt_has_its_own_model_lm_tuned_gets_a_report(run_app):
+    for trainer in ("xgboost", "lm_tuned", "tlm"):
         run_app("dataset=iris", f"trainer={trainer}", "trainer.budget=quick",
-                "tracking.experiment_name=grid")
-    runs = _runs(run_app, "grid")
+                "tuning.n_samples=2", "tracking.experiment_name=tuning")
+    runs = _runs(run_app, "tuning")
     kind = _kind(runs)
     jobs = runs[kind.isna()]
-    trials = runs[kind == schema.KIND_GRID_TRIAL]
-    assert len(jobs) == 2
+    trials = runs[kind == schema.KIND_TUNING_TRIAL]
+    assert len(jobs) == 3
     client = MlflowClient(run_app.store)
     for _, job in jobs.iterrows():
         mine = trials[trials["tags." + schema.TAG_PARENT_RUN_ID] == job["run_id"]]
-        assert len(mine) == job["metrics.grid_size"] > 1
+        assert len(mine) == job["metrics." + schema.METRIC_N_TRIALS] == 3
+        assert job["metrics." + schema.METRIC_N_TIMED_OUT] == 0
         assert mine["metrics." + schema.METRIC_VAL_SCORE].notna().all()
         assert (mine["tags." + schema.TAG_SELECTED] == "true").sum() == 1
+        assert (mine["tags." + schema.TAG_TIMED_OUT] == "false").all()
+        origin = mine.set_index("tags." + schema.TAG_TRIAL)["tags." + schema.TAG_TRIAL_ORIGIN]
+        assert origin.sort_index().tolist() == [schema.TRIAL_ORIGIN_DEFAULT] + [
+            schema.TRIAL_ORIGIN_SAMPLED] * 2
+        default = mine[mine["tags." + schema.TAG_TRIAL] == "0"].iloc[0]
+        assert job["metrics." + schema.METRIC_DEFAULT_VAL_SCORE] == default[
+            "metrics." + schema.METRIC_VAL_SCORE]
+        # the tuned and the default models' test scores, side by side
+        assert 0 <= job["metrics." + schema.test_metric("accuracy")] <= 1
+        assert 0 <= job["metrics." + schema.default_test_metric("accuracy")] <= 1
         assert mlflow.pyfunc.load_model(job["tags." + schema.TAG_MODEL_URI]) is not None
     xgb = jobs[jobs["tags.method"] == "xgboost"].iloc[0]
     assert xgb["tags." + schema.TAG_MODEL] == "xgboost"

@@ -33,7 +33,7 @@ RUNNERS: dict[str, RunnerSpec] = {
     "lm": RunnerSpec("lmbench.harness.runners.lm", True, "one LM configuration"),
     "search": RunnerSpec(
         "lmbench.harness.runners.search", True,
-        "a baseline's grid search (xgboost, catboost, adam, lm_grid)",
+        "one method's tuning (xgboost, catboost, adam, tlm, lm_tuned)",
     ),
     "limits": RunnerSpec(
         "lmbench.harness.runners.limits", False, "one engine at one size, measured"

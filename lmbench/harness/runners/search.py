@@ -1,5 +1,8 @@
-"""The ``search`` runner: a baseline's grid search (xgboost, catboost, adam, lm_grid) through
-``lmbench.baselines.run_baseline``, selected on the validation split, scored once on test."""
+"""The ``search`` runner: one method's tuning (xgboost, catboost, adam, tlm, lm_tuned) through
+``lmbench.baselines.run_baseline`` under ``cfg.tuning`` (the default configuration plus the same
+number of sampled ones for every method), selected on the validation split. Only then is the
+test split scored, by two models: the selected one (``test_*``) and the default configuration's
+(``default_test_*``)."""
 
 from __future__ import annotations
 
@@ -19,10 +22,12 @@ from lmbench.tracking import Tracker, schema
 
 
 def run(job: DatasetJob) -> JobOutcome:
-    """Search ``cfg.trainer``'s grid; log the grid, the best params and the chosen model."""
+    """Tune ``cfg.trainer``; log every trial, the selected params and model, and the test scores
+    of the selected and the default models."""
     cfg, data, tracker = job.cfg, job.data, job.tracker
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     assert isinstance(trainer_cfg, dict)
+    tuning = OmegaConf.to_container(cfg.tuning, resolve=True) if "tuning" in cfg else None
     name = str(cfg.trainer.name)
     started = time.perf_counter()
     result = run_baseline(
@@ -34,8 +39,10 @@ def run(job: DatasetJob) -> JobOutcome:
         y_val=data.y_val,
         task=data.task,
         seed=int(cfg.seed),
-        # LM's own grid searches widths; the others train cfg.model (Adam) or ignore it.
-        model_factory=None if name == "lm" else job.model_factory(),
+        tuning=tuning,  # type: ignore[arg-type]
+        # The neural methods build (and tune) their MLPs from the trainer config, so LM, Adam
+        # and tlm share one architecture space; cfg.model is not used here.
+        model_factory=None,
         inverse_target=job.inverse_target,
     )
     train_time = time.perf_counter() - started
@@ -48,11 +55,12 @@ def run(job: DatasetJob) -> JobOutcome:
     tracker.log_dict(
         {
             "best_params": result.best_params,
-            "grid": [score.as_dict() for score in result.grid_scores],
+            "selected_trial": result.selected_trial,
+            "trials": [trial.as_dict() for trial in result.trials],
         },
         schema.GRID_SEARCH_ARTIFACT,
     )
-    tracker.log_child_runs(grid_trials(result, data.name))
+    tracker.log_child_runs(tuning_trials(result, data.name))
     extra: dict[str, float] = {}
     if name == "lm":
         loss = str(trainer_cfg.get("params", {}).get("loss", "auto"))
@@ -64,7 +72,11 @@ def run(job: DatasetJob) -> JobOutcome:
     if isinstance(result.model, nn.Module):
         tracker.log_state_dict(result.model.state_dict(), "model")
     tracker.log_model(result.model, data.x_test)
+    # The test split is scored only now, after selection, by the selected and default models.
     test = result.evaluate(data.x_test, data.y_test, inverse_target=job.inverse_target)
+    default_test = result.default_evaluate(
+        data.x_test, data.y_test, inverse_target=job.inverse_target
+    )
     size = result.model_size
     n_parameters = size.get("n_parameters", size.get("n_leaf_values"))
     return JobOutcome(
@@ -76,7 +88,10 @@ def run(job: DatasetJob) -> JobOutcome:
         n_parameters=None if n_parameters is None else int(n_parameters),
         train_time_s=train_time,
         extra_metrics={
-            "grid_size": result.grid_size,
+            schema.METRIC_N_TRIALS: result.n_trials,
+            schema.METRIC_N_TIMED_OUT: result.n_timed_out,
+            schema.METRIC_DEFAULT_VAL_SCORE: result.default_val_score,
+            **{schema.default_test_metric(k): v for k, v in default_test.items()},
             "search_time_s": result.search_time_s,
             "best_fit_time_s": result.best_fit_time_s,
             "best_val_score": result.best_val_score,
@@ -86,24 +101,30 @@ def run(job: DatasetJob) -> JobOutcome:
     )
 
 
-def grid_trials(result: BaselineResult, dataset: str) -> list[dict[str, Any]]:
-    """One child run per grid point: its settings as params, its validation scores
-    (``val_score`` = the primary metric, ``val_<metric>``), fit time and kept iterations."""
+def tuning_trials(result: BaselineResult, dataset: str) -> list[dict[str, Any]]:
+    """One child run per trial: its settings as params, its validation scores (``val_score`` =
+    the primary metric, ``val_<metric>``), fit time and kept iterations; tags say its number,
+    origin (default / sampled), whether it timed out and whether it was selected."""
     trials = []
-    for i, score in enumerate(result.grid_scores):
+    for trial in result.trials:
         trials.append({
-            "run_name": f"{result.name}-{dataset}-trial{i}",
-            "params": score.params,
+            "run_name": f"{result.name}-{dataset}-trial{trial.number}",
+            "params": trial.params,
             "metrics": {
-                schema.METRIC_VAL_SCORE: score.val_score,
-                **{schema.VAL_METRIC_PREFIX + k: v for k, v in score.val_metrics.items()},
-                schema.METRIC_FIT_TIME: score.fit_time_s,
-                schema.METRIC_BEST_ITERATION: score.best_iteration,
+                schema.METRIC_VAL_SCORE: trial.val_score,
+                **{schema.VAL_METRIC_PREFIX + k: v for k, v in trial.val_metrics.items()},
+                schema.METRIC_FIT_TIME: trial.fit_time_s,
+                schema.METRIC_BEST_ITERATION: trial.best_iteration,
             },
             "tags": {
-                schema.TAG_KIND: schema.KIND_GRID_TRIAL,
-                schema.TAG_TRIAL: i,
-                schema.TAG_SELECTED: str(score.params == result.best_params).lower(),
+                schema.TAG_KIND: schema.KIND_TUNING_TRIAL,
+                schema.TAG_TRIAL: trial.number,
+                schema.TAG_TRIAL_ORIGIN: (
+                    schema.TRIAL_ORIGIN_DEFAULT if trial.number == 0
+                    else schema.TRIAL_ORIGIN_SAMPLED
+                ),
+                schema.TAG_TIMED_OUT: str(trial.timed_out).lower(),
+                schema.TAG_SELECTED: str(trial.number == result.selected_trial).lower(),
                 schema.TAG_METHOD: result.name,
                 schema.TAG_DATASET: dataset,
                 schema.TAG_TASK: result.task,
@@ -128,8 +149,7 @@ def _returned_val_loss(result: BaselineResult) -> float:
     """Validation loss of the selected LM run's returned weights (its best epoch's)."""
     val = result.history.get("val_loss") or []
     runs = getattr(result, "runs", [])
-    selected = [i for i, s in enumerate(result.grid_scores) if s.params == result.best_params]
-    if not val or not selected or selected[0] >= len(runs):
+    if not val or result.selected_trial >= len(runs):
         return math.nan
-    epoch = runs[selected[0]].best_epoch
+    epoch = runs[result.selected_trial].best_epoch
     return float(val[epoch]) if 0 <= epoch < len(val) else math.nan

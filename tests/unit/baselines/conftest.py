@@ -23,7 +23,10 @@ from sklearn.preprocessing import StandardScaler
 CONF_DIR = Path(__file__).resolve().parents[3] / "conf" / "trainer"
 
 # The setting that pins each library's threads, as named in its trainer config.
-THREAD_KEYS = {"xgboost": "n_jobs", "catboost": "thread_count", "adam": "n_threads"}
+THREAD_KEYS = {
+    "xgboost": "n_jobs", "catboost": "thread_count", "adam": "n_threads", "tlm": "n_threads",
+    "lm_tuned": "n_threads",
+}
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ def small_splits() -> dict[str, Split]:
 
 
 def load_trainer_cfg(name: str, budget: str = "quick", threads: int | None = 1) -> dict[str, Any]:
-    """A shipped trainer config with ``budget`` selected.
+    """A shipped trainer config (``lm_tuned`` for LM) with ``budget`` selected.
 
     Tests run single-threaded (``threads=1``) unless they check thread pinning themselves: on this
     shared 2-core VM, two OpenMP threads on tiny problems were 3-10x slower and far noisier.
@@ -171,6 +174,14 @@ def quick_cfg() -> Callable[..., dict[str, Any]]:
 
 
 @pytest.fixture
+def quick_tuning():
+    """A small equal budget for every method: the default configuration plus one sampled."""
+    from lmbench.baselines import TuningSettings
+
+    return TuningSettings(n_samples=1)
+
+
+@pytest.fixture
 def conf_dir() -> Path:
     """``conf/trainer`` of this checkout."""
     return CONF_DIR
@@ -190,9 +201,3 @@ def factory_for() -> Callable[[Split], Callable[[], torch.nn.Module]]:
 def leak_split() -> Callable[..., dict[str, np.ndarray]]:
     """``leak_revealing_split(flip_test=...)``."""
     return leak_revealing_split
-
-
-@pytest.fixture
-def leak_factory() -> Callable[[], torch.nn.Module]:
-    """The MLP factory for ``leak_split`` data."""
-    return mlp_factory(LEAK_FEATURES, 2, "binary")

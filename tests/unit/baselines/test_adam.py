@@ -1,4 +1,4 @@
-"""Adam baseline: best-weights restore, equal starts per grid point, losses, config checks."""
+"""Adam baseline: best-weights restore, equal starts per trial, losses, config checks."""
 
 from __future__ import annotations
 
@@ -6,15 +6,20 @@ import numpy as np
 import pytest
 import torch
 
-from lmbench.baselines import AdamSettings, search_adam
+from lmbench.baselines import AdamSettings, TuningSettings, search_adam
 from lmbench.baselines.adam import evaluation_loss
 from lmbench.core import get_weights_count
 
+#: One configuration: the default trial only.
+DEFAULT_ONLY = TuningSettings(n_samples=0)
 
-def _cfg(**params) -> dict:
+
+def _cfg(space: dict | None = None, **params) -> dict:
+    """An Adam config of ``params`` (lr 0.01 unless given), an optional space, no budget
+    overrides."""
     params.setdefault("n_threads", 1)
-    grid = {"lr": [params.pop("lr", 0.01)]}
-    return {"budget": "quick", "params": params, "grid": {"quick": grid}}
+    params.setdefault("lr", 0.01)
+    return {"budget": "quick", "params": params, "space": space or {}, "budgets": {"quick": {}}}
 
 
 @pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
@@ -25,13 +30,13 @@ def test_early_stopping_restores_the_best_validation_weights(loss, splits, facto
     cfg = _cfg(lr=0.05, batch_size=8, max_epochs=300, patience=5, loss=loss)
     result = search_adam(
         x_train, y_train, split.x_val, split.y_val,
-        task="multiclass", cfg=cfg, seed=0,
+        task="multiclass", cfg=cfg, seed=0, tuning=DEFAULT_ONLY,
         model_factory=lambda: torch.nn.Sequential(
             torch.nn.Linear(13, 64), torch.nn.Tanh(), torch.nn.Linear(64, 3), torch.nn.Softmax(1)
         ),
     )  # fmt: skip
     val_history = result.history["val_loss"]
-    best_epoch = result.grid_scores[0].best_iteration
+    best_epoch = result.trials[0].best_iteration
     assert len(val_history) < 300, "early stopping never triggered"
     assert len(val_history) == best_epoch + 5  # patience epochs after the best one
     assert val_history[-1] > min(val_history)  # restoring changes something
@@ -40,16 +45,16 @@ def test_early_stopping_restores_the_best_validation_weights(loss, splits, facto
     assert restored == pytest.approx(min(val_history), rel=1e-6)
 
 
-def test_every_grid_point_starts_from_the_same_weights(splits, factory_for) -> None:
+def test_every_trial_starts_from_the_same_weights(splits, factory_for) -> None:
     split = splits["binary"]
-    cfg = _cfg(max_epochs=3)
-    cfg["grid"]["quick"]["lr"] = [0.01, 0.01]
+    cfg = _cfg(space={"lr": {"type": "categorical", "choices": [0.01]}}, max_epochs=3)
     result = search_adam(
-        **split.train_val(), task="binary", cfg=cfg, seed=5, model_factory=factory_for(split)
-    )
-    first, second = result.grid_scores
-    assert first.val_metrics == second.val_metrics
-    assert result.best_params == first.params  # ties keep the first point
+        **split.train_val(), task="binary", cfg=cfg, seed=5, model_factory=factory_for(split),
+        tuning=TuningSettings(n_samples=1),
+    )  # fmt: skip
+    first, second = result.trials
+    assert first.params == second.params and first.val_metrics == second.val_metrics
+    assert result.selected_trial == 0  # ties keep the earlier trial, the default
 
 
 def test_seed_changes_the_run_and_repeats_it(splits, factory_for) -> None:
@@ -58,7 +63,7 @@ def test_seed_changes_the_run_and_repeats_it(splits, factory_for) -> None:
     def run(seed: int) -> list[float]:
         result = search_adam(
             **split.train_val(), task="regression", cfg=_cfg(max_epochs=4), seed=seed,
-            model_factory=factory_for(split),
+            model_factory=factory_for(split), tuning=DEFAULT_ONLY,
         )  # fmt: skip
         return result.history["train_loss"]
 
@@ -72,7 +77,7 @@ def test_model_size_and_thread_setting_is_restored(splits, factory_for) -> None:
     during = 2 if before == 1 else 1
     result = search_adam(
         **split.train_val(), task="binary", cfg=_cfg(max_epochs=2, n_threads=during), seed=0,
-        model_factory=factory_for(split),
+        model_factory=factory_for(split), tuning=DEFAULT_ONLY,
     )  # fmt: skip
     assert torch.get_num_threads() == before
     assert result.model_size == {"n_parameters": get_weights_count(factory_for(split)())}
@@ -81,14 +86,18 @@ def test_model_size_and_thread_setting_is_restored(splits, factory_for) -> None:
 
 def test_a_diverging_learning_rate_is_never_selected(splits, factory_for) -> None:
     split = splits["regression"]
-    cfg = _cfg(max_epochs=5, batch_size=32)
-    cfg["grid"]["quick"]["lr"] = [1e12, 0.01]
+    # the default diverges; the space also holds sane learning rates
+    space = {"lr": {"type": "categorical", "choices": [1e12, 0.003, 0.01, 0.03]}}
+    cfg = _cfg(space=space, lr=1e12, max_epochs=5, batch_size=32)
     result = search_adam(
-        **split.train_val(), task="regression", cfg=cfg, seed=0, model_factory=factory_for(split)
-    )
-    assert result.best_params["lr"] == 0.01
-    assert np.isnan(result.grid_scores[0].val_score) or (
-        result.grid_scores[0].val_score > result.grid_scores[1].val_score
+        **split.train_val(), task="regression", cfg=cfg, seed=0, model_factory=factory_for(split),
+        tuning=TuningSettings(n_samples=3, sampler="random"),
+    )  # fmt: skip
+    sane = [t for t in result.trials if t.params["lr"] < 0.1]
+    assert sane, "the seeded sampler drew no sane learning rate; pick another seed"
+    assert result.best_params["lr"] < 0.1
+    assert np.isnan(result.trials[0].val_score) or all(
+        result.trials[0].val_score > t.val_score for t in sane
     )
 
 
@@ -104,10 +113,10 @@ def test_bad_settings_name_the_knob(splits, factory_for) -> None:
     with pytest.raises(ValueError, match="cross_entropy needs an nn.Sequential"):
         search_adam(
             **split.train_val(), task="binary", cfg=_cfg(loss="cross_entropy"), seed=0,
-            model_factory=no_softmax,
+            model_factory=no_softmax, tuning=DEFAULT_ONLY,
         )  # fmt: skip
     with pytest.raises(ValueError, match="output shape"):
         search_adam(
             **split.train_val(), task="binary", cfg=_cfg(), seed=0,
-            model_factory=lambda: torch.nn.Linear(30, 1),
+            model_factory=lambda: torch.nn.Linear(30, 1), tuning=DEFAULT_ONLY,
         )  # fmt: skip

@@ -1,4 +1,4 @@
-"""Every baseline on every task, through run_baseline, with the shipped quick grids."""
+"""Every tuned method on every task, through run_baseline, with the shipped quick budgets."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ THRESHOLDS = {
 
 
 @pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
-@pytest.mark.parametrize("name", ["xgboost", "catboost", "adam"])
-def test_baseline_end_to_end(name, task, splits, quick_cfg, factory_for) -> None:
+@pytest.mark.parametrize("name", ["xgboost", "catboost", "adam", "tlm"])
+def test_baseline_end_to_end(name, task, splits, quick_cfg, quick_tuning) -> None:
     split = splits[task]
     result = run_baseline(
         name,
@@ -29,7 +29,7 @@ def test_baseline_end_to_end(name, task, splits, quick_cfg, factory_for) -> None
         **split.train_val(),
         task=task,
         seed=0,
-        model_factory=factory_for(split),
+        tuning=quick_tuning,
         inverse_target=split.inverse_target,
     )
     assert isinstance(result, BaselineResult)
@@ -48,19 +48,23 @@ def test_baseline_end_to_end(name, task, splits, quick_cfg, factory_for) -> None
     else:
         np.testing.assert_allclose(prediction.sum(axis=1), 1.0, rtol=1e-5)
 
-    # the search record
+    # the tuning record: the default trial, then the sampled one
     assert result.primary_metric == PRIMARY_METRIC[task][0]
-    assert result.grid_size == len(result.grid_scores) == 2
-    assert result.best_params in [p.params for p in result.grid_scores]
-    val_scores = [p.val_score for p in result.grid_scores]
+    assert result.n_trials == len(result.trials) == 2
+    assert [t.origin for t in result.trials] == ["default", "sampled"]
+    assert result.best_params == result.trials[result.selected_trial].params
+    val_scores = [p.val_score for p in result.trials]
     assert not any(is_better(task, s, result.best_val_score) for s in val_scores)
     assert result.best_val_score == result.best_val_metrics[result.primary_metric]
     assert 0 < result.best_fit_time_s <= result.search_time_s
-    assert all(p.best_iteration >= 1 for p in result.grid_scores)
+    assert all(p.best_iteration >= 1 for p in result.trials)
+    assert result.default_val_score == result.trials[0].val_score
     assert all(isinstance(v, int) and v > 0 for v in result.model_size.values())
     assert not math.isnan(result.best_val_score)
-    if name == "adam":
-        assert set(result.history) == {"train_loss", "val_loss", "epoch_time_s"}
+    if name in ("adam", "tlm"):
+        curves = {"train_loss", "val_loss", "epoch_time_s"}
+        curves |= {"damping"} if name == "tlm" else set()
+        assert set(result.history) == curves
         assert len({len(v) for v in result.history.values()}) == 1
     else:
         assert result.history == {}

@@ -1,20 +1,26 @@
 """XGBoost / CatBoost specifics: early stopping, pinned threads and seeds, model-size counts."""
 
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from lmbench.baselines import search_catboost, search_xgboost
+from lmbench.baselines import TuningSettings, search_catboost, search_xgboost
+
+#: The default configuration only: these tests pin library specifics, not the sampling.
+ONE_TRIAL = TuningSettings(n_samples=0)
 
 
 @pytest.mark.parametrize("task", ["binary", "multiclass"])
 def test_xgboost_model_size_matches_the_text_dump(task, splits, quick_cfg) -> None:
     split = splits[task]
-    result = search_xgboost(**split.train_val(), task=task, cfg=quick_cfg("xgboost"), seed=3)
+    result = search_xgboost(
+        **split.train_val(), task=task, cfg=quick_cfg("xgboost"), seed=3, tuning=ONE_TRIAL
+    )
     model = result.model
     rounds = model.best_iteration + 1
-    best = next(p for p in result.grid_scores if p.params == result.best_params)
+    best = result.trials[result.selected_trial]
     assert best.best_iteration == rounds
     # independent count: the text dump of the rounds used for prediction
     dump = model.get_booster()[:rounds].get_dump()
@@ -35,7 +41,9 @@ def test_xgboost_model_size_matches_the_text_dump(task, splits, quick_cfg) -> No
 @pytest.mark.parametrize("task", ["binary", "multiclass"])
 def test_catboost_model_size_matches_tree_depths(task, splits, quick_cfg) -> None:
     split = splits[task]
-    result = search_catboost(**split.train_val(), task=task, cfg=quick_cfg("catboost"), seed=3)
+    result = search_catboost(
+        **split.train_val(), task=task, cfg=quick_cfg("catboost"), seed=3, tuning=ONE_TRIAL
+    )
     model = result.model
     depths = [len(model._get_tree_splits(i, None)) for i in range(model.tree_count_)]
     n_leaves = sum(2**d for d in depths)
@@ -56,12 +64,15 @@ def test_threads_and_seed_are_pinned(splits, quick_cfg) -> None:
     split = splits["binary"]
     xgb_cfg = quick_cfg("xgboost", threads=None)  # the shipped thread setting
     xgb_cfg["params"]["random_state"] = 123  # the run seed must win over the config
-    xgb_result = search_xgboost(**split.train_val(), task="binary", cfg=xgb_cfg, seed=7)
+    xgb_result = search_xgboost(
+        **split.train_val(), task="binary", cfg=xgb_cfg, seed=7, tuning=ONE_TRIAL
+    )
     assert xgb_result.model.get_params()["n_jobs"] == 2
     assert xgb_result.model.get_params()["random_state"] == 7
 
     cb_result = search_catboost(
-        **split.train_val(), task="binary", cfg=quick_cfg("catboost", threads=None), seed=7
+        **split.train_val(), task="binary", cfg=quick_cfg("catboost", threads=None), seed=7,
+        tuning=ONE_TRIAL,
     )
     params = cb_result.model.get_params()
     assert params["thread_count"] == 2 and params["random_seed"] == 7
@@ -72,11 +83,14 @@ def test_search_is_deterministic_for_a_seed(search, splits, quick_cfg) -> None:
     split = splits["multiclass"]
     name = "xgboost" if search is search_xgboost else "catboost"
     runs = [
-        search(**split.train_val(), task="multiclass", cfg=quick_cfg(name), seed=1)
+        search(
+            **split.train_val(), task="multiclass", cfg=quick_cfg(name), seed=1,
+            tuning=TuningSettings(n_samples=1),
+        )
         for _ in range(2)
     ]
-    assert [p.val_metrics for p in runs[0].grid_scores] == [
-        p.val_metrics for p in runs[1].grid_scores
+    assert [(p.params, p.val_metrics) for p in runs[0].trials] == [
+        (p.params, p.val_metrics) for p in runs[1].trials
     ]
     np.testing.assert_array_equal(runs[0].predict(split.x_test), runs[1].predict(split.x_test))
 
@@ -85,4 +99,5 @@ def test_regression_rejects_multi_column_targets(splits, quick_cfg) -> None:
     split = splits["regression"]
     arrays = split.train_val() | {"y_train": np.hstack([split.y_train, split.y_train])}
     with pytest.raises(ValueError, match="one column"):
-        search_xgboost(**arrays, task="regression", cfg=quick_cfg("xgboost"), seed=0)
+        search_xgboost(**arrays, task="regression", cfg=quick_cfg("xgboost"), seed=0,
+                       tuning=ONE_TRIAL)

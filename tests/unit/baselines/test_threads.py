@@ -7,6 +7,7 @@ import yaml
 
 from lmbench.baselines.adam import AdamSettings
 from lmbench.baselines.lm import LMSettings
+from lmbench.baselines.tlm import TLMSettings
 from lmbench.baselines.torch_utils import (
     AUTO_THREADS_MIN_WORK,
     parse_threads,
@@ -19,7 +20,7 @@ from .conftest import CONF_DIR
 
 def test_auto_uses_one_thread_below_the_work_threshold(monkeypatch) -> None:
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    assert resolve_threads("auto", 1_000, 161) == 1  # the quick lm_grid job
+    assert resolve_threads("auto", 1_000, 161) == 1  # the quick lm_tuned job
     assert resolve_threads("auto", 5_000, 1_537) == 1  # 1.2e10
     assert resolve_threads("auto", 10_000, 1_537) == thread_cap()  # 2.4e10
     assert resolve_threads("auto", 1, int(AUTO_THREADS_MIN_WORK**0.5) + 1) == thread_cap()
@@ -45,6 +46,7 @@ def test_settings_and_configs_default_to_auto() -> None:
     assert AdamSettings.from_mapping({}).n_threads == "auto"
     assert LMSettings.from_mapping({"n_threads": "AUTO"}).n_threads == "auto"
     assert AdamSettings.from_mapping({"n_threads": 2}).n_threads == 2
-    for name in ("lm_grid", "adam"):
+    assert TLMSettings.from_mapping({}).n_threads == "auto"
+    for name in ("lm_tuned", "adam", "tlm"):
         params = yaml.safe_load((CONF_DIR / f"{name}.yaml").read_text())["params"]
         assert params["n_threads"] == "auto"
