@@ -12,8 +12,9 @@ Protocol, the same for both libraries:
 * refit rule: none. The early-stopped model of the best trial is kept as it is; there is no
   refit on train+val, so the validation score reported is the score of the returned model and the
   test split is touched exactly once, by the caller, after the search;
-* threads are pinned (``n_jobs`` / ``thread_count``, default 2) for fair timing and the seed is the
-  run seed (``random_state`` / ``random_seed``), overriding anything in the config.
+* threads are pinned (``n_jobs`` / ``thread_count``; ``auto``, the default, is every core this
+  process may use divided among parallel launcher workers, as ``thread_cap``) for fair timing,
+  and the seed is the run seed (``random_state`` / ``random_seed``), overriding the config.
 
 Model size (``BaselineResult.model_size``), read from the final (early-stopped) ensemble:
 
@@ -48,11 +49,24 @@ from lmbench.baselines.common import (
     InverseTarget,
     check_split,
 )
+from lmbench.baselines.torch_utils import thread_cap
 from lmbench.baselines.tuning import TuningSettings, run_tuning
 from lmbench.metrics import n_classes_of, to_labels
 
-DEFAULT_THREADS = 2
+DEFAULT_THREADS = "auto"
 DEFAULT_EARLY_STOPPING_ROUNDS = 50
+
+
+def gbdt_threads(value: Any) -> int:
+    """A GBDT thread setting: a positive int as given, or ``auto`` = :func:`thread_cap` (so two
+    joblib launcher workers on 2 cores get one thread each instead of oversubscribing)."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return thread_cap()
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"GBDT threads (n_jobs / thread_count) must be a positive int or auto, got {value!r}"
+        )
+    return value
 
 
 def search_xgboost(
@@ -90,7 +104,7 @@ def search_xgboost(
             return self.deadline.expired()
 
     def fit_point(params: dict[str, Any], deadline: Deadline) -> FitOutcome:
-        params.setdefault("n_jobs", DEFAULT_THREADS)
+        params["n_jobs"] = gbdt_threads(params.get("n_jobs", DEFAULT_THREADS))
         params.setdefault("early_stopping_rounds", DEFAULT_EARLY_STOPPING_ROUNDS)
         params.setdefault("eval_metric", eval_metric)
         params["random_state"] = seed
@@ -150,7 +164,7 @@ def search_catboost(
             return not self.deadline.expired()  # CatBoost: False stops training
 
     def fit_point(params: dict[str, Any], deadline: Deadline) -> FitOutcome:
-        params.setdefault("thread_count", DEFAULT_THREADS)
+        params["thread_count"] = gbdt_threads(params.get("thread_count", DEFAULT_THREADS))
         params.setdefault("early_stopping_rounds", DEFAULT_EARLY_STOPPING_ROUNDS)
         params["random_seed"] = seed
         params["use_best_model"] = True

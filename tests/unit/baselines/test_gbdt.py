@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from lmbench.baselines import TuningSettings, search_catboost, search_xgboost
+from lmbench.baselines.gbdt import gbdt_threads
 
 #: The default configuration only: these tests pin library specifics, not the sampling.
 ONE_TRIAL = TuningSettings(n_samples=0)
@@ -60,14 +61,17 @@ def test_catboost_model_size_matches_tree_depths(task, splits, quick_cfg) -> Non
     assert model.tree_count_ < 200  # use_best_model trimmed the ensemble
 
 
-def test_threads_and_seed_are_pinned(splits, quick_cfg) -> None:
+def test_threads_and_seed_are_pinned(splits, quick_cfg, monkeypatch) -> None:
+    # `auto` (the shipped setting) is the cores this process may use, split among launcher
+    # workers through OMP_NUM_THREADS, as joblib's loky workers get it
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     split = splits["binary"]
     xgb_cfg = quick_cfg("xgboost", threads=None)  # the shipped thread setting
     xgb_cfg["params"]["random_state"] = 123  # the run seed must win over the config
     xgb_result = search_xgboost(
         **split.train_val(), task="binary", cfg=xgb_cfg, seed=7, tuning=ONE_TRIAL
     )
-    assert xgb_result.model.get_params()["n_jobs"] == 2
+    assert xgb_result.model.get_params()["n_jobs"] == 1
     assert xgb_result.model.get_params()["random_state"] == 7
 
     cb_result = search_catboost(
@@ -75,7 +79,13 @@ def test_threads_and_seed_are_pinned(splits, quick_cfg) -> None:
         tuning=ONE_TRIAL,
     )
     params = cb_result.model.get_params()
-    assert params["thread_count"] == 2 and params["random_seed"] == 7
+    assert params["thread_count"] == 1 and params["random_seed"] == 7
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True, "two"])
+def test_bad_gbdt_thread_settings_name_the_knob(bad) -> None:
+    with pytest.raises(ValueError, match="n_jobs / thread_count"):
+        gbdt_threads(bad)
 
 
 @pytest.mark.parametrize("search", [search_xgboost, search_catboost])
