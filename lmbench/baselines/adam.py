@@ -7,10 +7,12 @@ A caller may fix the network with ``model_factory`` instead (then ``hidden`` and
 must not be set). Protocol:
 
 * mini-batch Adam, data reshuffled every epoch by a generator seeded from the run seed;
-* loss ``mse`` (default): ``torch.nn.MSELoss`` on the network output against the one-hot or
-  standardised targets, the loss LM minimises; ``cross_entropy`` trains the pre-softmax logits
-  with ``F.cross_entropy`` instead, which needs an ``nn.Sequential`` ending in ``nn.Softmax``
-  (the softmax is skipped while training and kept for prediction);
+* loss ``auto`` (the shipped setting): the loss LM's ``loss: auto`` minimises for the task,
+  ``cross_entropy`` for classification and ``mse`` for regression; ``mse``:
+  ``torch.nn.MSELoss`` on the network output against the one-hot or standardised targets (the
+  original library's loss); ``cross_entropy`` trains the pre-softmax logits with
+  ``F.cross_entropy``, which needs an ``nn.Sequential`` ending in ``nn.Softmax`` (the softmax is
+  skipped while training and kept for prediction);
 * after each epoch the loss on the whole train and validation splits is measured (eval mode);
   training stops after ``patience`` epochs without a validation improvement larger than
   ``min_delta``, at ``max_epochs``, or when the trial's time limit has passed, and the
@@ -30,7 +32,7 @@ import copy
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -58,7 +60,7 @@ from lmbench.metrics import to_labels
 from lmbench.models import build_mlp, head_for_task
 
 ModelFactory = Callable[[], nn.Module]
-LOSSES: tuple[str, ...] = ("mse", "cross_entropy")
+LOSSES: tuple[str, ...] = ("auto", "mse", "cross_entropy")
 #: Settings that describe the network; a caller's ``model_factory`` replaces them.
 NETWORK_KEYS: tuple[str, ...] = ("hidden", "activation")
 
@@ -149,6 +151,8 @@ def search_adam(
 
     def fit_point(params: dict[str, Any], deadline: Deadline) -> FitOutcome:
         settings = AdamSettings.from_mapping(params)
+        if settings.loss == "auto":  # the loss LM's `loss: auto` picks for the task
+            settings = replace(settings, loss="mse" if task == "regression" else "cross_entropy")
         torch.manual_seed(seed)
         if model_factory is not None:
             model = model_factory()

@@ -45,6 +45,23 @@ def test_early_stopping_restores_the_best_validation_weights(loss, splits, facto
     assert restored == pytest.approx(min(val_history), rel=1e-6)
 
 
+@pytest.mark.parametrize(("task", "expected"), [("multiclass", "cross_entropy"), ("regression", "mse")])
+def test_auto_loss_is_the_one_lm_minimises_for_the_task(task, expected, splits) -> None:
+    split = splits[task]
+    cfg = _cfg(max_epochs=5, patience=5, loss="auto", hidden=[8])
+    result = search_adam(
+        **split.train_val(), task=task, cfg=cfg, seed=0, tuning=DEFAULT_ONLY
+    )
+    best = result.history["val_loss"][result.trials[0].best_iteration - 1]
+    restored = evaluation_loss(result.model, split.x_val, split.y_val, task, expected)
+    assert restored == pytest.approx(best, rel=1e-6)
+    other = "mse" if expected == "cross_entropy" else None
+    if other:  # the two losses differ on the same weights, so the match above is informative
+        assert evaluation_loss(result.model, split.x_val, split.y_val, task, other) != (
+            pytest.approx(best, rel=1e-3)
+        )
+
+
 def test_every_trial_starts_from_the_same_weights(splits, factory_for) -> None:
     split = splits["binary"]
     cfg = _cfg(space={"lr": {"type": "categorical", "choices": [0.01]}}, max_epochs=3)
