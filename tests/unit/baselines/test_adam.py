@@ -45,7 +45,9 @@ def test_early_stopping_restores_the_best_validation_weights(loss, splits, facto
     assert restored == pytest.approx(min(val_history), rel=1e-6)
 
 
-@pytest.mark.parametrize(("task", "expected"), [("multiclass", "cross_entropy"), ("regression", "mse")])
+@pytest.mark.parametrize(
+    ("task", "expected"), [("multiclass", "cross_entropy"), ("regression", "mse")]
+)
 def test_auto_loss_is_the_one_lm_minimises_for_the_task(task, expected, splits) -> None:
     split = splits[task]
     cfg = _cfg(max_epochs=5, patience=5, loss="auto", hidden=[8])
