@@ -21,14 +21,16 @@ from lmbench.core.losses import Loss
 
 def output_factor(
     loss: Loss, out: torch.Tensor, y: torch.Tensor, dtype: torch.dtype
-) -> torch.Tensor | None:
-    """A per sample, shaped (m, k, O), with H = A^T A; None for mse (A = I)."""
-    if loss.name == "mse":
-        return None
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """(A, r^) per sample: A shaped (m, k, O) with H = A^T A (None for mse, A = I) and the
+    transformed residuals r^ shaped (m, k), so that the output gradient is g = A^T r^."""
     m, o = out.shape
+    if loss.name == "mse":
+        return None, (out - y).to(dtype)
     identity = torch.eye(o, dtype=dtype, device=out.device).expand(m, o, o).reshape(m * o, o)
-    rows, _ = loss.gauss_newton_rows(identity, out, y, dtype)
-    return rows.reshape(m, loss.rows_per_sample(o), o)
+    rows, residuals = loss.gauss_newton_rows(identity, out, y, dtype)
+    k = loss.rows_per_sample(o)
+    return rows.reshape(m, k, o), residuals.reshape(m, k)
 
 
 def apply_curvature(factor: torch.Tensor | None, u: torch.Tensor) -> torch.Tensor:

@@ -28,12 +28,16 @@ Peak memory of one epoch beyond the data and the model itself (what the engine a
   J was built whole (2*M*P transiently): ``s * max(2*M*P, M*P + 2*M^2)``.
 * cache (matrix-free CG): one chunk in memory at a time while writing and while reading back,
   plus O(P) CG vectors: ``s * (2*c*O*P + 12*P)``; on disk ``s * (M*P + M)`` (the seed's formula).
-* matrix_free: ``MATRIX_FREE_VECTORS`` = 14 P-vectors (weights, gradient, diagonal, scaling,
-  preconditioner, CG's x, r, z, direction and image, the product's sum, tangent and pullback,
-  the warm start) plus the gradient/diagonal pass's Jacobian block of b = max(1, 16 // O)
-  samples (``2*b*O*P``, like a chunk above): ``s * (14*P + 2*b*O*P)``, whatever N is; plus one
-  chunk's activations (model-specific: ``activation_floats`` per sample, about 3 copies live
-  in a jvp/vjp pass), nothing on disk.
+* matrix_free, two phases that do not overlap, whatever N is, nothing on disk: the
+  gradient/diagonal pass holds a per-sample Jacobian block of b = max(1, 16 // O) samples
+  (``b*O*P``, taken layer by layer and never concatenated; 2x for losses other than mse, whose
+  factor A is applied to one layer at a time) and 4 P-vectors; a damping trial holds
+  ``MATRIX_FREE_VECTORS`` = 16 P-vectors (gradient, diagonal, scaling, preconditioner, shift,
+  CG's rhs, x, r, z, direction and image, the product's sum and pullback, the warm start,
+  the trial weights) and one chunk's activations twice (primal and tangent, or saved and
+  their gradients):
+  ``s * max(4*P + b*O*P, 16*P + 2*c*a)`` with a = ``activation_floats`` per sample
+  (model-specific, 0 when unknown).
 
 Floating-point work of one epoch (multiply-adds counted as 2 flops):
 
@@ -65,7 +69,7 @@ ENGINES: tuple[Engine, ...] = (
     "in_memory_primal", "in_memory_dual", "streaming", "cache", "matrix_free"
 )
 #: P-vectors the matrix-free engine holds (see the module doc).
-MATRIX_FREE_VECTORS = 14
+MATRIX_FREE_VECTORS = 16
 #: Residual rows per Jacobian block of its gradient/diagonal pass (``core.matrix_free``).
 MATRIX_FREE_DIAGONAL_ROWS = 16
 #: Samples per chunk the model suggests for it: activations, not weights, bound the chunk.
@@ -212,8 +216,8 @@ def estimate(
         flops = jacobian_flops + m * m * p + trials * m**3 / 3 + evaluate_flops
         disk = 0
     elif engine == "matrix_free":
-        block = min(c, matrix_free_block(o)) * o * p * (2 if loss == "mse" else 3)
-        memory = s * (MATRIX_FREE_VECTORS * p + block + 3 * c * activation_floats)
+        block = min(c, matrix_free_block(o)) * o * p * (1 if loss == "mse" else 2)
+        memory = s * max(4 * p + block, MATRIX_FREE_VECTORS * p + 2 * c * activation_floats)
         flops = jacobian_flops + trials * (cg_iterations + 1) * 10.0 * n * p + evaluate_flops
         disk = 0
     else:

@@ -12,9 +12,9 @@ Gauss-Newton curvature, g its output gradient) without a Jacobian or a P x P mat
   over data-parallel workers (``Reducer.sum_``), as are the gradient and the diagonal.
 * **gradient and preconditioner** (``gradient_and_diagonal``): once per accepted point, J^ = A J
   is built for blocks of at most ``DIAGONAL_ROWS`` residual rows (per-sample reverse-mode
-  Jacobians, ``ResidualFunction.jacobian``), folded into g = J^T r^ and diag(J^T H J) = column
-  sums of squares of J^, and dropped. Cost: about one Jacobian pass (O vector-Jacobian
-  products per sample); memory: the block, about 2 * DIAGONAL_ROWS * P floats (3x for losses
+  Jacobians, layer by layer), folded into g = J^T r^ and diag(J^T H J) = column sums of squares
+  of J^, and dropped. Cost: about one Jacobian pass (O vector-Jacobian products per sample);
+  memory: the block, about DIAGONAL_ROWS * P floats plus one layer's A J (2x for losses
   other than mse), independent of N.
 * **solve** (``StreamedSystem.solve``): preconditioned CG (``preconditioned_cg``) with the
   Jacobi preconditioner diag(J^T H J) + mu D (D = I, or the Marquardt scaling diag(J^T H J) when
@@ -34,10 +34,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import torch
-from torch.func import functional_call, jvp, vjp
+from torch.func import functional_call, jacrev, jvp, vjp, vmap
 
 from lmbench.core.curvature import apply_curvature, output_factor
 from lmbench.core.distributed import Reducer
@@ -161,7 +161,8 @@ class GaussNewtonProducts:
                 return self.outputs(theta, x)
 
             out, jv = jvp(forward, (self.theta,), (tangent,))
-            weighted = apply_curvature(output_factor(self.loss, out, y, self.dtype), jv)
+            factor, _ = output_factor(self.loss, out, y, self.dtype)
+            weighted = apply_curvature(factor, jv)
             del jv
             _, pullback = vjp(forward, self.theta)
             (image,) = pullback(weighted.to(out.dtype))
@@ -190,24 +191,44 @@ def gradient_and_diagonal(
     dtype: torch.dtype,
     n_outputs: int,
 ) -> GradientAndDiagonal:
-    """One pass of per-sample Jacobian blocks (``DIAGONAL_ROWS`` rows each), never kept."""
+    """One pass of per-sample Jacobian blocks (``DIAGONAL_ROWS`` rows each), never kept.
+
+    Each block is taken layer by layer (reverse mode, ``vmap(jacrev)`` over the samples, with
+    respect to the named parameters): the rows A J of each layer are folded into that layer's
+    slice of g and of the diagonal, so no flat (rows x P) copy is ever assembled.
+    """
+    flat = residual_fn.flat
     count = theta.numel()
     acc = GradientAndDiagonal(
         torch.zeros(count, dtype=dtype, device=theta.device),
         torch.zeros(count, dtype=dtype, device=theta.device),
     )
     block = max(1, DIAGONAL_ROWS // max(n_outputs, 1))
+    buffers = flat.buffers()
+
+    def single(params: dict[str, torch.Tensor], row: torch.Tensor) -> tuple[Any, Any]:
+        out = functional_call(flat.model, (params, buffers), (row.unsqueeze(0),)).reshape(-1)
+        return out, out
+
+    per_sample = vmap(jacrev(single, has_aux=True), in_dims=(None, 0))
     for x, y in chunks():
         for start in range(0, x.shape[0], block):
-            jac, out = residual_fn.jacobian(theta, x[start : start + block])
-            rows, residuals = loss.gauss_newton_rows(jac, out, y[start : start + block], dtype)
-            del jac, out
-            rows, residuals = rows.to(dtype), residuals.to(dtype)
-            acc.gradient.addmv_(rows.T, residuals)
-            acc.diagonal.add_(torch.linalg.vector_norm(rows, dim=0).square_())
-            acc.objective += 0.5 * float(residuals @ residuals)
+            jac, out = per_sample(flat.as_dict(theta), x[start : start + block])
+            factor, residuals = output_factor(loss, out, y[start : start + block], dtype)
+            flat_residuals = residuals.reshape(-1)
+            offset = 0
+            for name, size in zip(flat.names, flat.numels, strict=True):
+                piece = jac.pop(name).reshape(out.shape[0], out.shape[1], size).to(dtype)
+                rows = piece if factor is None else torch.einsum("mko,mon->mkn", factor, piece)
+                rows = rows.reshape(-1, size)  # (m*k, n) rows of J^ for this layer
+                acc.gradient[offset : offset + size].addmv_(rows.T, flat_residuals)
+                diagonal = acc.diagonal[offset : offset + size]
+                for row in rows:  # row by row: no squared copy of the block
+                    diagonal.addcmul_(row, row)
+                offset += size
+                del piece, rows
+            acc.objective += 0.5 * float(flat_residuals @ flat_residuals)
             acc.n_residuals += residuals.numel()
-            del rows, residuals
     totals = torch.tensor([acc.objective, acc.n_residuals], dtype=torch.float64,
                           device=theta.device)
     reducer.sum_(totals)

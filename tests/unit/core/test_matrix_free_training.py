@@ -119,3 +119,19 @@ def test_two_gloo_ranks_match_one_process(tmp_path, loss):
     assert two["loss"] == pytest.approx(one["loss"], rel=1e-6)
     for name, value in one["state"].items():
         torch.testing.assert_close(two["state"][name], value, rtol=1e-6, atol=1e-9)
+
+
+def test_shipped_hydra_config_selects_matrix_free():
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
+    import lmbench
+
+    conf = Path(lmbench.__file__).parent / "conf"
+    with initialize_config_dir(config_dir=str(conf), version_base=None):
+        cfg = compose(config_name="config", overrides=["trainer=lm_matrix_free"])
+    values = {**cfg.trainer, "loss": "mse"}
+    settings = TrainerSettings.from_mapping(values, ignore=("name", "runner", "budget"))
+    assert settings.engine == "matrix_free" and settings.cg_max_iter == 50
+    assert plan_engine(settings.engine).solver == "matrix_free"
