@@ -92,6 +92,8 @@ class TrainerSettings:
             getattr(torch, str(self.system_dtype), None), torch.dtype
         ):
             raise ValueError(f"system_dtype must name a torch dtype, got {self.system_dtype!r}")
+        if self.cg_max_iter < 1:
+            raise ValueError(f"cg_max_iter must be >= 1, got {self.cg_max_iter}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.memory_budget_bytes is not None and self.memory_budget_bytes <= 0:

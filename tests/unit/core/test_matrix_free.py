@@ -24,6 +24,7 @@ from lmbench.core.matrix_free import (
 )
 from lmbench.core.params import FlatParameters
 from lmbench.core.sources import TensorSource
+from lmbench.core.system import SystemAccumulator
 
 N_SAMPLES, N_INPUTS, N_OUTPUTS = 23, 3, 3
 
@@ -106,6 +107,15 @@ def test_products_gradient_and_diagonal_match_explicit_references(loss_name):
     assert pieces.n_residuals == rows
 
 
+def cholesky_system(loss, flat, theta, x, y):
+    """The primal (Cholesky) system of the other engines, from the same rows."""
+    residual_fn = ResidualFunction(flat, N_OUTPUTS)
+    accumulator = SystemAccumulator(theta.numel(), "primal", torch.float64, theta.device)
+    jac, out = residual_fn.jacobian(theta, x)
+    accumulator.add(*loss.gauss_newton_rows(jac, out, y, torch.float64))
+    return accumulator.finish()
+
+
 @pytest.mark.parametrize("loss_name", ["mse", "cross_entropy"])
 @pytest.mark.parametrize("scale_by_diagonal", [False, True])
 def test_cg_to_tolerance_gives_the_cholesky_step(loss_name, scale_by_diagonal):
@@ -120,6 +130,10 @@ def test_cg_to_tolerance_gives_the_cholesky_step(loss_name, scale_by_diagonal):
     step = system.solve(mu, scale_by_diagonal)
     assert system.iterations[-1] <= system.max_iter
     torch.testing.assert_close(step.delta, expected, rtol=1e-8, atol=1e-10)
+    # the Cholesky engine's own step (J^T J assembled from Jacobian rows, then factored)
+    cholesky = cholesky_system(loss, flat, theta, x, y).solve(mu, scale_by_diagonal)
+    torch.testing.assert_close(step.delta, cholesky.delta, rtol=1e-8, atol=1e-10)
+    assert step.predicted_reduction == pytest.approx(cholesky.predicted_reduction, rel=1e-8)
     quadratic = -(gradient @ expected) - 0.5 * expected @ gram @ expected
     assert step.predicted_reduction == pytest.approx(float(quadratic), rel=1e-8)
     # warm start: the same system again starts at the solution and stops at once

@@ -33,9 +33,10 @@ def fresh_model():
 @pytest.mark.parametrize("loss", LOSS_NAMES)
 def test_loss_history_matches_cholesky_lm(loss):
     """float64, CG to its 1e-10 relative residual: the same trials are accepted and the loss
-    histories agree to 1e-7 relative (observed ~1e-12); Marquardt scaling for cross-entropy."""
+    histories agree to 1e-7 relative (observed ~1e-12); Marquardt scaling for cross-entropy and
+    the gain-ratio rule (which reads the predicted reduction) for bce."""
     x, y = small_problem(loss)
-    damping = "marquardt" if loss == "cross_entropy" else "seed"
+    damping = {"cross_entropy": "marquardt", "bce": "gain_ratio"}.get(loss, "seed")
     base = TrainerSettings(max_epochs=3, min_error=None, form="primal", loss=loss,
                            damping=damping, chunk_rows=24)
     reference = base.fit(fresh_model(), x, y)
@@ -44,6 +45,23 @@ def test_loss_history_matches_cholesky_lm(loss):
     assert free.trials == reference.trials
     assert free.loss == pytest.approx(reference.loss, rel=1e-7)
     assert free.loss[-1] < free.loss[0]
+
+
+def test_truncated_float32_cg_trains_with_checkpoints_callbacks_and_resume(tmp_path):
+    x, y = small_problem("mse", rows=64)
+    x, y = x.float(), y.float()
+    seen = []
+    settings = TrainerSettings(engine="matrix_free", max_epochs=3, min_error=None,
+                               cg_max_iter=3, damping="gain_ratio")
+    model = fresh_model().float()
+    first = settings.fit(model, x, y, checkpoint_dir=tmp_path,
+                         callbacks=[lambda info: seen.append(info.epoch)])
+    assert seen == [0, 1, 2, 3]
+    assert first.loss[-1] < first.loss[0] and first.stop_reason == "max_epochs"
+    trainer = settings.with_(max_epochs=5).build(model)
+    resumed = trainer.fit(x, y, resume_from=tmp_path / "epoch_0003.pt")
+    assert resumed.loss[:4] == first.loss and len(resumed.loss) == 6
+    assert resumed.loss[-1] <= first.loss[-1]
 
 
 def test_seed_api_runs_matrix_free_from_tensors_and_loaders(tmp_path):
@@ -93,6 +111,8 @@ def test_bad_input_errors():
         train_levenberg(fresh_model(), x, y, nn.MSELoss(), engine="cache")
     with pytest.raises(ValueError, match="'cache' or 'matrix_free'"):
         train_distributed_levenberg(fresh_model(), [(x, y)], nn.MSELoss(), engine="dense")
+    with pytest.raises(ValueError, match="cg_max_iter must be >= 1"):
+        TrainerSettings(engine="matrix_free", cg_max_iter=0)
     with pytest.raises(ValueError, match="y has shape"):
         TrainerSettings(engine="matrix_free").fit(fresh_model(), x, y[:, :1].repeat(1, 3))
 
