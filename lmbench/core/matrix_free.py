@@ -26,8 +26,10 @@ to ``cg_tolerance(dtype)`` (1e-4 in float32, 1e-10 in float64), after ``max_iter
 (the trainer's ``cg_max_iter``), or when a direction shows no positive curvature (rounding).
 The warm start is dropped when it is no better than zero on the quadratic model. The predicted
 reduction of the linear model comes from CG's own residual r: with (B + mu D) delta = b - r and
-b = -g, it is 1/2 (-g^T delta + delta^T r + mu delta^T D delta), exact for a truncated solve
-without one more product.
+b = -g, it is 1/2 (-g^T delta + delta^T r + mu delta^T D delta): right for a truncated solve
+too (up to the rounding drift of CG's updated residual), without one more product.
+The trainer's ``jacobian_mode`` does not apply here: the gradient/diagonal pass is always
+reverse mode (matrix-free problems have P far above O).
 """
 
 from __future__ import annotations
