@@ -74,6 +74,7 @@ def train_levenberg(
     return_history: bool = False,
     batch_size: int | None = None,
     shuffle_seed: int = 0,
+    engine: Literal["in_memory", "matrix_free"] = "in_memory",
 ) -> Any:
     """Train ``model`` in memory with LM; returns (loss, val, mu, epoch_time) lists.
 
@@ -95,6 +96,9 @@ def train_levenberg(
     rows, reshuffled every epoch from ``shuffle_seed``, mu carried from batch to batch
     (``lmbench.core.minibatch``); the epoch's loss is a full pass after its last batch. None
     (the default): the seed's one full-batch step per epoch.
+    ``engine``: ``in_memory`` (J^T J or J J^T and Cholesky, the seed's way) or ``matrix_free``
+    (conjugate gradients on Jacobian-vector products: no Jacobian, memory O(P), for models whose
+    P x P system does not fit).
 
     What LM minimises follows ``loss_fn``: ``nn.MSELoss`` (squared error, the seed's objective),
     ``nn.CrossEntropyLoss`` (logits; class-index or one-hot targets), ``nn.BCEWithLogitsLoss``
@@ -103,10 +107,12 @@ def train_levenberg(
     error (never a silent squared-error fit): to minimise one loss and report another, use
     ``LevenbergMarquardt(model, loss=..., loss_fn=...)``.
     """
+    if engine not in ("in_memory", "matrix_free"):
+        raise ValueError(f"engine must be 'in_memory' or 'matrix_free', got {engine!r}")
     callbacks = _merge_callbacks(metrics_callbacks, metric_callbacks)
     settings = _seed_settings(mu_init, min_error, max_epochs, inner_steps, demping_coef, mu_max,
                               mini_batch_size=batch_size, mini_batch_seed=int(shuffle_seed),
-                              **_objective(loss_fn))
+                              engine=engine, **_objective(loss_fn))
     bar, extra = _extras(snap_folder, verbose, max_epochs, "train_levenberg")
     trainer = settings.build(model, loss_fn=loss_fn, callbacks=extra + callbacks,
                              checkpoint_dir=snap_folder, device=device)
@@ -179,7 +185,7 @@ def train_distributed_levenberg(
     device: str | torch.device | None = None,
     temp_folder: str | Path = "./temp",
     metrics_callbacks: CallbackSpec = None,
-    engine: Literal["auto", "streaming", "cache"] = "auto",
+    engine: Literal["auto", "streaming", "cache", "matrix_free"] = "auto",
     memory_budget_bytes: int | None = None,
     metric_callbacks: CallbackSpec = None,
     mu_max: float = SEED_MU_MAX,
@@ -191,8 +197,10 @@ def train_distributed_levenberg(
 
     engine: ``streaming`` accumulates J^T J chunk by chunk (memory O(P^2 + chunk*O*P), no
     Jacobian kept); ``cache`` writes Jacobian chunks to ``temp_folder`` once per epoch and
-    solves by conjugate gradients (for P x P too large for memory); ``auto`` picks streaming
-    when J^T J and its factor fit ``memory_budget_bytes`` (default: 3/4 of available memory).
+    solves by conjugate gradients (for P x P too large for memory); ``matrix_free`` solves by
+    conjugate gradients on Jacobian-vector products streamed from ``x_loader`` (no Jacobian, no
+    disk, memory O(P)); ``auto`` picks streaming when J^T J and its factor fit
+    ``memory_budget_bytes`` (default: 3/4 of available memory), else the cache.
     Under ``torchrun`` with an initialised process group, each rank passes the loader of its
     own shard and the system is all-reduced (data-parallel LM). Returns the seed's 4 lists as a
     ``SeedResult``; ``loss_fn``, ``snap_folder``, ``metrics_callbacks``/``metric_callbacks``,
@@ -203,8 +211,10 @@ def train_distributed_levenberg(
     loader (``DataLoader(..., shuffle=True, generator=...)``); the ``cache`` engine is not
     offered; under torchrun every rank must yield the same number of batches.
     """
-    if engine not in ("auto", "streaming", "cache"):
-        raise ValueError(f"engine must be 'auto', 'streaming' or 'cache', got {engine!r}")
+    if engine not in ("auto", "streaming", "cache", "matrix_free"):
+        raise ValueError(
+            f"engine must be 'auto', 'streaming', 'cache' or 'matrix_free', got {engine!r}"
+        )
     callbacks = _merge_callbacks(metrics_callbacks, metric_callbacks)
     settings = _seed_settings(
         mu_init, min_error, max_epochs, inner_steps, demping_coef, mu_max, engine=engine,

@@ -16,5 +16,8 @@ Modules (import them directly; this package imports nothing, so that the light o
 * ``measure``: one epoch of one engine at one size (``python -m lmbench.bench.measure``);
 * ``scale``: streaming at scale and data-parallel scaling (``python -m lmbench.bench.scale``);
 * ``gate``: the CI speed gate (``python -m lmbench.bench.gate``);
-* ``gpu_check``: the GPU limits check (``python -m lmbench.bench.gpu_check``).
+* ``gpu_check``: the GPU limits check (``python -m lmbench.bench.gpu_check``);
+* ``matrix_free``: the matrix-free engine's memory against P and epoch time on the CPU
+  (``python -m lmbench.bench.matrix_free scale``); ``gpu_matrix_free``: its GPU sibling, the
+  largest P within a budget and epoch times at 1M and 10M weights.
 """

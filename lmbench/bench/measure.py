@@ -32,6 +32,7 @@ VARIANT_ENGINES: dict[str, tuple[str, str]] = {
     "in_memory_dual": ("in_memory", "dual"),
     "streaming": ("streaming", "primal"),
     "cache": ("cache", "primal"),
+    "matrix_free": ("matrix_free", "primal"),
 }
 
 
@@ -121,7 +122,7 @@ def measure_point(
         model.load_state_dict(initial)
         with PeakMemoryInUse(dev) as peak:
             started = time.perf_counter()
-            if engine in ("streaming", "cache"):
+            if engine in ("streaming", "cache", "matrix_free"):
                 chunks = [(x[i : i + chunk], y[i : i + chunk]) for i in range(0, n_samples, chunk)]
                 history = trainer.fit_loader(chunks)
             else:
@@ -136,7 +137,8 @@ def measure_point(
     trials = int(history.trials[1]) if len(history.trials) > 1 else 0
     predicted = estimate(
         Problem(n_samples, n_outputs, real_params, torch.finfo(dtype).bits // 8),
-        engine, chunk, trials=max(trials, 1),
+        engine, chunk, trials=max(trials, 1), cg_iterations=cg_max_iter,
+        activation_floats=activation_floats(model),
     )
     epoch = history.epoch_time[1] if len(history.epoch_time) > 1 else wall
     return Measurement(
@@ -158,6 +160,13 @@ def measure_point(
         trials=trials,
         achieved_gflops=predicted.flops / epoch / 1e9 if epoch > 0 else math.nan,
     )
+
+
+def activation_floats(model: torch.nn.Module) -> int:
+    """Floats one sample's activations take in the benchmark MLP: each Linear layer's output
+    and, for the hidden one, its tanh (what a forward pass saves for the backward one)."""
+    widths = [m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    return sum(widths) + sum(widths[:-1])
 
 
 def _at(series: list[float]) -> float:

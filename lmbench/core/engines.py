@@ -5,10 +5,13 @@ Engines (what a user or a config names):
 * ``in_memory``: rows from tensors in memory; J^T J (primal) or J J^T (dual) and Cholesky;
 * ``streaming``: rows streamed from a loader; J^T J accumulated chunk by chunk, Cholesky;
 * ``cache``: rows streamed once per epoch into a Jacobian cache on disk; matrix-free CG;
-* ``auto``: streaming while J^T J and its factor fit the memory budget, else cache.
+* ``matrix_free``: no Jacobian anywhere: CG on Jacobian-vector products (jvp then vjp) over
+  rows streamed from tensors or a loader (``lmbench.core.matrix_free``); memory O(P);
+* ``auto``: streaming while J^T J and its factor fit the memory budget, else the cache while
+  it has a folder and its disk (when known), else matrix_free.
 
 The cost model below prices each *variant* (an engine with its system form): ``in_memory_primal``,
-``in_memory_dual``, ``streaming`` and ``cache``. The trainer's automatic choices,
+``in_memory_dual``, ``streaming``, ``cache`` and ``matrix_free``. The trainer's automatic choices,
 ``lmbench-limits`` and the reports all read it from here.
 
 Symbols: N samples, O outputs per sample, M = N*O residual rows, P weights, c rows per Jacobian
@@ -25,6 +28,16 @@ Peak memory of one epoch beyond the data and the model itself (what the engine a
   J was built whole (2*M*P transiently): ``s * max(2*M*P, M*P + 2*M^2)``.
 * cache (matrix-free CG): one chunk in memory at a time while writing and while reading back,
   plus O(P) CG vectors: ``s * (2*c*O*P + 12*P)``; on disk ``s * (M*P + M)`` (the seed's formula).
+* matrix_free, two phases that do not overlap, whatever N is, nothing on disk: the
+  gradient/diagonal pass holds a per-sample Jacobian block of b = max(1, 16 // O) samples
+  (``b*O*P``, taken layer by layer and never concatenated; 2x for losses other than mse, whose
+  factor A is applied to one layer at a time) and 4 P-vectors; a damping trial holds
+  ``MATRIX_FREE_VECTORS`` = 16 P-vectors (gradient, diagonal, scaling, preconditioner, shift,
+  CG's rhs, x, r, z, direction and image, the product's sum and pullback, the warm start,
+  the trial weights) and one chunk's activations twice (primal and tangent, or saved and
+  their gradients):
+  ``s * max(4*P + b*O*P, 16*P + 2*c*a)`` with a = ``activation_floats`` per sample
+  (model-specific, 0 when unknown).
 
 Floating-point work of one epoch (multiply-adds counted as 2 flops):
 
@@ -33,7 +46,8 @@ Floating-point work of one epoch (multiply-adds counted as 2 flops):
 * system: ``M * P^2`` for the upper triangle of J^T J (half the 2*M*P^2 of a full GEMM),
   ``M^2 * P`` for the dual kernel;
 * solves: ``t * P^3 / 3`` (Cholesky) or ``t * M^3 / 3`` (dual); CG: ``t * k * 4 * M * P`` for k
-  iterations;
+  iterations; matrix-free CG: ``t * (k + 1) * 10 * N * P`` (each product is a jvp pass, about
+  two forward passes' work, and a vjp pass, about three: two passes over the data, 10 N P);
 * loss evaluations: ``t * 2 * N * P``.
 """
 
@@ -42,16 +56,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-EngineName = Literal["in_memory", "streaming", "cache", "auto"]
-#: Engines a user can name (``auto`` resolves to one of the last two).
-ENGINE_NAMES: tuple[EngineName, ...] = ("in_memory", "streaming", "cache", "auto")
+EngineName = Literal["in_memory", "streaming", "cache", "matrix_free", "auto"]
+#: Engines a user can name (``auto`` resolves to one of the three before it).
+ENGINE_NAMES: tuple[EngineName, ...] = ("in_memory", "streaming", "cache", "matrix_free", "auto")
 FormChoice = Literal["auto", "primal", "dual"]
-SolverName = Literal["cholesky", "cg"]
+SolverName = Literal["cholesky", "cg", "matrix_free"]
 SourceKind = Literal["tensors", "loader"]
 
 #: A costed variant: an engine together with its system form.
-Engine = Literal["in_memory_primal", "in_memory_dual", "streaming", "cache"]
-ENGINES: tuple[Engine, ...] = ("in_memory_primal", "in_memory_dual", "streaming", "cache")
+Engine = Literal["in_memory_primal", "in_memory_dual", "streaming", "cache", "matrix_free"]
+ENGINES: tuple[Engine, ...] = (
+    "in_memory_primal", "in_memory_dual", "streaming", "cache", "matrix_free"
+)
+#: P-vectors the matrix-free engine holds (see the module doc).
+MATRIX_FREE_VECTORS = 16
+#: Residual rows per Jacobian block of its gradient/diagonal pass (``core.matrix_free``).
+MATRIX_FREE_DIAGONAL_ROWS = 16
+#: Samples per chunk the model suggests for it: activations, not weights, bound the chunk.
+MATRIX_FREE_CHUNK = 1024
 
 
 @dataclass(frozen=True)
@@ -68,6 +90,8 @@ class EnginePlan:
         """The cost model's name for this plan (``in_memory`` splits by form)."""
         if self.engine == "in_memory":
             return "in_memory_dual" if self.form == "dual" else "in_memory_primal"
+        if self.engine == "matrix_free":
+            return "matrix_free"
         return "cache" if self.solver == "cg" else "streaming"
 
 
@@ -81,8 +105,10 @@ def plan_engine(engine: str, form: str = "auto") -> EnginePlan:
         return EnginePlan("streaming", "primal", "cholesky", "loader")
     if engine == "cache":
         return EnginePlan("cache", "primal", "cg", "loader")
+    if engine == "matrix_free":
+        return EnginePlan("matrix_free", "primal", "matrix_free", "loader")
     raise ValueError(
-        f"engine must be one of {ENGINE_NAMES[:3]} (or 'auto' resolved by resolve_auto), "
+        f"engine must be one of {ENGINE_NAMES[:4]} (or 'auto' resolved by resolve_auto), "
         f"got {engine!r}"
     )
 
@@ -97,9 +123,28 @@ def streaming_fits(n_params: int, itemsize: int, budget_bytes: int) -> bool:
     return 2 * itemsize * n_params * n_params <= budget_bytes
 
 
-def resolve_auto(n_params: int, itemsize: int, budget_bytes: int) -> EngineName:
-    """``auto``: streaming while J^T J and its factor fit the budget, else the disk cache."""
-    return "streaming" if streaming_fits(n_params, itemsize, budget_bytes) else "cache"
+def cache_fits(
+    n_params: int, itemsize: int, budget_bytes: int, disk_bytes: int | None = None,
+    n_rows: int | None = None,
+) -> bool:
+    """Whether the disk cache runs: its vectors and a one-sample chunk fit the memory budget,
+    and (when both are known) its M x P file fits ``disk_bytes``; ``disk_bytes=0``: no folder."""
+    if itemsize * (12 + 2) * n_params > budget_bytes or disk_bytes == 0:
+        return False
+    return disk_bytes is None or n_rows is None or itemsize * n_rows * (n_params + 1) <= disk_bytes
+
+
+def resolve_auto(
+    n_params: int, itemsize: int, budget_bytes: int, disk_bytes: int | None = None,
+    n_rows: int | None = None,
+) -> EngineName:
+    """``auto``: streaming while J^T J and its factor fit the budget, else the disk cache while
+    it fits (``cache_fits``), else matrix_free (memory O(P), no disk: the engine of last resort)."""
+    if streaming_fits(n_params, itemsize, budget_bytes):
+        return "streaming"
+    return "cache" if cache_fits(n_params, itemsize, budget_bytes, disk_bytes, n_rows) else (
+        "matrix_free"
+    )
 
 
 def choose_form(n_residuals: int, n_params: int) -> Literal["primal", "dual"]:
@@ -146,12 +191,15 @@ def estimate(
     trials: int = 1,
     cg_iterations: int = 50,
     loss: str = "mse",
+    activation_floats: int = 0,
 ) -> Estimate:
     """Memory and work of one epoch of ``engine`` on ``problem`` (formulas in the module doc).
 
     ``loss``: a non-MSE loss transforms each chunk's rows by its Hessian factor A (GGN): the
     transformed copy adds ``c*O*P`` to the chunk's memory, and the work adds ``2*M*O*P`` for the
     softmax cross-entropy's O x O factor, ``2*M*P`` for the diagonal ones (bce, huber).
+    ``activation_floats``: floats one sample's activations take (the matrix-free engine's
+    chunk term; 0 leaves it out).
     """
     n, o, p, s = problem.n_samples, problem.n_outputs, problem.n_params, problem.itemsize
     m = problem.n_rows
@@ -167,11 +215,21 @@ def estimate(
         memory = s * max(2 * m * p, m * p + 2 * m * m)
         flops = jacobian_flops + m * m * p + trials * m**3 / 3 + evaluate_flops
         disk = 0
+    elif engine == "matrix_free":
+        block = min(c, matrix_free_block(o)) * o * p * (1 if loss == "mse" else 2)
+        memory = s * max(4 * p + block, MATRIX_FREE_VECTORS * p + 2 * c * activation_floats)
+        flops = jacobian_flops + trials * (cg_iterations + 1) * 10.0 * n * p + evaluate_flops
+        disk = 0
     else:
         memory = s * (chunk_jacobian + 12 * p)
         flops = jacobian_flops + trials * cg_iterations * 4.0 * m * p + evaluate_flops
         disk = s * (m * p + m)
     return Estimate(engine, c, int(memory), int(disk), float(flops))
+
+
+def matrix_free_block(n_outputs: int) -> int:
+    """Samples per Jacobian block of the matrix-free gradient/diagonal pass."""
+    return max(1, MATRIX_FREE_DIAGONAL_ROWS // max(n_outputs, 1))
 
 
 def factor_flops(loss: str, n_rows: int, n_outputs: int, n_params: int) -> float:
@@ -189,6 +247,9 @@ def largest_chunk(problem: Problem, engine: Engine, budget_bytes: int) -> int | 
     if engine == "in_memory_dual":
         fits = estimate(problem, engine).memory_bytes <= budget_bytes
         return problem.n_samples if fits else None
+    if engine == "matrix_free":
+        fits = estimate(problem, engine, 1).memory_bytes <= budget_bytes
+        return min(problem.n_samples, MATRIX_FREE_CHUNK) if fits else None
     fixed = s * p * p if engine != "cache" else s * 12 * p
     if engine != "cache" and not streaming_fits(p, s, budget_bytes):
         return None  # J^T J and its factor alone do not fit
@@ -210,9 +271,10 @@ def best_engine(
     """The fastest engine that fits the budget, with its chunk size; None if nothing fits.
 
     Preference follows the work model: the dual form when M < P (its M^3 solve is the smaller),
-    else in-memory primal, then streaming (same work, bounded memory), then the disk cache.
+    else in-memory primal, then streaming (same work, bounded memory), then the disk cache, and
+    matrix_free where nothing else fits (no disk, memory O(P), but two passes per CG iteration).
     """
-    order: list[Engine] = ["in_memory_primal", "streaming", "cache"]
+    order: list[Engine] = ["in_memory_primal", "streaming", "cache", "matrix_free"]
     if problem.n_rows < problem.n_params:
         order.insert(0, "in_memory_dual")
     for engine in order:
@@ -235,7 +297,7 @@ def max_params(
 ) -> int:
     """The largest P that ``engine`` fits in ``budget_bytes`` for M = ``n_rows`` (O = 1);
     0 when not even P = 1 fits."""
-    low, high = 0, 10**7
+    low, high = 0, 10**7 if engine != "matrix_free" else 10**11
     while low < high:
         mid = (low + high + 1) // 2
         problem = Problem(n_rows, 1, mid, itemsize)

@@ -46,7 +46,8 @@ ALIASES = {"demping_coef": "damping_factor"}
 class TrainerSettings:
     """Every knob of one LM run (engine, damping, stopping, numerics), typed and checked.
 
-    engine: ``in_memory`` | ``streaming`` | ``cache`` | ``auto`` (see ``lmbench.core.engines``).
+    engine: ``in_memory`` | ``streaming`` | ``cache`` | ``matrix_free`` | ``auto`` (see
+        ``lmbench.core.engines``; ``auto`` takes the cache only with a ``temp_folder``).
     form: ``auto`` | ``primal`` | ``dual`` (in-memory engine only).
     loss, huber_delta: what LM minimises (``lmbench.core.losses``): ``mse`` | ``cross_entropy`` |
         ``bce`` | ``huber`` | ``sqrt_cross_entropy``; generalised Gauss-Newton steps.
@@ -97,6 +98,8 @@ class TrainerSettings:
             getattr(torch, str(self.system_dtype), None), torch.dtype
         ):
             raise ValueError(f"system_dtype must name a torch dtype, got {self.system_dtype!r}")
+        if self.cg_max_iter < 1:
+            raise ValueError(f"cg_max_iter must be >= 1, got {self.cg_max_iter}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.memory_budget_bytes is not None and self.memory_budget_bytes <= 0:
@@ -160,7 +163,7 @@ class TrainerSettings:
         first = next(p for p in model.parameters() if p.requires_grad)
         n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         budget = self.memory_budget_bytes or available_memory_bytes(first.device)
-        return resolve_auto(n_params, first.element_size(), budget)
+        return resolve_auto(n_params, first.element_size(), budget, None if self.temp_folder else 0)
 
     # ------------------------------------------------------------------ building and fitting
     def build(

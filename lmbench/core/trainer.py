@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,6 +36,7 @@ from lmbench.core.errors import NonFiniteLossError
 from lmbench.core.history import TrainingHistory
 from lmbench.core.jacobian import JacobianMode, ResidualFunction
 from lmbench.core.losses import Loss, as_loss
+from lmbench.core.matrix_free import WarmStart, assemble_streamed
 from lmbench.core.params import FlatParameters
 from lmbench.core.sources import (
     LoaderSource,
@@ -80,6 +81,7 @@ class _Fit:
     best: BestWeights
     epoch: int = 0
     cache: JacobianCache | None = None
+    warm: WarmStart = field(default_factory=WarmStart)  # the matrix-free solver's CG start
 
 
 class LevenbergMarquardt:
@@ -98,8 +100,8 @@ class LevenbergMarquardt:
         stopping: stopping rules (default ``StoppingRules()``).
         inner_steps: damping trials per epoch before giving up on that epoch.
         form: ``primal`` (J^T J), ``dual`` (J J^T) or ``auto`` (the smaller system).
-        solver: ``cholesky`` (one factorisation per damping trial) or ``cg`` (matrix-free
-            conjugate gradients over a Jacobian cache on disk, for P x P too large to hold).
+        solver: ``cholesky`` (a factorisation per damping trial), ``cg`` (CG over a Jacobian
+            cache on disk) or ``matrix_free`` (CG on Jacobian-vector products, no J stored).
         temp_folder: where the ``cg`` solver's Jacobian cache lives (a private sub-folder is
             created and always removed).
         reducer: sums partial systems across data-parallel workers (``AllReduce``); default
@@ -125,7 +127,7 @@ class LevenbergMarquardt:
         stopping: StoppingRules | None = None,
         inner_steps: int = 10,
         form: SystemForm = "auto",
-        solver: Literal["cholesky", "cg"] = "cholesky",
+        solver: Literal["cholesky", "cg", "matrix_free"] = "cholesky",
         temp_folder: str | Path | None = None,
         cg_max_iter: int = 500,
         reducer: Reducer | None = None,
@@ -142,8 +144,8 @@ class LevenbergMarquardt:
             raise ValueError(f"inner_steps must be >= 1, got {inner_steps}")
         if form not in ("auto", "primal", "dual"):
             raise ValueError(f"form must be 'auto', 'primal' or 'dual', got {form!r}")
-        if solver not in ("cholesky", "cg"):
-            raise ValueError(f"solver must be 'cholesky' or 'cg', got {solver!r}")
+        if solver not in ("cholesky", "cg", "matrix_free"):
+            raise ValueError(f"solver must be 'cholesky', 'cg' or 'matrix_free', got {solver!r}")
         if solver == "cg" and temp_folder is None:
             raise ValueError("solver='cg' caches the Jacobian on disk: pass temp_folder=...")
         if chunk_rows is not None and chunk_rows < 1:
@@ -328,6 +330,8 @@ class LevenbergMarquardt:
 
     # ------------------------------------------------------------------ pieces of an epoch
     def _assemble(self, run: _Fit, theta: torch.Tensor, timer: PhaseTimer) -> GaussNewtonSystem:
+        if self.solver == "matrix_free":  # lmbench.core.matrix_free: no J, no P x P
+            return assemble_streamed(self, run, theta, timer)
         acc = SystemAccumulator(self.flat.count, self._resolve_form(run), self.system_dtype,
                                 theta.device)
         return acc.assemble(run.source.chunks(), lambda x: run.residual_fn.jacobian(theta, x),

@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--loss", choices=LOSS_NAMES, default="mse")
+    parser.add_argument("--engine", choices=["in_memory", "matrix_free"], default="in_memory",
+                        help="matrix_free: CG on all-reduced Jacobian-vector products")
     parser.add_argument("--out", type=Path, default=None, help="save rank 0's weights here")
     args = parser.parse_args(argv)
 
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
         nn.Linear(args.features, args.hidden), nn.Tanh(), nn.Linear(args.hidden, 2)
     ).to(device, dtype)
     settings = TrainerSettings(max_epochs=args.epochs, min_error=None, form="primal",
-                               loss=args.loss)
+                               loss=args.loss, engine=args.engine)
     trainer = settings.build(model, reducer=AllReduce() if distributed else None)
     started = time.perf_counter()
     history = trainer.fit(x, y)

@@ -37,6 +37,32 @@ def feasible_region(budget: int, itemsize: int = 4, chunk_rows: int = 4096) -> s
     return "\n".join(lines)
 
 
+def matrix_free_region(
+    budget: int, itemsize: int = 4, cg_iterations: int = 20, flops_per_second: float = 1e12
+) -> str:
+    """Markdown: matrix_free's limit as weights x rows. Its memory does not grow with the rows
+    (they are streamed), so the largest P is one number; what grows is the work, ~10 N P flops
+    per CG iteration (two passes over the rows), which bounds weights x rows per epoch."""
+    largest = max_params(ROW_GRID[0], "matrix_free", budget, itemsize)
+    per_epoch = 10.0 * (cg_iterations + 1)
+    reach = flops_per_second * 60 / per_epoch  # weights x rows of a one-minute epoch
+    lines = [
+        f"matrix_free: P <= {largest:,} weights at every N·O (memory "
+        f"{format_bytes(budget)} / {budget / max(largest, 1):.0f} bytes per weight; the rows "
+        f"are streamed, never held). Its limit is work: ~10·N·P flops per CG iteration, so "
+        f"with {cg_iterations} iterations an epoch costs ~{per_epoch:.0f} × weights × rows "
+        f"flops; at {flops_per_second:.0e} flop/s a one-minute epoch reaches weights × rows "
+        f"≈ {reach:.1e}.",
+        "",
+        "| N·O | largest P | weights × rows | GFLOP per CG iteration |",
+        "|---|---|---|---|",
+    ]
+    for rows in ROW_GRID:
+        p = max_params(rows, "matrix_free", budget, itemsize)
+        lines.append(f"| {rows:,} | {p:,} | {p * rows:.2e} | {10.0 * rows * p / 1e9:,.0f} |")
+    return "\n".join(lines)
+
+
 def log_measurements(path: Path, tracking_uri: str | None, experiment: str = "limits") -> int:
     """Log each measured point of a ``gpu_check``/``measure`` JSON file as one MLflow run."""
     from lmbench.tracking.measurements import MeasuredRun, log_measured_runs
@@ -103,6 +129,8 @@ def main(argv: list[str] | None = None) -> None:
           f"The original library: P <= {SEED_MAX_WEIGHTS:,} and N·O <= {SEED_MAX_ROWS:,} on a "
           f"12 GB GPU.\n")
     print(feasible_region(budget, itemsize))
+    print()
+    print(matrix_free_region(budget, itemsize))
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def test_failing_run_is_recorded_as_failed_and_the_error_reaches_the_user(run_ap
     done = run_app("dataset=iris", "trainer.engine=warp_drive", "tracking.experiment_name=bad",
                    expect_ok=False)
     assert done.returncode != 0
-    assert "trainer.engine must be in_memory, streaming or cache" in done.stderr
+    assert "trainer.engine must be one of in_memory, streaming, cache, matrix_free" in done.stderr
     mlflow.set_tracking_uri(run_app.store)
     runs = mlflow.search_runs(experiment_names=["bad"])
     assert list(runs["status"]) == ["FAILED"]

@@ -19,7 +19,7 @@ from lmbench.models import loss_for_task, probabilities
 from lmbench.tracking import schema
 
 #: Engines a single LM job may name (``auto`` is for library callers, not benchmark runs).
-JOB_ENGINES = ("in_memory", "streaming", "cache")
+JOB_ENGINES = ("in_memory", "streaming", "cache", "matrix_free")
 #: Keys of an LM trainer config that are not LM settings.
 NOT_SETTINGS = ("name", "runner")
 
@@ -30,7 +30,7 @@ def trainer_settings(trainer: Any, task: str) -> TrainerSettings:
     engine = str(trainer.engine)
     if engine not in JOB_ENGINES:
         raise ValueError(
-            f"trainer.engine must be in_memory, streaming or cache, got {engine!r}"
+            f"trainer.engine must be one of {', '.join(JOB_ENGINES)}, got {engine!r}"
         )
     values = dict(trainer.items())
     values["loss"] = loss_for_task(str(values.get("loss", "mse")), task)

@@ -35,7 +35,7 @@ def test_signature_matches_the_seed():
         "val_loader": None, "snap_folder": None, "mu_init": 10, "min_error": 1e-2,
         "max_epochs": 10, "inner_steps": 10, "demping_coef": 10, "device": None,
         "metrics_callbacks": None, "metric_callbacks": None, "mu_max": 1e10, "verbose": None,
-        "return_history": False, "batch_size": None, "shuffle_seed": 0,
+        "return_history": False, "batch_size": None, "shuffle_seed": 0, "engine": "in_memory",
     }
 
 

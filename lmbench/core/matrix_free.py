@@ -1,0 +1,308 @@
+"""Matrix-free LM: steps from conjugate gradients on Jacobian-vector products, past P x P.
+
+The step solves (J^T H J + mu D) delta = -J^T g (``lmbench.core.losses``: H the loss's
+Gauss-Newton curvature, g its output gradient) without a Jacobian or a P x P matrix anywhere:
+
+* **products** (``GaussNewtonProducts``): for each chunk of rows, u = J v by one
+  ``torch.func.jvp`` (forward pass plus tangent), then H u per sample
+  (``lmbench.core.curvature``), then J^T (H u) by one ``torch.func.vjp`` (forward pass plus
+  backward). Chunks come from the row source one at a time (tensors or a DataLoader), so memory
+  is O(P) plus one chunk's activations; the work of one product is two passes over the data,
+  about 10 * N * P flops for an MLP (a forward pass being ~2 * N * P). Each product is summed
+  over data-parallel workers (``Reducer.sum_``), as are the gradient and the diagonal.
+* **gradient and preconditioner** (``gradient_and_diagonal``): once per accepted point, J^ = A J
+  is built for blocks of at most ``DIAGONAL_ROWS`` residual rows (per-sample reverse-mode
+  Jacobians, layer by layer), folded into g = J^T r^ and diag(J^T H J) = column sums of squares
+  of J^, and dropped. Cost: about one Jacobian pass (O vector-Jacobian products per sample);
+  memory: the block, about DIAGONAL_ROWS * P floats plus one layer's A J (2x for losses
+  other than mse), independent of N.
+* **solve** (``StreamedSystem.solve``): preconditioned CG (``preconditioned_cg``) with the
+  Jacobi preconditioner diag(J^T H J) + mu D (D = I, or the Marquardt scaling diag(J^T H J) when
+  the damping rule scales by the diagonal), warm-started from the previous solve's solution (the
+  previous damping trial, or the previous epoch's step).
+
+Truncated CG stopping rule: stop when the relative residual ||b - (B + mu D) x|| / ||b|| falls
+to ``cg_tolerance(dtype)`` (1e-4 in float32, 1e-10 in float64), after ``max_iter`` iterations
+(the trainer's ``cg_max_iter``), or when a direction shows no positive curvature (rounding).
+The warm start is dropped when it is no better than zero on the quadratic model. The predicted
+reduction of the linear model comes from CG's own residual r: with (B + mu D) delta = b - r and
+b = -g, it is 1/2 (-g^T delta + delta^T r + mu delta^T D delta): right for a truncated solve
+too (up to the rounding drift of CG's updated residual), without one more product.
+The trainer's ``jacobian_mode`` does not apply here: the gradient/diagonal pass is always
+reverse mode (matrix-free problems have P far above O).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+import torch
+from torch.func import functional_call, jacrev, jvp, vjp, vmap
+
+from lmbench.core.curvature import apply_curvature, output_factor
+from lmbench.core.distributed import Reducer
+from lmbench.core.jacobian import ResidualFunction
+from lmbench.core.losses import Loss
+from lmbench.core.solve import Step, cg_tolerance
+from lmbench.core.sources import RowSource
+from lmbench.core.system import FormName, GaussNewtonSystem
+from lmbench.core.timing import PhaseTimer
+
+#: Residual rows per Jacobian block of the gradient/diagonal pass (samples = rows // O, >= 1).
+DIAGONAL_ROWS = 16
+
+Chunks = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
+
+
+@dataclass
+class WarmStart:
+    """The last CG solution: where the next solve starts (across damping trials and epochs)."""
+
+    vector: torch.Tensor | None = None
+
+    def initial(self, like: torch.Tensor) -> torch.Tensor | None:
+        """The stored solution if it is usable for a system shaped like ``like``."""
+        v = self.vector
+        if v is None or v.shape != like.shape or not bool(torch.isfinite(v).all()):
+            return None
+        return v.to(dtype=like.dtype, device=like.device)
+
+
+@dataclass(frozen=True)
+class CGResult:
+    """CG's answer: the solution, its (recursively updated) residual, iterations, convergence."""
+
+    solution: torch.Tensor
+    residual: torch.Tensor
+    iterations: int
+    converged: bool
+
+
+def preconditioned_cg(
+    operator: Callable[[torch.Tensor], torch.Tensor],
+    rhs: torch.Tensor,
+    preconditioner: torch.Tensor,
+    rtol: float,
+    max_iter: int,
+    initial: torch.Tensor | None = None,
+) -> CGResult:
+    """Solve operator(x) = rhs (SPD) by Jacobi-preconditioned CG, from ``initial`` if given.
+
+    Stops when ||rhs - operator(x)|| <= rtol * ||rhs||, after ``max_iter`` iterations, or when a
+    direction has no positive curvature. A warm start that is no better than x = 0 on the
+    quadratic 1/2 x^T A x - rhs^T x is replaced by zero.
+    """
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+    if not rtol > 0:
+        raise ValueError(f"rtol must be > 0, got {rtol}")
+    x = torch.zeros_like(rhs)
+    residual = rhs.clone()
+    if initial is not None:
+        start_residual = rhs - operator(initial)
+        # q(x0) = -1/2 x0^T (rhs + r0): keep x0 only where it lowers the quadratic below q(0)=0
+        if float(initial @ (rhs + start_residual)) > 0.0:
+            x, residual = initial.clone(), start_residual
+    target = rtol * float(torch.linalg.vector_norm(rhs))
+    if float(torch.linalg.vector_norm(residual)) <= target:
+        return CGResult(x, residual, 0, True)
+    z = residual / preconditioner
+    direction = z.clone()
+    rz = float(residual @ z)
+    for iteration in range(1, max_iter + 1):
+        image = operator(direction)
+        curvature = float(direction @ image)
+        if not curvature > 0.0:  # not positive definite (rounding), or NaN: keep what we have
+            return CGResult(x, residual, iteration, False)
+        alpha = rz / curvature
+        x.add_(direction, alpha=alpha)
+        residual.sub_(image, alpha=alpha)
+        if float(torch.linalg.vector_norm(residual)) <= target:
+            return CGResult(x, residual, iteration, True)
+        torch.div(residual, preconditioner, out=z)
+        rz_next = float(residual @ z)
+        direction.mul_(rz_next / rz).add_(z)
+        rz = rz_next
+    return CGResult(x, residual, max_iter, False)
+
+
+class GaussNewtonProducts:
+    """v -> J^T H J v at fixed weights, streamed over the row source chunk by chunk."""
+
+    def __init__(
+        self,
+        residual_fn: ResidualFunction,
+        loss: Loss,
+        chunks: Chunks,
+        theta: torch.Tensor,
+        reducer: Reducer,
+        dtype: torch.dtype,
+    ) -> None:
+        self.flat = residual_fn.flat
+        self.loss = loss
+        self.chunks = chunks
+        self.theta = theta
+        self.reducer = reducer
+        self.dtype = dtype
+        self.count = 0  # products computed so far (each is two passes over the data)
+
+    def outputs(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Model outputs at ``theta`` as (m, O), differentiable in ``theta``."""
+        params = self.flat.as_dict(theta)
+        out = functional_call(self.flat.model, (params, self.flat.buffers()), (x,))
+        return out.reshape(out.shape[0], -1)
+
+    def __call__(self, vector: torch.Tensor) -> torch.Tensor:
+        total = torch.zeros(self.theta.numel(), dtype=self.dtype, device=self.theta.device)
+        tangent = vector.to(self.theta.dtype)
+        for x, y in self.chunks():
+
+            def forward(theta: torch.Tensor, x: torch.Tensor = x) -> torch.Tensor:
+                return self.outputs(theta, x)
+
+            out, jv = jvp(forward, (self.theta,), (tangent,))
+            factor, _ = output_factor(self.loss, out, y, self.dtype)
+            weighted = apply_curvature(factor, jv)
+            del jv
+            _, pullback = vjp(forward, self.theta)
+            (image,) = pullback(weighted.to(out.dtype))
+            total.add_(image.to(self.dtype))
+            del out, weighted, pullback, image
+        self.count += 1
+        return self.reducer.sum_(total)
+
+
+@dataclass
+class GradientAndDiagonal:
+    """g = J^T r^, diag(J^T H J), E's Gauss-Newton value 1/2 ||r^||^2 and the row count."""
+
+    gradient: torch.Tensor
+    diagonal: torch.Tensor
+    objective: float = 0.0
+    n_residuals: int = 0
+
+
+def gradient_and_diagonal(
+    residual_fn: ResidualFunction,
+    loss: Loss,
+    chunks: Chunks,
+    theta: torch.Tensor,
+    reducer: Reducer,
+    dtype: torch.dtype,
+    n_outputs: int,
+) -> GradientAndDiagonal:
+    """One pass of per-sample Jacobian blocks (``DIAGONAL_ROWS`` rows each), never kept.
+
+    Each block is taken layer by layer (reverse mode, ``vmap(jacrev)`` over the samples, with
+    respect to the named parameters): the rows A J of each layer are folded into that layer's
+    slice of g and of the diagonal, so no flat (rows x P) copy is ever assembled.
+    """
+    flat = residual_fn.flat
+    count = theta.numel()
+    acc = GradientAndDiagonal(
+        torch.zeros(count, dtype=dtype, device=theta.device),
+        torch.zeros(count, dtype=dtype, device=theta.device),
+    )
+    block = max(1, DIAGONAL_ROWS // max(n_outputs, 1))
+    buffers = flat.buffers()
+
+    def single(params: dict[str, torch.Tensor], row: torch.Tensor) -> tuple[Any, Any]:
+        out = functional_call(flat.model, (params, buffers), (row.unsqueeze(0),)).reshape(-1)
+        return out, out
+
+    per_sample = vmap(jacrev(single, has_aux=True), in_dims=(None, 0))
+    for x, y in chunks():
+        for start in range(0, x.shape[0], block):
+            jac, out = per_sample(flat.as_dict(theta), x[start : start + block])
+            factor, residuals = output_factor(loss, out, y[start : start + block], dtype)
+            flat_residuals = residuals.reshape(-1)
+            offset = 0
+            for name, size in zip(flat.names, flat.numels, strict=True):
+                piece = jac.pop(name).reshape(out.shape[0], out.shape[1], size).to(dtype)
+                rows = piece if factor is None else torch.einsum("mko,mon->mkn", factor, piece)
+                rows = rows.reshape(-1, size)  # (m*k, n) rows of J^ for this layer
+                acc.gradient[offset : offset + size].addmv_(rows.T, flat_residuals)
+                diagonal = acc.diagonal[offset : offset + size]
+                for row in rows:  # row by row: no squared copy of the block
+                    diagonal.addcmul_(row, row)
+                offset += size
+                del piece, rows
+            acc.objective += 0.5 * float(flat_residuals @ flat_residuals)
+            acc.n_residuals += residuals.numel()
+    totals = torch.tensor([acc.objective, acc.n_residuals], dtype=torch.float64,
+                          device=theta.device)
+    reducer.sum_(totals)
+    acc.objective, acc.n_residuals = float(totals[0]), int(totals[1])
+    reducer.sum_(acc.gradient)
+    reducer.sum_(acc.diagonal)
+    return acc
+
+
+@dataclass(kw_only=True)
+class StreamedSystem(GaussNewtonSystem):
+    """Gradient, diagonal and the product operator; each solve is warm-started truncated CG."""
+
+    form: ClassVar[FormName] = "matrix_free"
+    products: Callable[[torch.Tensor], torch.Tensor]
+    warm: WarmStart = field(default_factory=WarmStart)
+    max_iter: int = 500
+    rtol: float | None = None
+    iterations: list[int] = field(default_factory=list)
+
+    def solve(self, mu: float, scale_by_diagonal: bool) -> Step | None:
+        g = self.gradient
+        scale = self.scaling(scale_by_diagonal)
+        shift = mu * scale
+
+        def damped(v: torch.Tensor) -> torch.Tensor:
+            return self.products(v).add_(shift * v)
+
+        rtol = self.rtol if self.rtol is not None else cg_tolerance(g.dtype)
+        result = preconditioned_cg(damped, -g, self.scaling(True) + shift, rtol, self.max_iter,
+                                   self.warm.initial(g))
+        self.iterations.append(result.iterations)
+        delta = result.solution
+        if not bool(torch.isfinite(delta).all()):
+            self.warm.vector = None
+            return None
+        self.warm.vector = delta
+        predicted = 0.5 * float(
+            -(g @ delta) + delta @ result.residual + mu * (delta * scale * delta).sum()
+        )
+        return Step(delta=delta, predicted_reduction=predicted)
+
+
+class TrainerView(Protocol):
+    """What the matrix-free system reads of the trainer's settings."""
+
+    loss: Loss
+    reducer: Reducer
+    system_dtype: torch.dtype
+    cg_max_iter: int
+
+
+class RunView(Protocol):
+    """What it reads of one fit: the rows, the model's residual function, the CG start."""
+
+    source: RowSource
+    residual_fn: ResidualFunction
+    n_outputs: int
+    warm: WarmStart
+
+
+def assemble_streamed(
+    trainer: TrainerView, run: RunView, theta: torch.Tensor, timer: PhaseTimer
+) -> StreamedSystem:
+    """The matrix-free system at ``theta``: one gradient/diagonal pass (timed as Jacobian work);
+    the products run later, inside each damping trial's solve."""
+    chunks, dtype = run.source.chunks, trainer.system_dtype
+    with timer("time_jacobian"):
+        pieces = gradient_and_diagonal(run.residual_fn, trainer.loss, chunks, theta,
+                                       trainer.reducer, dtype, run.n_outputs)
+    products = GaussNewtonProducts(run.residual_fn, trainer.loss, chunks, theta, trainer.reducer,
+                                   dtype)
+    return StreamedSystem(gradient=pieces.gradient, diagonal=pieces.diagonal,
+                          objective=pieces.objective, n_residuals=pieces.n_residuals,
+                          products=products, warm=run.warm, max_iter=trainer.cg_max_iter)
