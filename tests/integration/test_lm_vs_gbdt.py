@@ -1,4 +1,4 @@
-"""The comparison experiment's quick variant through the real app: all four methods on every
+"""The comparison experiment's quick variant through the real app: all five methods on every
 task type, the documented metrics in the store, and the comparison table built from it."""
 
 import mlflow
@@ -17,8 +17,9 @@ def test_quick_comparison_runs_every_method_on_every_task(run_app):
     run_app("+experiment=lm_vs_gbdt_quick", "seed=0", "tuning.n_samples=1")
     mlflow.set_tracking_uri(run_app.store)
     runs = load_runs("lm_vs_gbdt_quick", run_app.store)
-    assert len(runs) == 12 and (runs["status"] == "FINISHED").all()
-    assert set(runs["method"]) == {"lm", "xgboost", "catboost", "adam"}
+    assert len(runs) == 15 and (runs["status"] == "FINISHED").all()
+    assert set(runs["method"]) == {"lm", "xgboost", "catboost", "adam", "tlm"}
+    assert set(runs["tags." + schema.TAG_TIER]) == {"quick"}
     assert set(runs["task"]) == {"binary", "multiclass", "regression"}
     for _, run in runs.iterrows():
         for metric in DOCUMENTED[run["task"]]:
@@ -33,5 +34,5 @@ def test_quick_comparison_runs_every_method_on_every_task(run_app):
     assert set(result.summary["dataset"]) == {"iris", "breast_cancer", "diabetes"}
     assert len(result.wtl) == 3
     table = result.to_markdown()
-    for method in ("lm", "xgboost", "catboost", "adam"):
+    for method in ("lm", "xgboost", "catboost", "adam", "tlm"):
         assert f"| {method} |" in table
