@@ -55,6 +55,7 @@ class EpochLogger:
         self.logged = 0
         self._last_flush = clock()
         self._warned = False
+        self._retry_timestamp: int | None = None
 
     def on_epoch_end(self, info: EpochInfo) -> None:
         raise_if_stop_requested()  # a stop signal that landed where it was dropped
@@ -79,8 +80,14 @@ class EpochLogger:
             name: list(values)[self.logged : end]
             for name, values in self.series_of(history).items()
         }
+        # A failed call may have stored part of the chunk; its retry reuses the timestamp, so the
+        # values already stored are the same metrics and are not stored twice.
+        if self._retry_timestamp is None:
+            self._retry_timestamp = int(time.time() * 1000)
         try:
-            sent = self.tracker.log_epoch_history(chunk, step_offset=self.logged)
+            sent = self.tracker.log_epoch_history(
+                chunk, step_offset=self.logged, timestamp_ms=self._retry_timestamp
+            )
         except Exception as exc:
             if strict:
                 raise
@@ -92,6 +99,7 @@ class EpochLogger:
         finally:
             self._last_flush = self.clock()
         self.logged = end
+        self._retry_timestamp = None
         return sent
 
 

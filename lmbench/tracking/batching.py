@@ -38,12 +38,15 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def series_entries(history: Mapping[str, Iterable[Any]], step_offset: int = 0) -> list[Metric]:
+def series_entries(
+    history: Mapping[str, Iterable[Any]], step_offset: int = 0, *, timestamp_ms: int | None = None
+) -> list[Metric]:
     """One ``Metric`` per value of each series, element ``i`` at step ``step_offset + i``;
-    ``None`` and NaN entries (e.g. epochs without validation) skipped."""
+    ``None`` and NaN entries (e.g. epochs without validation) skipped. All share
+    ``timestamp_ms`` (default: now)."""
     from mlflow.entities import Metric
 
-    timestamp = now_ms()
+    timestamp = now_ms() if timestamp_ms is None else int(timestamp_ms)
     entries: list[Metric] = []
     for key, series in history.items():
         for i, raw in enumerate(series):

@@ -41,7 +41,11 @@ class Tracker(Protocol):
     ) -> dict[str, str]: ...
 
     def log_epoch_history(
-        self, history: Mapping[str, Iterable[Any]], step_offset: int = 0
+        self,
+        history: Mapping[str, Iterable[Any]],
+        step_offset: int = 0,
+        *,
+        timestamp_ms: int | None = None,
     ) -> int: ...
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int = 0) -> int: ...
@@ -110,7 +114,13 @@ class NullTracker:
     ) -> dict[str, str]:
         return {}
 
-    def log_epoch_history(self, history: Mapping[str, Iterable[Any]], step_offset: int = 0) -> int:
+    def log_epoch_history(
+        self,
+        history: Mapping[str, Iterable[Any]],
+        step_offset: int = 0,
+        *,
+        timestamp_ms: int | None = None,
+    ) -> int:
         return 0
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int = 0) -> int:

@@ -268,15 +268,23 @@ class RunTracker:
         self.log_text(text, artifact_file)
         return params
 
-    def log_epoch_history(self, history: Mapping[str, Iterable[Any]], step_offset: int = 0) -> int:
+    def log_epoch_history(
+        self,
+        history: Mapping[str, Iterable[Any]],
+        step_offset: int = 0,
+        *,
+        timestamp_ms: int | None = None,
+    ) -> int:
         """Log per-epoch series ``{"train_loss": [...], "val_loss": [...], ...}`` with steps.
 
         Element ``i`` of each series is logged at step ``step_offset + i``; ``None`` and NaN
         entries (e.g. epochs without validation) are skipped. Sent in ``log_batch`` calls of at
         most 1000 metrics (one ``log_metric`` per value costs ~9 ms on SQLite). Returns the
         number of values logged. Series names: ``lmbench.tracking.schema`` (``SERIES_*``).
+        ``timestamp_ms`` (default: now) makes a retry idempotent: values a failed call already
+        stored, sent again with the same timestamp, are the same metric and are stored once.
         """
-        entries = series_entries(history, step_offset)
+        entries = series_entries(history, step_offset, timestamp_ms=timestamp_ms)
         log_batches(self._require_client(), self.run_id, "metrics", entries)
         return len(entries)
 

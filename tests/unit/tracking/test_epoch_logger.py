@@ -17,7 +17,7 @@ class _Recorder(NullTracker):
         self.tags: dict = {}
         self.fail = False
 
-    def log_epoch_history(self, history, step_offset=0):
+    def log_epoch_history(self, history, step_offset=0, *, timestamp_ms=None):
         if self.fail:
             raise ConnectionError("store away")
         self.calls.append(({k: list(v) for k, v in history.items()}, step_offset))
@@ -79,3 +79,33 @@ def test_salvage_logs_pending_epochs_weights_and_the_stop_reason() -> None:
     assert tracker.weights == ["model"] and tracker.tags == {"stop_reason": "interrupted"}
     salvage(tracker, EpochLogger(tracker, _series), model, ValueError())  # nothing trained
     assert tracker.weights == ["model"]
+
+
+def test_a_retried_flush_stores_no_epoch_twice_in_a_real_store(tmp_path) -> None:
+    """A flush that fails after the store kept part of its chunk is retried with the same
+    timestamp; MLflow stores identical metrics once, so the history has each epoch once."""
+    from mlflow.tracking import MlflowClient
+
+    from lmbench.tracking import RunTracker
+
+    class _FailsAfterWriting(RunTracker):
+        fail_next = False
+
+        def log_epoch_history(self, history, step_offset=0, *, timestamp_ms=None):
+            sent = super().log_epoch_history(history, step_offset, timestamp_ms=timestamp_ms)
+            if self.fail_next:  # the values are stored, then the call reports a failure
+                self.fail_next = False
+                raise ConnectionError("store away after writing")
+            return sent
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with _FailsAfterWriting("retry", tracking_uri=uri, experiment_name="retry") as tracker:
+        logger = EpochLogger(tracker, _series, every_epochs=3, every_seconds=1e9)
+        history, model = TrainingHistory(), torch.nn.Linear(1, 1)
+        tracker.fail_next = True
+        _epochs(logger, history, model, 3)  # first flush: stored, then "failed"
+        _epochs(logger, history, model, 3)  # retried together with the next epochs
+        logger.flush()
+        run_id = tracker.run_id
+    steps = [m.step for m in MlflowClient(uri).get_metric_history(run_id, "train_loss")]
+    assert sorted(steps) == list(range(6))
