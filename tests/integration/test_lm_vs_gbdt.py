@@ -32,7 +32,7 @@ def test_quick_comparison_runs_every_method_on_every_task(run_app):
         assert default == default, (run["method"], run["dataset"])  # not NaN
     result = compare_methods(runs)
     assert set(result.summary["dataset"]) == {"iris", "breast_cancer", "diabetes"}
-    assert len(result.wtl) == 3
+    assert len(result.wtl) == 4  # lm against each of the other four methods
     table = result.to_markdown()
     for method in ("lm", "xgboost", "catboost", "adam", "tlm"):
         assert f"| {method} |" in table
