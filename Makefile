@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run reports test bench gate gate-baseline paper-checks lint clean
+.PHONY: run reports study test bench gate gate-baseline paper-checks lint clean
 
 # Two install levels: `make run` needs the package and the datasets only; `make test` and the
 # benchmarks add the dev, bench and cluster extras (pytest, ruff, the reference LM library, the
@@ -40,6 +40,15 @@ reports: $(STAMP)
 	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/build/reports.db $(VENV)/bin/lmbench-run +experiment=lm_vs_gbdt_quick
 	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/build/reports.db $(VENV)/bin/lmbench-report --experiment quick
 	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/build/reports.db $(VENV)/bin/lmbench-report --experiment lm_vs_gbdt_quick
+
+## The study's standard tier (LM, XGBoost, CatBoost, Adam, torch-levenberg-marquardt on 19 datasets
+## x 3 seeds, lmbench/conf/experiment/lm_vs_gbdt_standard.yaml) and its committed report
+## reports/lm_vs_gbdt_standard/: only from a clean tree. Resumable: the store build/study.db is
+## kept, so running it again after an interruption trains only the jobs not yet FINISHED.
+study: $(STAMP)
+	@test -z "$$(git status --porcelain)" || { echo "commit or stash your changes first: committed reports are built from a clean tree"; exit 1; }
+	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/build/study.db $(VENV)/bin/lmbench-run +experiment=lm_vs_gbdt_standard
+	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/build/study.db $(VENV)/bin/lmbench-report --experiment lm_vs_gbdt_standard
 
 ## Published-results checks (parity-N, XOR, sinc) and their report.
 paper-checks: $(STAMP)
