@@ -97,8 +97,8 @@ def scale_section(runs: pd.DataFrame) -> Section | None:
     )
     if trained:
         table = Table(
-            "scale", "Test accuracy and cross-entropy, final training loss, epochs, wall time "
-            "and peak RSS growth per trained network.",
+            "scale", "Test accuracy and cross-entropy, final training loss, epochs, wall and "
+            "CPU time and peak RSS growth per trained network.",
             ["network", "trainer", "engine", "weights", "hidden", "epochs", "wall s", "CPU s",
              "final train CE", "test accuracy", "test CE", "peak RSS MiB"],
             align="lllrlrrrrrrr",
