@@ -20,4 +20,7 @@ Modules (import them directly; this package imports nothing, so that the light o
 * ``matrix_free``: the matrix-free engine's memory against P and epoch time on the CPU
   (``python -m lmbench.bench.matrix_free scale``); ``gpu_matrix_free``: its GPU sibling, the
   largest P within a budget and epoch times at 1M and 10M weights.
+* ``quality_at_scale`` (with ``quality_arms``): matrix-free LM on a ~1M-weight MLP against Adam
+  at equal wall time and Cholesky LM on the largest network it trains in time, on ``letter``
+  (``python -m lmbench.bench.quality_at_scale --out DIR``; MLflow experiment ``scale``).
 """

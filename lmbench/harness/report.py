@@ -8,7 +8,8 @@
 Writes ``report.md`` (GitHub-readable), ``tables/*.tex`` (booktabs), ``figures/*.png|pdf`` and
 ``runs.csv`` (every number with its run ID, git commit and dataset hash). The limits,
 performance and paper-check sections read the experiments ``limits``, ``performance`` and
-``paper_checks`` of the same store where present (options below; '' turns one off).
+``paper_checks`` of the same store where present (options below; '' turns one off), and the
+quality-at-scale section the experiment ``scale``.
 
 Without --experiment the report covers ``lmbench`` (the experiment ``lmbench-run`` logs to by
 default, conf/tracking/mlflow.yaml) when the store has it, else every experiment of the store
@@ -75,6 +76,9 @@ def parse_args(argv: Sequence[str] | None = None) -> ReportOptions:
                         help="experiment with kind=performance runs (default: performance)")
     parser.add_argument("--paper-experiment", default="paper_checks",
                         help="experiment with kind=paper_check runs (default: paper_checks)")
+    parser.add_argument("--scale-experiment", default="scale",
+                        help="experiment with kind=scale runs, shown where present (default: "
+                        "scale)")
     parser.add_argument("--reference-commit", default=None,
                         help="git commit the runs are checked against: a sha, or HEAD for "
                         "this checkout's (default: the commit most runs share)")
@@ -90,7 +94,8 @@ def parse_args(argv: Sequence[str] | None = None) -> ReportOptions:
         reference = git_commit()
         if reference == "unknown":
             parser.error("--reference-commit HEAD: this checkout has no git commit")
-    sections = (args.limits_experiment, args.performance_experiment, args.paper_experiment)
+    sections = (args.limits_experiment, args.performance_experiment, args.paper_experiment,
+                args.scale_experiment)
     experiments = args.experiment or default_experiments(args.tracking_uri, sections)
     return ReportOptions(
         experiments=list(dict.fromkeys(experiments)),
@@ -99,6 +104,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ReportOptions:
         limits_experiment=args.limits_experiment or None,
         performance_experiment=args.performance_experiment or None,
         paper_experiment=args.paper_experiment or None,
+        scale_experiment=args.scale_experiment or None,
         reference_commit=reference,
         reference_method=args.reference_method,
         dpi=args.dpi,

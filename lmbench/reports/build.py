@@ -8,6 +8,7 @@ numbers formatted once, no timestamps, no paths); figures are saved without date
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
@@ -27,6 +28,7 @@ from lmbench.reports.losses import losses_section
 from lmbench.reports.method_table import comparison_section
 from lmbench.reports.paper import paper_section
 from lmbench.reports.runs import load_metric_histories, load_runs
+from lmbench.reports.scale import scale_section
 from lmbench.reports.sensitivity import sensitivity_section
 from lmbench.reports.study_section import study_section
 from lmbench.reports.tables import Table
@@ -35,6 +37,7 @@ from lmbench.tracking.schema import (
     KIND_LIMITS,
     KIND_PAPER_CHECK,
     KIND_PERFORMANCE,
+    KIND_SCALE,
     METHOD_LM,
     TAG_KIND,
     tag_column,
@@ -62,6 +65,7 @@ class ReportOptions:
     limits_experiment: str | None = "limits"
     performance_experiment: str | None = "performance"
     paper_experiment: str | None = "paper_checks"
+    scale_experiment: str | None = "scale"
     reference_commit: str | None = None
     reference_method: str = METHOD_LM
     dpi: int = 200
@@ -79,6 +83,7 @@ class ReportOptions:
             ("--performance-experiment", self.performance_experiment,
              defaults.performance_experiment),
             ("--paper-experiment", self.paper_experiment, defaults.paper_experiment),
+            ("--scale-experiment", self.scale_experiment, defaults.scale_experiment),
             ("--reference-commit", self.reference_commit, None),
             ("--reference-method", self.reference_method, METHOD_LM),
             ("--dpi", self.dpi, 200),
@@ -127,6 +132,11 @@ def read_runs(options: ReportOptions) -> tuple[pd.DataFrame, list[str]]:
             frames.append(load_runs(name, uri))
         except LookupError:
             absent.append(name)
+    scale = options.scale_experiment
+    if scale and scale not in options.experiments:
+        # shown only where present: a store without it is not missing anything
+        with contextlib.suppress(LookupError):
+            frames.append(load_runs(scale, uri))
     runs = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     runs = runs.drop_duplicates("run_id")
     runs = runs.sort_values(
@@ -147,7 +157,7 @@ def build_report(options: ReportOptions) -> Report:
         return load_metric_histories(run_ids, keys, uri)
 
     kind = _kind(runs)
-    other_kinds = kind.isin([KIND_LIMITS, KIND_PERFORMANCE, KIND_PAPER_CHECK])
+    other_kinds = kind.isin([KIND_LIMITS, KIND_PERFORMANCE, KIND_PAPER_CHECK, KIND_SCALE])
     deduplicated = deduplicate(runs[~other_kinds])
     benchmark = deduplicated.runs
     runs = runs[~runs["run_id"].isin(deduplicated.dropped_ids)].reset_index(drop=True)
@@ -163,6 +173,7 @@ def build_report(options: ReportOptions) -> Report:
                             options.performance_experiment or "performance"),
         paper_section(runs[kind == KIND_PAPER_CHECK], histories,
                       options.paper_experiment or "paper_checks"),
+        scale_section(runs[kind == KIND_SCALE]),  # None without kind=scale runs
     ]
     built = [s for s in sections if s is not None]
     missing = [m for s in built for m in s.missing]
@@ -216,6 +227,8 @@ def render_markdown(report: Report) -> str:
     other = int((runs["code_version"] == "other").sum())
     read = [e for e in (options.limits_experiment, options.performance_experiment,
                         options.paper_experiment) if e and e not in options.experiments]
+    if options.scale_experiment in set(runs["experiment"]) - set(options.experiments):
+        read.append(options.scale_experiment)
     lines = [
         f"# lmbench report: {options.name}",
         "",

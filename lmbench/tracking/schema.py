@@ -26,7 +26,9 @@ KIND_BENCHMARK = "benchmark"
 KIND_LIMITS = "limits"
 KIND_PERFORMANCE = "performance"
 KIND_PAPER_CHECK = "paper_check"
-RUN_KINDS = (KIND_BENCHMARK, KIND_LIMITS, KIND_PERFORMANCE, KIND_PAPER_CHECK)
+#: Quality at scale (``lmbench.bench.quality_at_scale``): one run per trained network.
+KIND_SCALE = "scale"
+RUN_KINDS = (KIND_BENCHMARK, KIND_LIMITS, KIND_PERFORMANCE, KIND_PAPER_CHECK, KIND_SCALE)
 #: The parent run of a --multirun (a sweep or a named experiment): its jobs nest under it.
 KIND_SWEEP = "sweep"
 #: One grid point of a baseline's grid search, nested under its job's run.
@@ -77,6 +79,8 @@ TAG_IMPLEMENTATION = "implementation"
 #: Paper checks: the problem, and its settings as ``check.<name>`` tags.
 TAG_PROBLEM = "problem"
 TAG_CHECK_PREFIX = "check."
+#: Quality-at-scale runs: which network and trainer (one of ``SCALE_ARMS``).
+TAG_ARM = "arm"
 #: Runs with an MLflow model: its URI (``models:/<id>``, for ``mlflow.pyfunc.load_model``).
 TAG_MODEL_URI = "model_uri"
 #: Grid trials: the trial's index in the grid.
@@ -181,6 +185,17 @@ METRIC_REFERENCE_FINAL_MSE = "torch_levenberg_marquardt_final_mse_median"
 METRIC_REFERENCE_LOSS_EPOCH = "torch_levenberg_marquardt_loss_epoch_median"
 METRIC_REFERENCE_TIME = "torch_levenberg_marquardt_time_mean_s"
 
+# quality-at-scale runs (test scores: ``test_accuracy``, ``test_cross_entropy``)
+#: Training loss (mean cross-entropy) of the weights a run returns, on the whole train split.
+METRIC_FINAL_TRAIN_LOSS = "final_train_loss"
+#: CPU time of the process while the run trained (below its wall time on a shared core).
+METRIC_CPU_TIME = "cpu_time_s"
+#: The matrix-free engine's peak memory above model and data, per million weights.
+METRIC_BYTES_PER_MILLION_WEIGHTS = "bytes_per_million_weights"
+PARAM_HIDDEN_LAYERS = "hidden"
+PARAM_CG_MAX_ITER = "cg_max_iter"
+PARAM_N_TRAIN_ROWS = "n_train_rows"
+
 # ---------------------------------------------------------------------- per-epoch series
 SERIES_TRAIN_LOSS = "train_loss"
 SERIES_VAL_LOSS = "val_loss"
@@ -228,6 +243,16 @@ INPUT_CONTEXT_TEST = "test"
 # ---------------------------------------------------------------------- tag vocabularies
 #: Performance runs: lmbench, the reference library, a plain torch.func LM, the FLOP floor.
 IMPLEMENTATIONS = ("lmbench", "torch_levenberg_marquardt", "plain_vmap", "floor")
+#: Quality-at-scale runs: matrix-free LM and Adam on the large network, Cholesky and
+#: matrix-free LM on the largest network Cholesky LM trains in reasonable time, and one
+#: matrix-free memory point (``lmbench.bench.matrix_free``).
+ARM_MATRIX_FREE_LARGE = "matrix_free_large"
+ARM_ADAM_LARGE = "adam_large"
+ARM_CHOLESKY_SMALL = "cholesky_small"
+ARM_MATRIX_FREE_SMALL = "matrix_free_small"
+ARM_MEMORY_POINT = "matrix_free_memory"
+SCALE_ARMS = (ARM_MATRIX_FREE_LARGE, ARM_ADAM_LARGE, ARM_CHOLESKY_SMALL, ARM_MATRIX_FREE_SMALL,
+              ARM_MEMORY_POINT)
 #: The benchmark methods (tag ``method``), in the comparison's column order.
 METHOD_LM = "lm"
 METHOD_XGBOOST = "xgboost"

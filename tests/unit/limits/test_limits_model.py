@@ -10,8 +10,10 @@ from lmbench.core.engines import (
     estimate,
     max_params,
 )
+from lmbench.core.settings import TrainerSettings
 from lmbench.limits.cli import feasible_region
 from lmbench.limits.cli import main as limits_main
+from lmbench.models import build_mlp
 from lmbench.units import parse_bytes
 
 
@@ -93,3 +95,19 @@ def test_cli_states_the_matrix_free_region_as_weights_times_rows(capsys):
     assert "| matrix_free |" in out.splitlines()[2]
     assert "matrix_free: P <= 150,000,000 weights at every N·O" in out
     assert "| 1,000,000 | 150,000,000 | 1.50e+14 |" in out  # weights x rows at a million rows
+
+
+def test_a_million_weights_in_12gb_goes_to_matrix_free_where_nothing_else_fits(capsys, tmp_path):
+    """letter's 26 classes, 1,000 rows, the (1024, 960) MLP: J^T J alone is 4 TB, the dual
+    kernel's J is 104 GB; with 1 GB of disk the cache does not fit either."""
+    weights = 1_026_394
+    limits_main(["--budget", "12GB", "--samples", "1000", "--outputs", "26",
+                 "--params", str(weights), "--disk", "1GB"])
+    assert "best: matrix_free" in capsys.readouterr().out
+    limits_main(["--budget", "12GB", "--samples", "1000", "--outputs", "26",
+                 "--params", str(weights)])
+    assert "best: cache" in capsys.readouterr().out  # disk not given: the cache is assumed
+    model = build_mlp(16, 26, hidden=(1024, 960))
+    auto = TrainerSettings(engine="auto", memory_budget_bytes=parse_bytes("12GB"))
+    assert auto.resolved_engine(model) == "matrix_free"  # no temp_folder: no disk cache
+    assert auto.with_(temp_folder=str(tmp_path)).resolved_engine(model) == "cache"
