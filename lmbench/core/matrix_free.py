@@ -10,12 +10,12 @@ Gauss-Newton curvature, g its output gradient) without a Jacobian or a P x P mat
   is O(P) plus one chunk's activations; the work of one product is two passes over the data,
   about 10 * N * P flops for an MLP (a forward pass being ~2 * N * P). Each product is summed
   over data-parallel workers (``Reducer.sum_``), as are the gradient and the diagonal.
-* **gradient and preconditioner** (``gradient_and_diagonal``): once per accepted point, J^ = A J
-  is built for blocks of at most ``DIAGONAL_ROWS`` residual rows (per-sample reverse-mode
-  Jacobians, layer by layer), folded into g = J^T r^ and diag(J^T H J) = column sums of squares
-  of J^, and dropped. Cost: about one Jacobian pass (O vector-Jacobian products per sample);
-  memory: the block, about DIAGONAL_ROWS * P floats plus one layer's A J (2x for losses
-  other than mse), independent of N.
+* **gradient and preconditioner** (``lmbench.core.matrix_free_diagonal``):
+  once per accepted point, g = J^T r^ by one batched backward pass per chunk, and
+  diag(J^T H J) exactly, without forming J^ = A J: linear layers by the outer-product rule
+  (k batched backward passes into the layer outputs, then one small product per layer), other
+  parameters by per-sample gradients over blocks of ``DIAGONAL_ROWS`` rows, one factor row at
+  a time. Memory is independent of N and never O(rows x P).
 * **solve** (``StreamedSystem.solve``): preconditioned CG (``preconditioned_cg``) with the
   Jacobi preconditioner diag(J^T H J) + mu D (D = I, or the Marquardt scaling diag(J^T H J) when
   the damping rule scales by the diagonal), warm-started from the previous solve's solution (the
@@ -34,26 +34,29 @@ reverse mode (matrix-free problems have P far above O).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import ClassVar, Protocol
 
 import torch
-from torch.func import functional_call, jacrev, jvp, vjp, vmap
+from torch.func import functional_call, jvp, vjp
 
 from lmbench.core.curvature import apply_curvature, output_factor
 from lmbench.core.distributed import Reducer
 from lmbench.core.jacobian import ResidualFunction
 from lmbench.core.losses import Loss
+from lmbench.core.matrix_free_diagonal import (
+    DIAGONAL_ROWS,
+    Chunks,
+    GradientAndDiagonal,
+    gradient_and_diagonal,
+)
 from lmbench.core.solve import Step, cg_tolerance
 from lmbench.core.sources import RowSource
 from lmbench.core.system import FormName, GaussNewtonSystem
 from lmbench.core.timing import PhaseTimer
 
-#: Residual rows per Jacobian block of the gradient/diagonal pass (samples = rows // O, >= 1).
-DIAGONAL_ROWS = 16
-
-Chunks = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
+__all__ = ["DIAGONAL_ROWS", "GradientAndDiagonal", "gradient_and_diagonal"]
 
 
 @dataclass
@@ -172,72 +175,6 @@ class GaussNewtonProducts:
             del out, weighted, pullback, image
         self.count += 1
         return self.reducer.sum_(total)
-
-
-@dataclass
-class GradientAndDiagonal:
-    """g = J^T r^, diag(J^T H J), E's Gauss-Newton value 1/2 ||r^||^2 and the row count."""
-
-    gradient: torch.Tensor
-    diagonal: torch.Tensor
-    objective: float = 0.0
-    n_residuals: int = 0
-
-
-def gradient_and_diagonal(
-    residual_fn: ResidualFunction,
-    loss: Loss,
-    chunks: Chunks,
-    theta: torch.Tensor,
-    reducer: Reducer,
-    dtype: torch.dtype,
-    n_outputs: int,
-) -> GradientAndDiagonal:
-    """One pass of per-sample Jacobian blocks (``DIAGONAL_ROWS`` rows each), never kept.
-
-    Each block is taken layer by layer (reverse mode, ``vmap(jacrev)`` over the samples, with
-    respect to the named parameters): the rows A J of each layer are folded into that layer's
-    slice of g and of the diagonal, so no flat (rows x P) copy is ever assembled.
-    """
-    flat = residual_fn.flat
-    count = theta.numel()
-    acc = GradientAndDiagonal(
-        torch.zeros(count, dtype=dtype, device=theta.device),
-        torch.zeros(count, dtype=dtype, device=theta.device),
-    )
-    block = max(1, DIAGONAL_ROWS // max(n_outputs, 1))
-    buffers = flat.buffers()
-
-    def single(params: dict[str, torch.Tensor], row: torch.Tensor) -> tuple[Any, Any]:
-        out = functional_call(flat.model, (params, buffers), (row.unsqueeze(0),)).reshape(-1)
-        return out, out
-
-    per_sample = vmap(jacrev(single, has_aux=True), in_dims=(None, 0))
-    for x, y in chunks():
-        for start in range(0, x.shape[0], block):
-            jac, out = per_sample(flat.as_dict(theta), x[start : start + block])
-            factor, residuals = output_factor(loss, out, y[start : start + block], dtype)
-            flat_residuals = residuals.reshape(-1)
-            offset = 0
-            for name, size in zip(flat.names, flat.numels, strict=True):
-                piece = jac.pop(name).reshape(out.shape[0], out.shape[1], size).to(dtype)
-                rows = piece if factor is None else torch.einsum("mko,mon->mkn", factor, piece)
-                rows = rows.reshape(-1, size)  # (m*k, n) rows of J^ for this layer
-                acc.gradient[offset : offset + size].addmv_(rows.T, flat_residuals)
-                diagonal = acc.diagonal[offset : offset + size]
-                for row in rows:  # row by row: no squared copy of the block
-                    diagonal.addcmul_(row, row)
-                offset += size
-                del piece, rows
-            acc.objective += 0.5 * float(flat_residuals @ flat_residuals)
-            acc.n_residuals += residuals.numel()
-    totals = torch.tensor([acc.objective, acc.n_residuals], dtype=torch.float64,
-                          device=theta.device)
-    reducer.sum_(totals)
-    acc.objective, acc.n_residuals = float(totals[0]), int(totals[1])
-    reducer.sum_(acc.gradient)
-    reducer.sum_(acc.diagonal)
-    return acc
 
 
 @dataclass(kw_only=True)
