@@ -113,7 +113,10 @@ def probe_pass(flat: FlatParameters, theta: torch.Tensor, x: torch.Tensor,
 def add_linear_squares(diagonals: dict[str, torch.Tensor], state: LinearProbe,
                        cotangent_rows: torch.Tensor, dtype: torch.dtype) -> None:
     """Fold sum_{m,k} (d_mk a_m^T)^2 and sum_{m,k} d_mk^2 into the layer's diagonal slices."""
-    squared_cotangents = cotangent_rows.to(dtype).square().sum(0)  # (m, out)
+    squared_cotangents = torch.zeros(cotangent_rows.shape[1:], dtype=dtype,
+                                     device=cotangent_rows.device)  # (m, out)
+    for rows in cotangent_rows:  # one factor row at a time: no (k, m, out) copy in dtype
+        squared_cotangents.addcmul_(rows.to(dtype), rows.to(dtype))
     squared_inputs = state.inputs[0].to(dtype).square()  # (m, in)
     diagonals[state.weight].add_((squared_cotangents.T @ squared_inputs).reshape(-1))
     if state.bias is not None:
