@@ -29,9 +29,12 @@ Peak memory of one epoch beyond the data and the model itself (what the engine a
 * cache (matrix-free CG): one chunk in memory at a time while writing and while reading back,
   plus O(P) CG vectors: ``s * (2*c*O*P + 12*P)``; on disk ``s * (M*P + M)`` (the seed's formula).
 * matrix_free, two phases that do not overlap, whatever N is, nothing on disk: the
-  gradient/diagonal pass holds a per-sample Jacobian block of b = max(1, 16 // O) samples
-  (``b*O*P``, taken layer by layer and never concatenated; 2x for losses other than mse, whose
-  factor A is applied to one layer at a time) and 4 P-vectors; a damping trial holds
+  gradient/diagonal pass (``core.matrix_free_diagonal``) needs, for ``nn.Linear`` layers, only
+  each layer's output cotangents per factor row (O * c * layer widths, no per-sample weight
+  gradients); its fallback for other layers holds a per-sample Jacobian block of
+  b = max(1, 16 // O) samples (``b*O*P``, layer by layer; 2x for losses other than mse). The
+  model charges the fallback's ``b*O*P``, an upper bound for MLPs; plus 4 P-vectors. A damping
+  trial holds
   ``MATRIX_FREE_VECTORS`` = 16 P-vectors (gradient, diagonal, scaling, preconditioner, shift,
   CG's rhs, x, r, z, direction and image, the product's sum and pullback, the warm start,
   the trial weights) and one chunk's activations twice (primal and tangent, or saved and
