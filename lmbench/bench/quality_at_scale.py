@@ -5,8 +5,8 @@ On a packaged dataset (``letter``: 16 features, 26 classes; seeded splits) four 
 trained, all with the cross-entropy loss (``lmbench.bench.quality_arms``):
 
 a. ``matrix_free_large``: hidden (1024, 960) tanh, 1,026,394 weights, matrix-free LM
-   (``engine="matrix_free"``, the default seed damping), ``--lm-epochs`` epochs (2; a guard
-   stops after the epoch that would end past ``--lm-budget`` seconds, 900);
+   (``engine="matrix_free"``, the default seed damping), ``--lm-epochs`` epochs (6; a guard
+   stops after the epoch that would end past ``--lm-budget`` seconds, 420);
 b. ``adam_large``: the same network from the same initial weights, Adam for the wall time (a)
    took, best-validation weights restored;
 c. ``cholesky_small``: Cholesky LM (``in_memory``) on the widest network of the same family
@@ -17,15 +17,12 @@ c. ``cholesky_small``: Cholesky LM (``in_memory``) on the widest network of the 
 Plus one memory point of the matrix-free engine at ~1M weights (``lmbench.bench.matrix_free``,
 heap peak of one epoch above model and data, in a fresh process): its bytes per million weights.
 
-Why these sizes (one CPU core): the engine's cost per epoch is its gradient/diagonal pass, 26
-reverse-mode Jacobian rows per sample (one per class) and their cross-entropy factor, ~0.15 s
-per training row at 1M weights here; a CG iteration (two passes over the rows) costs ~1/1000 of
-that. So 4,000 training rows would take ~10 minutes per epoch, and the default keeps 1,000
-(two epochs in ~6 minutes); validation and test keep 2,000 rows each. ``cg_max_iter`` = 50 for
-the same reason: 50 iterations per damping trial are a few per cent of an epoch, and a step
-solved further gets more out of each costly gradient/diagonal pass. Cholesky LM's epoch grows as
-rows x P^2 (~13 s at 1,000 rows and P = 5,294), hence ``--small-max-params`` 5,500. The default
-invocation takes ~15 minutes on one idle core.
+Why these sizes (one CPU core): at 1M weights a CG iteration (a jvp and a vjp over the rows)
+costs ~0.16 ms per training row and the gradient/diagonal pass ~1.2 ms per row
+(``core.matrix_free_diagonal``), so with 2,000 training rows (validation and test keep 2,000
+each) an epoch is ~20-50 s, mostly CG: ``cg_max_iter`` = 50 per damping trial. Cholesky LM's
+epoch grows as rows x P^2 (~26 s at 2,000 rows and P = 5,294), hence ``--small-max-params``
+5,500 and ``--small-budget`` 180 s. The default invocation takes ~12 minutes on one core.
 
     python -m lmbench.bench.quality_at_scale --out DIR [--tracking-uri URI]
     python -m lmbench.bench.quality_at_scale --smoke --out DIR      # tiny sizes, seconds
@@ -63,17 +60,17 @@ class ScaleSettings:
 
     dataset: str = "letter"
     seed: int = 0
-    train_rows: int = 1000
+    train_rows: int = 2000
     eval_rows: int = 2000
     hidden: tuple[int, ...] = (1024, 960)
     activation: str = "tanh"
-    lm_epochs: int = 2
-    lm_budget_s: float = 900.0
+    lm_epochs: int = 6
+    lm_budget_s: float = 420.0
     cg_max_iter: int = 50
     chunk_samples: int = 1024
     small_max_params: int = 5500
     small_epochs: int = 10
-    small_budget_s: float = 120.0
+    small_budget_s: float = 180.0
     adam_lr: float = 1e-3
     adam_batch_size: int = 128
     memory_params: int = 1_000_000
