@@ -46,6 +46,7 @@ from lmbench.baselines.common import (
     FitOutcome,
     InverseTarget,
     budget_params,
+    check_network_settings,
     check_split,
 )
 from lmbench.baselines.torch_utils import (
@@ -133,15 +134,7 @@ def search_adam(
     default = AdamSettings.from_mapping(budget_params(cfg))  # validate before training
     if task == "regression" and default.loss == "cross_entropy":
         raise ValueError("trainer.params.loss=cross_entropy needs a classification task")
-    set_network = sorted(
-        (set(budget_params(cfg)) | set(cfg.get("space") or {})) & set(NETWORK_KEYS)
-    )
-    if model_factory is not None and set_network:
-        raise ValueError(
-            f"model_factory fixes the network, so trainer.params / trainer.space must not set "
-            f"{set_network}; drop them, or pass model_factory=None to build (and tune) the MLP "
-            "from the config"
-        )
+    check_network_settings(cfg, model_factory is not None, NETWORK_KEYS)
     n_inputs = int(np.shape(x_train)[1])
     n_outputs = 1 if np.ndim(y_train) == 1 else int(np.shape(y_train)[1])
     train = _tensors(task, x_train, y_train)

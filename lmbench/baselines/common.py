@@ -177,6 +177,20 @@ def budget_params(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return {**dict(config.get("params") or {}), **overrides}
 
 
+def check_network_settings(
+    cfg: Mapping[str, Any], fixed_network: bool, network_keys: Sequence[str]
+) -> None:
+    """A caller's ``model_factory`` fixes the network, so the trainer config must then not set
+    or search ``network_keys`` (Adam's and LM's network settings); the error names them."""
+    named = sorted((set(budget_params(cfg)) | set(cfg.get("space") or {})) & set(network_keys))
+    if fixed_network and named:
+        raise ValueError(
+            f"model_factory fixes the network, so trainer.params / trainer.space must not set "
+            f"{named}; drop them, or pass model_factory=None to build (and tune) the MLP "
+            "from the config"
+        )
+
+
 def check_split(
     task: str, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray
 ) -> None:

@@ -49,6 +49,7 @@ from lmbench.baselines.common import (
     FitOutcome,
     InverseTarget,
     budget_params,
+    check_network_settings,
     check_split,
     plain,
 )
@@ -206,13 +207,7 @@ def search_lm(
     check_split(task, x_train, y_train, x_val, y_val)
     default = budget_params(cfg)
     settings_default = LMSettings.from_mapping(default)  # validate before training
-    network_keys = sorted((set(default) | set(cfg.get("space") or {})) & set(NETWORK_KEYS))
-    if model_factory is not None and network_keys:
-        raise ValueError(
-            f"model_factory fixes the network, so trainer.params / trainer.space must not set "
-            f"{network_keys}; drop them, or pass model_factory=None to build (and search) the "
-            "MLP from the config"
-        )
+    check_network_settings(cfg, model_factory is not None, NETWORK_KEYS)
     n_rows = int(np.shape(x_train)[0])
     limit = settings_default.max_train_rows
     if limit is not None and n_rows > limit:
