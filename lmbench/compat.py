@@ -24,6 +24,7 @@ from torch import nn
 
 from lmbench.core.callbacks import Callback, CallbackSpec, as_callbacks
 from lmbench.core.checkpoint import SnapshotCallback
+from lmbench.core.damping import SeedDamping
 from lmbench.core.distributed import AllReduce
 from lmbench.core.history import TrainingHistory
 from lmbench.core.losses import loss_from_module
@@ -34,6 +35,8 @@ from lmbench.core.trainer import LevenbergMarquardt
 SeedHistory = tuple[list[float], list[float], list[float], list[float]]
 #: The seed functions' default ``mu_max``: the original has no such stop, so it is set high.
 SEED_MU_MAX = 1e10
+#: The seed functions' stopping defaults (min_error 1e-2, 10 epochs, 10 trials), from the engine.
+SEED_DEFAULTS = TrainerSettings()
 
 
 class SeedResult(tuple):  # type: ignore[type-arg]
@@ -61,11 +64,11 @@ def train_levenberg(
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     val_loader: Iterable[Any] | None = None,
     snap_folder: str | Path | None = None,
-    mu_init: float = 10,
-    min_error: float = 1e-2,
-    max_epochs: int = 10,
-    inner_steps: int = 10,
-    demping_coef: float = 10,
+    mu_init: float = SeedDamping.mu_init,
+    min_error: float = SEED_DEFAULTS.min_error,
+    max_epochs: int = SEED_DEFAULTS.max_epochs,
+    inner_steps: int = SEED_DEFAULTS.inner_steps,
+    demping_coef: float = SeedDamping.factor,
     device: str | torch.device | None = None,
     metrics_callbacks: CallbackSpec = None,
     metric_callbacks: CallbackSpec = None,
@@ -177,11 +180,11 @@ def train_distributed_levenberg(
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     val_loader: Iterable[Any] | None = None,
     snap_folder: str | Path | None = None,
-    mu_init: float = 10,
-    min_error: float = 1e-2,
-    max_epochs: int = 10,
-    inner_steps: int = 10,
-    demping_coef: float = 10,
+    mu_init: float = SeedDamping.mu_init,
+    min_error: float = SEED_DEFAULTS.min_error,
+    max_epochs: int = SEED_DEFAULTS.max_epochs,
+    inner_steps: int = SEED_DEFAULTS.inner_steps,
+    demping_coef: float = SeedDamping.factor,
     device: str | torch.device | None = None,
     temp_folder: str | Path = "./temp",
     metrics_callbacks: CallbackSpec = None,

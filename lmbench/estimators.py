@@ -36,6 +36,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from lmbench.core import TrainerSettings, TrainingHistory
+from lmbench.core.damping import SeedDamping
 from lmbench.models import ACTIVATIONS, build_mlp, head_for_task, probabilities
 
 try:  # scikit-learn >= 1.6
@@ -44,6 +45,9 @@ except ImportError:  # pragma: no cover - older scikit-learn
     _sk_validate_data = None
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: The estimators' engine defaults: the harness's 100 epochs and min_error 1e-4, the engine's
+#: inner_steps; the seed damping rule's own mu_init and demping_coef.
+ESTIMATOR_DEFAULTS = TrainerSettings(max_epochs=100, min_error=1e-4)
 #: What each estimator may minimise (``lmbench.core.losses``).
 CLASSIFIER_LOSSES = ("cross_entropy", "mse", "sqrt_cross_entropy", "bce")
 REGRESSOR_LOSSES = ("mse", "huber")
@@ -63,11 +67,11 @@ class _LMNetwork(BaseEstimator):
         self,
         hidden_layer_sizes: int | Sequence[int] = (16,),
         activation: str = "tanh",
-        mu_init: float = 10.0,
-        demping_coef: float = 10.0,
-        max_epochs: int = 100,
-        min_error: float | None = 1e-4,
-        inner_steps: int = 10,
+        mu_init: float = SeedDamping.mu_init,
+        demping_coef: float = SeedDamping.factor,
+        max_epochs: int = ESTIMATOR_DEFAULTS.max_epochs,
+        min_error: float | None = ESTIMATOR_DEFAULTS.min_error,
+        inner_steps: int = ESTIMATOR_DEFAULTS.inner_steps,
         validation_fraction: float = 0.0,
         patience: int | None = None,
         random_state: int | np.random.RandomState | None = None,
@@ -204,11 +208,11 @@ class LMClassifier(ClassifierMixin, _LMNetwork):
         self,
         hidden_layer_sizes: int | Sequence[int] = (16,),
         activation: str = "tanh",
-        mu_init: float = 10.0,
-        demping_coef: float = 10.0,
-        max_epochs: int = 100,
-        min_error: float | None = 1e-4,
-        inner_steps: int = 10,
+        mu_init: float = SeedDamping.mu_init,
+        demping_coef: float = SeedDamping.factor,
+        max_epochs: int = ESTIMATOR_DEFAULTS.max_epochs,
+        min_error: float | None = ESTIMATOR_DEFAULTS.min_error,
+        inner_steps: int = ESTIMATOR_DEFAULTS.inner_steps,
         validation_fraction: float = 0.0,
         patience: int | None = None,
         random_state: int | np.random.RandomState | None = None,
@@ -278,11 +282,11 @@ class LMRegressor(MultiOutputMixin, RegressorMixin, _LMNetwork):
         self,
         hidden_layer_sizes: int | Sequence[int] = (16,),
         activation: str = "tanh",
-        mu_init: float = 10.0,
-        demping_coef: float = 10.0,
-        max_epochs: int = 100,
-        min_error: float | None = 1e-4,
-        inner_steps: int = 10,
+        mu_init: float = SeedDamping.mu_init,
+        demping_coef: float = SeedDamping.factor,
+        max_epochs: int = ESTIMATOR_DEFAULTS.max_epochs,
+        min_error: float | None = ESTIMATOR_DEFAULTS.min_error,
+        inner_steps: int = ESTIMATOR_DEFAULTS.inner_steps,
         validation_fraction: float = 0.0,
         patience: int | None = None,
         random_state: int | np.random.RandomState | None = None,

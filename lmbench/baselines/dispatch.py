@@ -3,7 +3,7 @@ reference LM library alike (``lmbench.baselines.tuning``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -15,13 +15,20 @@ from lmbench.baselines.lm import search_lm
 from lmbench.baselines.tlm import search_tlm
 from lmbench.baselines.tuning import TuningSettings
 
-#: The comparators LM is measured against (each has ``conf/trainer/<name>.yaml``).
-BASELINES: tuple[str, ...] = ("xgboost", "catboost", "adam", "tlm")
-#: Every name ``run_baseline`` accepts: the baselines plus LM itself under the same tuning rules
-#: (its config is ``conf/trainer/lm_tuned.yaml``; ``lm.yaml`` is the single-run trainer).
-SEARCHES: tuple[str, ...] = (*BASELINES, "lm")
+#: Every tuned method by the name its trainer config carries (``conf/trainer/<name>.yaml``;
+#: LM's is ``lm_tuned.yaml``, ``lm.yaml`` being the single-run trainer): the one list.
+SEARCH_FUNCTIONS: dict[str, Callable[..., BaselineResult]] = {
+    "xgboost": search_xgboost, "catboost": search_catboost, "adam": search_adam,
+    "tlm": search_tlm, "lm": search_lm,
+}
+#: Every name ``run_baseline`` accepts: the baselines plus LM itself under the same tuning rules.
+SEARCHES: tuple[str, ...] = tuple(SEARCH_FUNCTIONS)
+#: The comparators LM is measured against.
+BASELINES: tuple[str, ...] = tuple(name for name in SEARCHES if name != "lm")
 #: The methods that train an MLP: they tune the same ``hidden`` choices from the same default.
 NEURAL: tuple[str, ...] = ("adam", "tlm", "lm")
+#: The methods whose network a caller may fix with ``model_factory``.
+TAKES_MODEL_FACTORY: tuple[str, ...] = ("adam", "lm")
 
 
 def run_baseline(
@@ -55,14 +62,8 @@ def run_baseline(
         "task": task, "cfg": cfg, "seed": seed, "tuning": settings,
         "inverse_target": inverse_target,
     }  # fmt: skip
-    if name == "xgboost":
-        return search_xgboost(**arrays, **common)
-    if name == "catboost":
-        return search_catboost(**arrays, **common)
-    if name == "adam":
-        return search_adam(**arrays, **common, model_factory=model_factory)
-    if name == "tlm":
-        return search_tlm(**arrays, **common)
-    if name == "lm":
-        return search_lm(**arrays, **common, model_factory=model_factory)
-    raise ValueError(f"unknown baseline {name!r}; known: {SEARCHES}")
+    if name not in SEARCH_FUNCTIONS:
+        raise ValueError(f"unknown baseline {name!r}; known: {SEARCHES}")
+    if name in TAKES_MODEL_FACTORY:
+        common["model_factory"] = model_factory
+    return SEARCH_FUNCTIONS[name](**arrays, **common)

@@ -65,12 +65,20 @@ from lmbench.core import (
     TrainerSettings,
     TrainingHistory,
     get_weights_count,
-    make_damping,
 )
+from lmbench.core.damping import DAMPING_NAMES, SeedDamping
 from lmbench.core.losses import LOSS_NAMES
+from lmbench.core.settings import cast_setting
 from lmbench.models import build_mlp, head_for_task, loss_for_task, probabilities
 
-DAMPING_RULES: tuple[str, ...] = ("seed", "marquardt", "gain_ratio")
+#: The engine defaults of a tuned LM trial (validation-patience training, as trainer=lm);
+#: conf/trainer/lm_tuned.yaml may override each of them.
+TRIAL_DEFAULTS = TrainerSettings(max_epochs=100, min_error=1e-4, patience=10)
+#: Settings that go to the engine (``TrainerSettings``, in config spelling).
+ENGINE_KEYS: tuple[str, ...] = (
+    "damping", "mu_init", "demping_coef", "gain_ratio_threshold", "inner_steps", "max_epochs",
+    "min_error", "min_gradient", "mu_max", "patience",
+)
 #: Settings that describe the network; a caller's ``model_factory`` replaces all of them.
 NETWORK_KEYS: tuple[str, ...] = ("hidden", "activation", "dtype")
 #: Settings the search itself reads (threads, the train-size guard), not the engine.
@@ -85,15 +93,16 @@ class LMSettings:
     hidden: tuple[int, ...] = (16,)
     activation: str = "tanh"
     dtype: str = "float32"
-    damping: str = "seed"
-    mu_init: float = 10.0
-    demping_coef: float = 10.0
-    inner_steps: int = 10
-    max_epochs: int = 100
-    min_error: float | None = 1e-4
-    min_gradient: float = 0.0
-    mu_max: float = 1e10
-    patience: int | None = 10
+    damping: str = TRIAL_DEFAULTS.damping
+    mu_init: float | None = SeedDamping.mu_init
+    demping_coef: float | None = SeedDamping.factor
+    gain_ratio_threshold: float | None = TRIAL_DEFAULTS.gain_ratio_threshold
+    inner_steps: int = TRIAL_DEFAULTS.inner_steps
+    max_epochs: int = TRIAL_DEFAULTS.max_epochs
+    min_error: float | None = TRIAL_DEFAULTS.min_error
+    min_gradient: float = TRIAL_DEFAULTS.min_gradient
+    mu_max: float = TRIAL_DEFAULTS.mu_max
+    patience: int | None = TRIAL_DEFAULTS.patience
     n_threads: int | str = "auto"
     max_train_rows: int | None = 20_000
     loss: str = "auto"
@@ -110,30 +119,23 @@ class LMSettings:
         hidden = values.get("hidden", d.hidden)
         if isinstance(hidden, int):
             hidden = (hidden,)
+        engine = {k: cast_setting(k, values[k]) for k in ENGINE_KEYS if k in values}
         settings = cls(
             hidden=tuple(int(w) for w in hidden),
             activation=str(values.get("activation", d.activation)),
             dtype=str(values.get("dtype", d.dtype)),
-            damping=str(values.get("damping", d.damping)),
-            mu_init=float(values.get("mu_init", d.mu_init)),
-            demping_coef=float(values.get("demping_coef", d.demping_coef)),
-            inner_steps=int(values.get("inner_steps", d.inner_steps)),
-            max_epochs=int(values.get("max_epochs", d.max_epochs)),
-            min_error=_optional(values.get("min_error", d.min_error), float),
-            min_gradient=float(values.get("min_gradient", d.min_gradient)),
-            mu_max=float(values.get("mu_max", d.mu_max)),
-            patience=_optional(values.get("patience", d.patience), int),
             n_threads=parse_threads(values.get("n_threads", d.n_threads)),
             max_train_rows=_optional(values.get("max_train_rows", d.max_train_rows), int),
             loss=str(values.get("loss", d.loss)),
+            **engine,
         )
         settings._check()
         return settings
 
     def _check(self) -> None:
-        if self.damping not in DAMPING_RULES:
+        if self.damping not in DAMPING_NAMES:
             raise ValueError(
-                f"trainer.params.damping must be one of {DAMPING_RULES}, got {self.damping!r}"
+                f"trainer.params.damping must be one of {DAMPING_NAMES}, got {self.damping!r}"
             )
         if self.dtype not in _DTYPES:
             raise ValueError(f"trainer.params.dtype must be one of {sorted(_DTYPES)}")
@@ -146,12 +148,12 @@ class LMSettings:
                 raise ValueError(f"trainer.params.{name} must be positive or null")
         if not self.hidden or any(w < 1 for w in self.hidden):
             raise ValueError(f"trainer.params.hidden must be widths >= 1, got {self.hidden}")
-        # The damping rule validates mu_init and demping_coef with its own messages.
-        make_damping(self.damping, self.mu_init, self.demping_coef)
         if self.loss not in ("auto", *LOSS_NAMES):
             raise ValueError(
                 f"trainer.params.loss must be auto or one of {LOSS_NAMES}, got {self.loss!r}"
             )
+        # The engine validates the rest (the damping rule's mu_init, demping_coef, threshold).
+        self.trainer_settings()
 
     def trainer_settings(self, task: str = "regression") -> TrainerSettings:
         """The engine settings of this trial for ``task`` (``loss: auto`` resolved;

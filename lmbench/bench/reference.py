@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
+from lmbench.core.damping import SeedDamping
 from lmbench.core.settings import TrainerSettings
 
 
@@ -28,11 +29,11 @@ from lmbench.core.settings import TrainerSettings
 class LMSettings:
     """The damping both libraries follow: seed rule, mu_init, factor (``demping_coef``)."""
 
-    mu_init: float = 10.0
-    factor: float = 10.0
-    inner_steps: int = 10
-    mu_min: float = 1e-20
-    mu_max: float = 1e10
+    mu_init: float = SeedDamping.mu_init
+    factor: float = SeedDamping.factor
+    inner_steps: int = TrainerSettings.inner_steps
+    mu_min: float = TrainerSettings.mu_min
+    mu_max: float = TrainerSettings.mu_max
 
     def trainer_settings(self, max_epochs: int = 1, **changes: Any) -> TrainerSettings:
         """lmbench's settings with this damping and no min-error stop (``changes``: any other

@@ -15,8 +15,12 @@ gain-ratio rule, nu) to the next one. The trainer owns the loop, the weights and
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass, fields, replace
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
+
+#: The damping rules by their config name (``TrainerSettings.damping``, ``trainer.damping``).
+DampingName = Literal["seed", "marquardt", "gain_ratio"]
+DAMPING_NAMES: tuple[str, ...] = get_args(DampingName)
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,11 @@ class GainRatioDamping:
     def __post_init__(self) -> None:
         if not self.mu_init > 0 or not math.isfinite(self.mu_init):
             raise ValueError(f"mu_init must be a positive finite number, got {self.mu_init}")
+        if not 0.0 <= self.threshold < 1.0:
+            raise ValueError(
+                f"gain_ratio_threshold must be in [0, 1) (a step is kept when actual / predicted "
+                f"reduction exceeds it; 1e-4 is the default), got {self.threshold}"
+            )
 
     def initial_state(self) -> DampingState:
         return DampingState(mu=self.mu_init, nu=2.0)
@@ -123,12 +132,36 @@ class GainRatioDamping:
         return DampingState(mu=state.mu * state.nu, nu=state.nu * 2.0)
 
 
-def make_damping(name: str, mu_init: float, factor: float = 10.0) -> DampingRule:
-    """Build a rule by its config name: ``seed``, ``marquardt`` or ``gain_ratio``."""
-    if name == "seed":
-        return SeedDamping(mu_init=mu_init, factor=factor)
-    if name == "marquardt":
-        return MarquardtDamping(mu_init=mu_init, factor=factor)
-    if name == "gain_ratio":
-        return GainRatioDamping(mu_init=mu_init)
-    raise ValueError(f"unknown damping rule {name!r}; choose seed, marquardt or gain_ratio")
+#: Each rule's class; its dataclass fields (and their defaults) are the rule's own parameters.
+DAMPING_RULES: dict[str, type] = {
+    "seed": SeedDamping, "marquardt": MarquardtDamping, "gain_ratio": GainRatioDamping,
+}
+
+
+def damping_parameters(name: str) -> tuple[str, ...]:
+    """The parameters rule ``name`` takes (``mu_init``, ``factor``, ``threshold``, ...)."""
+    return tuple(f.name for f in fields(_rule_class(name)) if f.name != "scale_by_diagonal")
+
+
+def make_damping(
+    name: str,
+    mu_init: float | None = None,
+    factor: float | None = None,
+    threshold: float | None = None,
+) -> DampingRule:
+    """Build a rule by its config name: ``seed``, ``marquardt`` or ``gain_ratio``.
+
+    A parameter left at None takes the rule's own default (seed and marquardt: mu_init 10,
+    factor 10; gain_ratio: mu_init 1e-3, threshold 1e-4). A parameter the rule does not have
+    (``factor`` for gain_ratio, ``threshold`` for seed and marquardt) is ignored, so that one
+    config can switch rules.
+    """
+    given = {"mu_init": mu_init, "factor": factor, "threshold": threshold}
+    own = damping_parameters(name)
+    return _rule_class(name)(**{k: v for k, v in given.items() if v is not None and k in own})
+
+
+def _rule_class(name: str) -> type:
+    if name not in DAMPING_RULES:
+        raise ValueError(f"unknown damping rule {name!r}; choose one of {DAMPING_NAMES}")
+    return DAMPING_RULES[name]

@@ -10,10 +10,13 @@ spelling ``demping_coef`` for ``damping_factor``.
 from __future__ import annotations
 
 import math
+import types
+import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
+from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 import psutil
 import torch
@@ -21,7 +24,7 @@ from torch import nn
 
 from lmbench.core.callbacks import CallbackSpec
 from lmbench.core.checks import check_device
-from lmbench.core.damping import DampingRule, make_damping
+from lmbench.core.damping import DAMPING_NAMES, DampingName, DampingRule, make_damping
 from lmbench.core.distributed import Reducer
 from lmbench.core.engines import ENGINE_NAMES, EngineName, FormChoice, plan_engine, resolve_auto
 from lmbench.core.history import TrainingHistory
@@ -36,8 +39,6 @@ from lmbench.core.trainer import (
     ValidationData,
 )
 
-DampingName = Literal["seed", "marquardt", "gain_ratio"]
-DAMPING_NAMES: tuple[str, ...] = ("seed", "marquardt", "gain_ratio")
 #: Config keys that are spelled differently in the seed library and in older configs.
 ALIASES = {"demping_coef": "damping_factor"}
 
@@ -51,8 +52,11 @@ class TrainerSettings:
     form: ``auto`` | ``primal`` | ``dual`` (in-memory engine only).
     loss, huber_delta: what LM minimises (``lmbench.core.losses``): ``mse`` | ``cross_entropy`` |
         ``bce`` | ``huber`` | ``sqrt_cross_entropy``; generalised Gauss-Newton steps.
-    damping, mu_init, damping_factor: the damping rule (``damping_factor`` is the seed's
-        ``demping_coef``: mu is divided by it after a success and multiplied after a failure).
+    damping, mu_init, damping_factor, gain_ratio_threshold: the damping rule
+        (``lmbench.core.damping``) and its own parameters; None takes the rule's own default
+        (seed and marquardt: mu_init 10, factor 10; gain_ratio: mu_init 1e-3, threshold 1e-4).
+        ``damping_factor`` is the seed's ``demping_coef``: mu is divided by it after a success
+        and multiplied after a failure (not used by gain_ratio).
     inner_steps: damping trials per epoch.
     max_epochs, min_error, min_gradient, mu_max, patience: the stopping rules.
     jacobian_mode, system_dtype, chunk_rows, jacobian_budget_bytes, cg_max_iter, mu_min: numerics.
@@ -69,8 +73,9 @@ class TrainerSettings:
     loss: LossName = "mse"
     huber_delta: float = 1.0
     damping: DampingName = "seed"
-    mu_init: float = 10.0
-    damping_factor: float = 10.0
+    mu_init: float | None = None
+    damping_factor: float | None = None
+    gain_ratio_threshold: float | None = None
     inner_steps: int = 10
     max_epochs: int = 10
     min_error: float | None = 1e-2
@@ -120,13 +125,13 @@ class TrainerSettings:
     def from_mapping(cls, values: Mapping[str, Any], ignore: Iterable[str] = ()) -> TrainerSettings:
         """Typed settings from a config mapping; keys in ``ignore`` are skipped, any other
         unknown key is an error that lists the known ones."""
-        known = {f.name: f for f in fields(cls)}
+        known = field_types()
         skipped = set(ignore)
         chosen: dict[str, Any] = {}
         for key, value in dict(values).items():
             name = ALIASES.get(str(key), str(key))
             if name in known:
-                chosen[name] = _cast(name, value, getattr(cls(), name))
+                chosen[name] = _cast(name, value, known[name])
             elif key not in skipped:
                 raise ValueError(
                     f"unknown LM setting {key!r}; known: {sorted(known) + sorted(ALIASES)}"
@@ -154,7 +159,9 @@ class TrainerSettings:
         return Loss(self.loss, huber_delta=self.huber_delta)
 
     def damping_rule(self) -> DampingRule:
-        return make_damping(self.damping, self.mu_init, self.damping_factor)
+        return make_damping(
+            self.damping, self.mu_init, self.damping_factor, self.gain_ratio_threshold
+        )
 
     def resolved_engine(self, model: nn.Module) -> EngineName:
         """``auto`` resolved against the model's size and the memory budget."""
@@ -237,18 +244,42 @@ def available_memory_bytes(device: torch.device) -> int:
     return int(psutil.virtual_memory().available * 0.75)
 
 
-def _cast(name: str, value: Any, default: Any) -> Any:
-    """A config value in the type of the field's default; None and strings pass through."""
+@cache
+def field_types() -> dict[str, type]:
+    """Each ``TrainerSettings`` field's value type (``X | None`` -> X, a ``Literal`` -> str)."""
+    hints = typing.get_type_hints(TrainerSettings)
+    return {f.name: _value_type(hints[f.name]) for f in fields(TrainerSettings)}
+
+
+def optional_fields() -> frozenset[str]:
+    """The fields that accept None (``null`` in a config)."""
+    hints = typing.get_type_hints(TrainerSettings)
+    return frozenset(
+        f.name for f in fields(TrainerSettings) if type(None) in typing.get_args(hints[f.name])
+    )
+
+
+def cast_setting(key: str, value: Any) -> Any:
+    """``value`` in the type of setting ``key`` (config spelling accepted); None passes."""
+    name = ALIASES.get(key, key)
+    return _cast(key, value, field_types()[name])
+
+
+def _value_type(hint: Any) -> type:
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        (hint,) = (a for a in typing.get_args(hint) if a is not type(None))
+    if typing.get_origin(hint) is Literal:
+        return str
+    return hint
+
+
+def _cast(name: str, value: Any, kind: type) -> Any:
+    """A config value in its field's type; None passes through."""
     if value is None:
         return None
     if isinstance(value, float) and math.isnan(value):
         raise ValueError(f"{name}: NaN is not a valid setting; use null to disable")
-    if isinstance(default, bool):
-        return bool(value)
-    if isinstance(default, int) or name in (
-        "chunk_rows", "patience", "memory_budget_bytes", "mini_batch_size"
-    ):
-        return int(value)
-    if isinstance(default, float) or name == "min_error":
-        return float(value)
-    return str(value) if not isinstance(value, str) else value
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a {kind.__name__}, got {value!r}") from None

@@ -4,3 +4,7 @@
 ``limits``, ``paper_check``; shared types in ``outcome``). Submodules are imported on use
 (``lmbench.harness.jobs``, ``.run``, ``.report``, ...), so a CLI pulls in only what it needs.
 """
+
+from lmbench.harness.config_schema import register_schemas
+
+register_schemas()

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from lmbench.core import TrainerSettings
+from lmbench.core.damping import SeedDamping
 from lmbench.data.problems import PROBLEMS, Problem
 
 #: Seed of start k of a run with seed s: s * SEED_STRIDE + k (so runs with other seeds never
@@ -61,11 +62,11 @@ class CheckSettings:
             max_epochs=max_epochs,
             target_mse=float(pick("target_mse", problem.target_mse)),
             dtype=getattr(torch, dtype_name),
-            mu_init=float(pick("mu_init", 10.0)),
-            demping_coef=float(pick("demping_coef", 10.0)),
-            damping=str(pick("damping", "seed")),
-            inner_steps=int(pick("inner_steps", 10)),
-            mu_max=float(pick("mu_max", 1e10)),
+            mu_init=float(pick("mu_init", SeedDamping.mu_init)),
+            demping_coef=float(pick("demping_coef", SeedDamping.factor)),
+            damping=str(pick("damping", TrainerSettings.damping)),
+            inner_steps=int(pick("inner_steps", TrainerSettings.inner_steps)),
+            mu_max=float(pick("mu_max", TrainerSettings.mu_max)),
         )
 
     def trainer_settings(self) -> TrainerSettings:

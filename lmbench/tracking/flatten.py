@@ -92,8 +92,13 @@ def sanitize_key(key: str, limit: int = MAX_KEY_LENGTH) -> str:
 
 
 def _leaf_to_str(value: Any) -> str:
+    """``str(value)``, with an integral float written as the integer (``10.0`` -> ``"10"``):
+    a config schema types ``mu_init: 10`` as a float, and the param keeps how it was written
+    (as ``config_hash`` does, for which ``10`` and ``10.0`` are one value)."""
     if isinstance(value, float) and math.isnan(value):
         return "nan"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
     return str(value)
 
 

@@ -147,6 +147,7 @@ def test_shipped_hydra_config_selects_matrix_free():
     from hydra import compose, initialize_config_dir
 
     import lmbench
+    import lmbench.harness  # noqa: F401  (registers the trainer config schemas)
 
     conf = Path(lmbench.__file__).parent / "conf"
     with initialize_config_dir(config_dir=str(conf), version_base=None):
