@@ -77,11 +77,11 @@ class TrainerSettings:
     damping_factor: float | None = None
     gain_ratio_threshold: float | None = None
     inner_steps: int = 10
-    max_epochs: int = 10
-    min_error: float | None = 1e-2
-    min_gradient: float = 0.0
-    mu_max: float = 1e10
-    patience: int | None = None
+    max_epochs: int = StoppingRules.max_epochs  # the stopping rules' own defaults
+    min_error: float | None = StoppingRules.min_error
+    min_gradient: float = StoppingRules.min_gradient
+    mu_max: float = StoppingRules.mu_max
+    patience: int | None = StoppingRules.patience
     jacobian_mode: JacobianMode = "auto"
     system_dtype: str | None = None
     chunk_rows: int | None = None

@@ -9,7 +9,11 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "lmbench"
+#: A smell detector, not a reason to cut one concept across files: a module over the limit that
+#: is one concept is listed in LONG_MODULES with its own limit and the reason.
 MAX_MODULE_LINES = 400
+#: module -> (its limit, why it is one concept). None today.
+LONG_MODULES: dict[str, tuple[int, str]] = {}
 MAX_LIMITS_LINES = 500
 
 
@@ -84,7 +88,8 @@ def test_no_import_circles_between_modules():
 
 def test_no_module_is_longer_than_the_limit():
     long = {name: n for name, path in MODULES.items()
-            if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES}
+            if (n := len(path.read_text().splitlines()))
+            > LONG_MODULES.get(name, (MAX_MODULE_LINES, ""))[0]}
     assert long == {}
 
 
