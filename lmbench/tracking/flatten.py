@@ -1,7 +1,7 @@
 """Turn a nested config into flat MLflow params: dotted keys, string values within MLflow limits.
 
-Pure functions, no MLflow import: the limits below are MLflow 3's (``mlflow.utils.validation``),
-checked by a unit test so a change in MLflow is noticed.
+Pure functions; the length limits are MLflow's own (``mlflow.utils.validation``), imported rather
+than copied so that a change in MLflow is followed.
 """
 
 from __future__ import annotations
@@ -14,12 +14,25 @@ from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any
 
-#: MLflow's limit on a param value (``MAX_PARAM_VAL_LENGTH``).
-MAX_PARAM_VALUE_LENGTH = 6000
-#: MLflow's limit on a tag value (``MAX_TAG_VAL_LENGTH``).
-MAX_TAG_VALUE_LENGTH = 8000
-#: MLflow's limit on a param, metric or tag key (``MAX_ENTITY_KEY_LENGTH``).
-MAX_KEY_LENGTH = 250
+from mlflow.utils.validation import (
+    MAX_ENTITY_KEY_LENGTH as MAX_KEY_LENGTH,  # a param, metric or tag key (250 in MLflow 3)
+)
+from mlflow.utils.validation import (
+    MAX_PARAM_VAL_LENGTH as MAX_PARAM_VALUE_LENGTH,  # a param value (6,000)
+)
+from mlflow.utils.validation import (
+    MAX_TAG_VAL_LENGTH as MAX_TAG_VALUE_LENGTH,  # a tag value (8,000)
+)
+
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "MAX_PARAM_VALUE_LENGTH",
+    "MAX_TAG_VALUE_LENGTH",
+    "flatten_config",
+    "sanitize_key",
+    "to_plain",
+    "truncate_value",
+]
 
 # Characters MLflow accepts in param/metric names on every OS (colon is refused on Windows).
 _INVALID_KEY_CHARS = re.compile(r"[^\w.\- ]")

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from mlflow.utils.validation import MAX_DATASET_DIGEST_SIZE
 
 from lmbench.tracking.redact import redact_text
 
@@ -25,8 +26,8 @@ __all__ = ["MAX_DIGEST_LENGTH", "SystemMetrics", "log_split_inputs"]
 
 _log = logging.getLogger(__name__)
 
-#: The longest dataset digest MLflow's store accepts.
-MAX_DIGEST_LENGTH = 36
+#: The longest dataset digest MLflow's store accepts (36 in MLflow 3).
+MAX_DIGEST_LENGTH = MAX_DATASET_DIGEST_SIZE
 #: MLflow's input tag holding a dataset's role in the run.
 CONTEXT_TAG = "mlflow.data.context"
 
@@ -48,7 +49,10 @@ def log_split_inputs(
     inputs = []
     for context, (x, y, digest) in splits.items():
         dataset = from_numpy(
-            np.asarray(x), targets=np.asarray(y), source=dataset_source, name=name,
+            np.asarray(x),
+            targets=np.asarray(y),
+            source=dataset_source,
+            name=name,
             digest=str(digest)[:MAX_DIGEST_LENGTH],
         )
         inputs.append(
@@ -76,7 +80,9 @@ class SystemMetrics:
             from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
             self._monitor = SystemMetricsMonitor(
-                self.run_id, sampling_interval=self.interval_s, samples_before_logging=1,
+                self.run_id,
+                sampling_interval=self.interval_s,
+                samples_before_logging=1,
                 tracking_uri=self.tracking_uri,
             )
             self._monitor.start()
@@ -91,5 +97,4 @@ class SystemMetrics:
             try:
                 monitor.finish()
             except Exception as exc:
-                _log.warning("could not stop the system metrics sampler: %s",
-                             redact_text(str(exc)))
+                _log.warning("could not stop the system metrics sampler: %s", redact_text(str(exc)))

@@ -74,12 +74,20 @@ def test_truncation_is_deterministic_and_keeps_distinct_values_distinct() -> Non
     assert len(truncate_value("z" * 50, limit=10)) == 10
 
 
-def test_limits_match_mlflow() -> None:
+def test_flattened_params_and_tags_pass_mlflow_validation() -> None:
     from mlflow.utils import validation
 
-    assert MAX_PARAM_VALUE_LENGTH == validation.MAX_PARAM_VAL_LENGTH
-    assert MAX_TAG_VALUE_LENGTH == validation.MAX_TAG_VAL_LENGTH
-    assert MAX_KEY_LENGTH == validation.MAX_ENTITY_KEY_LENGTH
+    long_key = "k" * (MAX_KEY_LENGTH + 40)
+    flat = flatten_config(
+        {long_key: "v" * (MAX_PARAM_VALUE_LENGTH + 500)}, max_value_length=MAX_PARAM_VALUE_LENGTH
+    )
+    ((key, value),) = flat.items()
+    key = sanitize_key(key)
+    assert len(value) == MAX_PARAM_VALUE_LENGTH
+    validation._validate_param(key, value)
+    validation._validate_tag(key, truncate_value("t" * 9000, MAX_TAG_VALUE_LENGTH))
+    with pytest.raises(Exception, match="maximum length"):
+        validation._validate_param(key + "k", value)
 
 
 @pytest.mark.parametrize(
