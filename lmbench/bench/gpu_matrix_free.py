@@ -26,7 +26,7 @@ import torch
 
 from lmbench.bench.matrix_free import point
 from lmbench.bench.workloads import N_INPUTS
-from lmbench.core.engines import max_params
+from lmbench.core.cost_model import max_params
 from lmbench.units import format_bytes, parse_bytes
 
 #: (P, samples, chunk samples): seconds per epoch (CG capped at ``--cg-max-iter``).

@@ -23,17 +23,9 @@ import torch
 
 from lmbench.bench.memory import PeakMemoryInUse
 from lmbench.bench.workloads import N_INPUTS, mlp_with_params
-from lmbench.core.engines import ENGINES, Engine, Problem, estimate
+from lmbench.core.cost_model import Problem, estimate
+from lmbench.core.engines import ENGINES, VARIANT_ENGINES, Engine
 from lmbench.core.settings import TrainerSettings
-
-#: The engine (and system form) that runs each costed variant.
-VARIANT_ENGINES: dict[str, tuple[str, str]] = {
-    "in_memory_primal": ("in_memory", "primal"),
-    "in_memory_dual": ("in_memory", "dual"),
-    "streaming": ("streaming", "primal"),
-    "cache": ("cache", "primal"),
-    "matrix_free": ("matrix_free", "primal"),
-}
 
 
 @dataclass
@@ -107,10 +99,10 @@ def measure_point(
     real_params = sum(p.numel() for p in model.parameters())
     chunk = chunk_samples or n_samples
     temp = tempfile.mkdtemp(prefix="lmbench-limits-") if engine == "cache" else None
-    name, form = VARIANT_ENGINES[engine]
+    runs = VARIANT_ENGINES[engine]  # type: ignore[index]
     trainer = TrainerSettings(
-        engine=name,  # type: ignore[arg-type]
-        form=form,  # type: ignore[arg-type]
+        engine=runs.name,
+        form=getattr(runs, "form", "primal"),
         max_epochs=1,
         min_error=None,
         temp_folder=temp,
@@ -122,7 +114,7 @@ def measure_point(
         model.load_state_dict(initial)
         with PeakMemoryInUse(dev) as peak:
             started = time.perf_counter()
-            if engine in ("streaming", "cache", "matrix_free"):
+            if runs.source == "loader":
                 chunks = [(x[i : i + chunk], y[i : i + chunk]) for i in range(0, n_samples, chunk)]
                 history = trainer.fit_loader(chunks)
             else:

@@ -8,6 +8,14 @@ from lmbench.core.damping import (
     SeedDamping,
     make_damping,
 )
+from lmbench.core.engines import (
+    CacheEngine,
+    InMemoryEngine,
+    LMEngine,
+    MatrixFreeEngine,
+    StreamingEngine,
+    plan_engine,
+)
 from lmbench.core.errors import (
     CheckpointError,
     DiskSpaceError,
@@ -22,24 +30,30 @@ from lmbench.core.settings import TrainerSettings
 from lmbench.core.trainer import LevenbergMarquardt, StoppingRules
 
 __all__ = [
+    "CacheEngine",
     "Callback",
     "CheckpointError",
     "DampingRule",
     "DiskSpaceError",
     "EpochInfo",
     "FlatParameters",
+    "InMemoryEngine",
     "GainRatioDamping",
     "InvalidInputError",
+    "LMEngine",
     "LMError",
     "LevenbergMarquardt",
     "MarquardtDamping",
+    "MatrixFreeEngine",
     "MetricsCallback",
     "NonFiniteLossError",
     "SeedDamping",
     "StoppingRules",
+    "StreamingEngine",
     "TempFolderError",
     "TrainerSettings",
     "TrainingHistory",
     "get_weights_count",
     "make_damping",
+    "plan_engine",
 ]

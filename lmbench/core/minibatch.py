@@ -25,10 +25,8 @@ whether any batch step was kept, ``gradient_norm`` is the largest batch ||J_b^T 
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -36,10 +34,15 @@ import torch
 from torch import nn
 
 from lmbench.core.distributed import LocalReducer
-from lmbench.core.errors import InvalidInputError, NonFiniteLossError
+from lmbench.core.errors import InvalidInputError
 from lmbench.core.sources import RowSource, TensorSource
 from lmbench.core.timing import PhaseTimer
-from lmbench.core.trainer import LevenbergMarquardt, _Fit
+from lmbench.core.trainer import (
+    EpochTally,
+    FitState,
+    LevenbergMarquardt,
+    check_finite_objective,
+)
 
 
 def check_batch_size(batch_size: Any, name: str = "batch_size") -> None:
@@ -74,18 +77,6 @@ def batch_rows(n_rows: int, batch_size: int, seed: int, epoch: int, shuffle: boo
             for start in range(0, n_rows, batch_size)]
 
 
-@dataclass
-class _EpochTally:
-    """What the epoch's batch steps add up to in the history."""
-
-    trials: int = 0
-    accepted: int = 0
-    steps: int = 0
-    gradient_norm: float = 0.0
-    gain_ratio: float = math.nan
-    form: str = ""
-
-
 class MiniBatchLevenbergMarquardt(LevenbergMarquardt):
     """Levenberg-Marquardt with one LM step per mini-batch (see the module docstring).
 
@@ -110,7 +101,9 @@ class MiniBatchLevenbergMarquardt(LevenbergMarquardt):
         **options: Any,
     ) -> None:
         check_batch_size(batch_size)
-        if options.get("solver", "cholesky") != "cholesky":
+        engine = options.get("engine")
+        solver = engine.solver if engine is not None else options.get("solver", "cholesky")
+        if solver != "cholesky":
             raise ValueError(
                 "mini-batch LM solves each batch's system by Cholesky: the cache engine "
                 "(solver='cg') is not offered with it; use the in_memory or streaming engine"
@@ -120,102 +113,38 @@ class MiniBatchLevenbergMarquardt(LevenbergMarquardt):
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
 
-    # ------------------------------------------------------------------ the loop
-    def _loop(self, run: _Fit) -> None:
-        from_tensors = isinstance(run.source, TensorSource)
-        if from_tensors and self.batch_size is None:
-            super()._loop(run)  # one batch of all rows: the full-batch loop itself
-            return
-        if not from_tensors and self.batch_size is not None:
+    # ------------------------------------------------------------------ the epoch
+    def _loop(self, run: FitState) -> None:
+        if self.batch_size is not None and not isinstance(run.source, TensorSource):
             raise ValueError(
                 f"batch_size={self.batch_size} applies to in-memory rows; a loader's own "
                 "batches are the LM steps: set the loader's batch_size instead and leave "
                 "batch_size=None"
             )
-        rules, history = self.stopping, self.history
-        theta = self.flat.vector()
-        objective, loss = self._evaluate(run, run.source, theta)
-        self._check_finite(objective, "at the starting weights")
-        if run.epoch == 0:
-            val_loss = self._loss_only(run, theta)
-            history.record(loss=loss, val_loss=val_loss, mu=run.damping.mu, epoch_time=0.0,
-                           objective=objective)
-            self._track_best(run, val_loss, theta)
-            self._end_of_epoch(run)
-            if rules.reached_min_error(loss, val_loss, run.epoch):
-                history.stop_reason = "min_error"
-                return
-        while run.epoch < rules.max_epochs:
-            run.epoch += 1
-            started = time.perf_counter()
-            timer = PhaseTimer(theta.device)
-            tally = _EpochTally()
-            for batch in self._synchronised(self._batches(run)):
-                theta = self._batch_step(run, batch, theta, timer, tally)
-                if rules.mu_exhausted(run.damping.mu):
-                    break  # no damped step can make progress: the stop rule ends the run
-            with timer("time_evaluate"):
-                objective, loss = self._evaluate(run, run.source, theta)
-                val_loss = self._loss_only(run, theta)
-            self._check_finite(objective, f"after epoch {run.epoch}")
-            history.form = tally.form or history.form
-            history.record(
-                loss=loss, val_loss=val_loss, mu=run.damping.mu,
-                epoch_time=time.perf_counter() - started, trials=tally.trials,
-                accepted=tally.accepted > 0, gradient_norm=tally.gradient_norm,
-                gain_ratio=tally.gain_ratio, objective=objective, **timer.totals,
-            )
-            self._track_best(run, val_loss, theta)
-            stop_requested = self._end_of_epoch(run)
-            reason = rules.stop_reason(loss, val_loss, tally.gradient_norm, run.damping.mu,
-                                       run.best.bad_epochs, run.epoch)
-            if reason is None and stop_requested:
-                reason = "callback"
-            if reason is not None:
-                history.stop_reason = reason
-                return
-        history.stop_reason = "max_epochs"
+        super()._loop(run)
 
-    def _batch_step(self, run: _Fit, batch: RowSource, theta: torch.Tensor, timer: PhaseTimer,
-                    tally: _EpochTally) -> torch.Tensor:
-        """One LM step on ``batch``: its system, then damping trials on its objective; returns
-        the weights after the step (unchanged when no trial is kept)."""
-        with timer("time_evaluate"):
-            objective, _ = self._evaluate(run, batch, theta)
-        system = self._assemble(replace(run, source=batch), theta, timer)
-        tally.steps += 1
-        tally.form = system.form
-        tally.gradient_norm = max(tally.gradient_norm, system.gradient_norm)
-        trials = 0
-        while trials < self.inner_steps:
-            trials += 1
-            with timer("time_solve"):
-                step = system.solve(run.damping.mu, self.damping.scale_by_diagonal)
-            if step is not None:  # None: not positive definite at this mu, damp harder
-                candidate = theta + step.delta.to(theta.dtype)
-                with timer("time_evaluate"):
-                    new_objective, _ = self._evaluate(run, batch, candidate)
-                actual = objective - new_objective
-                if math.isfinite(new_objective) and self.damping.accepts(
-                    actual, step.predicted_reduction
-                ):
-                    predicted = step.predicted_reduction
-                    gain = actual / predicted if predicted > 0 else math.nan
-                    state = self.damping.after_accept(run.damping, gain)
-                    run.damping = replace(state, mu=max(state.mu, self.mu_min))
-                    self.flat.assign(candidate)
-                    tally.trials += trials
-                    tally.accepted += 1
-                    tally.gain_ratio = gain
-                    return candidate
-            run.damping = self.damping.after_reject(run.damping)
+    def _run_epoch(self, run: FitState, theta: torch.Tensor, objective: float, loss: float,
+                   timer: PhaseTimer, tally: EpochTally) -> tuple[torch.Tensor, float, float]:
+        """One LM step per batch, then one pass over all rows for the epoch's E and loss."""
+        if isinstance(run.source, TensorSource) and self.batch_size is None:
+            # one batch of all rows: the full-batch epoch itself
+            return super()._run_epoch(run, theta, objective, loss, timer, tally)
+        for batch in self._synchronised(self._batches(run)):
+            with timer("time_evaluate"):
+                batch_objective, _ = self._evaluate(run, batch, theta)
+            system = self._assemble(replace(run, source=batch), theta, timer)
+            step = self._damped_step(run, system, batch, theta, batch_objective, timer)
+            tally.add(system, step)
+            theta = step.theta
             if self.stopping.mu_exhausted(run.damping.mu):
-                break
-        tally.trials += trials
-        return theta
+                break  # no damped step can make progress: the stop rule ends the run
+        with timer("time_evaluate"):
+            objective, loss = self._evaluate(run, run.source, theta)
+        check_finite_objective(objective, f"after epoch {run.epoch}")
+        return theta, objective, loss
 
     # ------------------------------------------------------------------ batches
-    def _batches(self, run: _Fit) -> Iterator[RowSource]:
+    def _batches(self, run: FitState) -> Iterator[RowSource]:
         """The epoch's batches: shuffled slices of in-memory rows, or the loader's batches."""
         chunk_rows = self._chunk_rows(run.n_outputs)
         source = run.source
@@ -254,11 +183,3 @@ class MiniBatchLevenbergMarquardt(LevenbergMarquardt):
                 )
             assert batch is not None
             yield batch
-
-    @staticmethod
-    def _check_finite(objective: float, when: str) -> None:
-        if not math.isfinite(objective):
-            raise NonFiniteLossError(
-                f"the training loss {when} is not finite; check the inputs' scale and the "
-                "model's initialisation (e.g. exploding activations or log of zero)."
-            )

@@ -26,11 +26,12 @@ from lmbench.core.callbacks import CallbackSpec
 from lmbench.core.checks import check_device
 from lmbench.core.damping import DAMPING_NAMES, DampingName, DampingRule, make_damping
 from lmbench.core.distributed import Reducer
-from lmbench.core.engines import ENGINE_NAMES, EngineName, FormChoice, plan_engine, resolve_auto
+from lmbench.core.engines import ENGINE_NAMES, EngineName, LMEngine, plan_engine, resolve_auto
 from lmbench.core.history import TrainingHistory
 from lmbench.core.jacobian import JacobianMode
 from lmbench.core.losses import Loss, LossName
 from lmbench.core.minibatch import MiniBatchLevenbergMarquardt, check_batch_size
+from lmbench.core.system import SystemForm
 from lmbench.core.trainer import (
     DEFAULT_JACOBIAN_BUDGET,
     LevenbergMarquardt,
@@ -69,7 +70,7 @@ class TrainerSettings:
     """
 
     engine: EngineName = "in_memory"
-    form: FormChoice = "auto"
+    form: SystemForm = "auto"
     loss: LossName = "mse"
     huber_delta: float = 1.0
     damping: DampingName = "seed"
@@ -172,6 +173,11 @@ class TrainerSettings:
         budget = self.memory_budget_bytes or available_memory_bytes(first.device)
         return resolve_auto(n_params, first.element_size(), budget, None if self.temp_folder else 0)
 
+    def engine_for(self, model: nn.Module) -> LMEngine:
+        """The engine object these settings name (``auto`` resolved for ``model``)."""
+        return plan_engine(self.resolved_engine(model), self.form, self.temp_folder,
+                           self.cg_max_iter)
+
     # ------------------------------------------------------------------ building and fitting
     def build(
         self,
@@ -189,7 +195,7 @@ class TrainerSettings:
         check_device(device)
         if device is not None:
             model.to(device)
-        plan = plan_engine(self.resolved_engine(model), self.form)
+        engine = self.engine_for(model)
         mini_batch = self.mini_batch_size is not None or loader_batches
         return (MiniBatchLevenbergMarquardt if mini_batch else LevenbergMarquardt)(
             model,
@@ -200,10 +206,7 @@ class TrainerSettings:
             damping=self.damping_rule(),
             stopping=self.stopping_rules(),
             inner_steps=self.inner_steps,
-            form=plan.form,
-            solver=plan.solver,
-            temp_folder=self.temp_folder if plan.solver == "cg" else None,
-            cg_max_iter=self.cg_max_iter,
+            engine=engine,
             reducer=reducer,
             jacobian_mode=self.jacobian_mode,
             system_dtype=getattr(torch, self.system_dtype) if self.system_dtype else None,
@@ -226,8 +229,7 @@ class TrainerSettings:
         read them in chunks of ``batch_size`` rows, as they would read a loader (mini-batch LM
         cuts its own batches of ``mini_batch_size`` rows from the tensors)."""
         trainer = self.build(model, **build_options)
-        plan = plan_engine(self.resolved_engine(model), self.form)
-        if self.mini_batch_size is not None or plan.source == "tensors":
+        if self.mini_batch_size is not None or self.engine_for(model).source == "tensors":
             return trainer.fit(x, y, val=val)
         x_t = torch.as_tensor(x, dtype=trainer.flat.dtype, device=trainer.flat.device)
         y_t = torch.as_tensor(y, dtype=trainer.flat.dtype, device=trainer.flat.device)

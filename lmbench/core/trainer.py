@@ -25,18 +25,18 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from lmbench.core.cache import JacobianCache, open_cache
+from lmbench.core.cache import JacobianCache
 from lmbench.core.callbacks import CallbackSpec, EpochInfo, as_callbacks
 from lmbench.core.checkpoint import checkpoint_payload, restore_checkpoint, save_checkpoint
 from lmbench.core.checks import check_device, check_materialised
 from lmbench.core.damping import DampingRule, DampingState, SeedDamping
 from lmbench.core.distributed import LocalReducer, Reducer
-from lmbench.core.engines import choose_form
+from lmbench.core.engines import LMEngine, engine_for_solver
 from lmbench.core.errors import NonFiniteLossError
 from lmbench.core.history import TrainingHistory
 from lmbench.core.jacobian import JacobianMode, ResidualFunction
 from lmbench.core.losses import Loss, as_loss
-from lmbench.core.matrix_free import WarmStart, assemble_streamed
+from lmbench.core.matrix_free import WarmStart
 from lmbench.core.params import FlatParameters
 from lmbench.core.sources import (
     LoaderSource,
@@ -51,13 +51,7 @@ from lmbench.core.sources import (
     validation_source,
 )
 from lmbench.core.stopping import BestWeights, StoppingRules
-from lmbench.core.system import (
-    FormName,
-    GaussNewtonSystem,
-    SystemAccumulator,
-    SystemForm,
-    default_system_dtype,
-)
+from lmbench.core.system import GaussNewtonSystem, SystemForm, default_system_dtype
 from lmbench.core.timing import PhaseTimer
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -66,11 +60,14 @@ ValidationData = tuple[Any, Any] | Iterable[Any] | None
 #: Default memory for one chunk's Jacobian, in bytes (chunk rows are derived from it).
 DEFAULT_JACOBIAN_BUDGET = 512 * 2**20
 
-__all__ = ["DEFAULT_JACOBIAN_BUDGET", "LevenbergMarquardt", "StoppingRules"]
+__all__ = [
+    "DEFAULT_JACOBIAN_BUDGET", "DampedStep", "EpochTally", "FitState", "LevenbergMarquardt",
+    "StoppingRules",
+]
 
 
 @dataclass
-class _Fit:
+class FitState:
     """What one call of ``fit_source`` works with (the trainer itself holds only settings)."""
 
     source: RowSource
@@ -82,6 +79,39 @@ class _Fit:
     epoch: int = 0
     cache: JacobianCache | None = None
     warm: WarmStart = field(default_factory=WarmStart)  # the matrix-free solver's CG start
+    system: GaussNewtonSystem | None = None  # kept while the weights have not moved
+
+
+@dataclass
+class DampedStep:
+    """The outcome of one LM step's damping trials (weights unchanged when none was kept)."""
+
+    theta: torch.Tensor
+    objective: float
+    loss: float
+    trials: int
+    accepted: bool
+    gain_ratio: float = math.nan
+
+
+@dataclass
+class EpochTally:
+    """What an epoch's LM steps add up to in the history (one step full-batch, one per batch
+    in mini-batch LM)."""
+
+    form: str = ""
+    trials: int = 0
+    accepted: int = 0
+    gradient_norm: float = 0.0
+    gain_ratio: float = math.nan
+
+    def add(self, system: GaussNewtonSystem, step: DampedStep) -> None:
+        self.form = system.form
+        self.gradient_norm = max(self.gradient_norm, system.gradient_norm)
+        self.trials += step.trials
+        if step.accepted:
+            self.accepted += 1
+            self.gain_ratio = step.gain_ratio
 
 
 class LevenbergMarquardt:
@@ -99,11 +129,15 @@ class LevenbergMarquardt:
         damping: a damping rule (default ``SeedDamping(mu_init=10, factor=10)``).
         stopping: stopping rules (default ``StoppingRules()``).
         inner_steps: damping trials per epoch before giving up on that epoch.
+        engine: how each epoch's system is built (``lmbench.core.engines``: ``InMemoryEngine``,
+            ``StreamingEngine``, ``CacheEngine``, ``MatrixFreeEngine``); default from the
+            seed-style ``form``, ``solver``, ``temp_folder`` and ``cg_max_iter`` below.
         form: ``primal`` (J^T J), ``dual`` (J J^T) or ``auto`` (the smaller system).
         solver: ``cholesky`` (a factorisation per damping trial), ``cg`` (CG over a Jacobian
             cache on disk) or ``matrix_free`` (CG on Jacobian-vector products, no J stored).
         temp_folder: where the ``cg`` solver's Jacobian cache lives (a private sub-folder is
             created and always removed).
+        cg_max_iter: CG iterations per damping trial of the ``cg`` and ``matrix_free`` solvers.
         reducer: sums partial systems across data-parallel workers (``AllReduce``); default
             single process.
         jacobian_mode: ``reverse``, ``forward`` or ``auto`` (by shape).
@@ -126,6 +160,7 @@ class LevenbergMarquardt:
         damping: DampingRule | None = None,
         stopping: StoppingRules | None = None,
         inner_steps: int = 10,
+        engine: LMEngine | None = None,
         form: SystemForm = "auto",
         solver: Literal["cholesky", "cg", "matrix_free"] = "cholesky",
         temp_folder: str | Path | None = None,
@@ -142,12 +177,9 @@ class LevenbergMarquardt:
     ) -> None:
         if inner_steps < 1:
             raise ValueError(f"inner_steps must be >= 1, got {inner_steps}")
-        if form not in ("auto", "primal", "dual"):
-            raise ValueError(f"form must be 'auto', 'primal' or 'dual', got {form!r}")
-        if solver not in ("cholesky", "cg", "matrix_free"):
-            raise ValueError(f"solver must be 'cholesky', 'cg' or 'matrix_free', got {solver!r}")
-        if solver == "cg" and temp_folder is None:
-            raise ValueError("solver='cg' caches the Jacobian on disk: pass temp_folder=...")
+        if engine is None:
+            engine = engine_for_solver(solver, form, temp_folder, cg_max_iter)
+        engine.check()
         if chunk_rows is not None and chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1 or None, got {chunk_rows}")
         check_device(device)
@@ -161,10 +193,8 @@ class LevenbergMarquardt:
         self.damping: DampingRule = damping if damping is not None else SeedDamping()
         self.stopping = stopping if stopping is not None else StoppingRules()
         self.inner_steps = inner_steps
-        self.form: SystemForm = form
-        self.solver = solver
-        self.temp_folder = Path(temp_folder) if temp_folder is not None else None
-        self.cg_max_iter = cg_max_iter
+        self.engine = engine
+        self.cg_max_iter = getattr(engine, "cg_max_iter", cg_max_iter)
         self.reducer: Reducer = reducer if reducer is not None else LocalReducer()
         self.jacobian_mode: JacobianMode = jacobian_mode
         self.system_dtype = system_dtype or default_system_dtype(self.flat.dtype)
@@ -226,7 +256,7 @@ class LevenbergMarquardt:
         residual_fn = ResidualFunction(self.flat, n_outputs, self.jacobian_mode)
         # The first torch.func call imports torch._dynamo (~3 s): pay it here, not in epoch 1.
         residual_fn.jacobian(self.flat.vector(), probe_row)
-        run = _Fit(
+        run = FitState(
             source=source,
             val_source=validation_source(val, n_outputs, self.flat.dtype, self.flat.device,
                                          self._chunk_rows(n_outputs), self.loss.targets),
@@ -243,9 +273,7 @@ class LevenbergMarquardt:
                 point.epoch, point.damping, point.best, point.history
             )
         try:
-            if self.solver == "cg":
-                run.cache = open_cache(self.temp_folder, self.system_dtype, source.n_samples,
-                                       n_outputs, self.flat.count)
+            run.cache = self.engine.open_cache(self, run)
             self._loop(run)
         except KeyboardInterrupt:
             self.history.stop_reason = "interrupted"
@@ -258,15 +286,12 @@ class LevenbergMarquardt:
         return self.history
 
     # ------------------------------------------------------------------ the loop
-    def _loop(self, run: _Fit) -> None:
+    def _loop(self, run: FitState) -> None:
+        """Epochs until a stopping rule fires; each epoch is ``_run_epoch``'s LM steps."""
         rules, history = self.stopping, self.history
         theta = self.flat.vector()
         objective, loss = self._evaluate(run, run.source, theta)
-        if not math.isfinite(objective):
-            raise NonFiniteLossError(
-                "the loss at the starting weights is not finite; check the inputs' scale and "
-                "the model's initialisation (e.g. exploding activations or log of zero)."
-            )
+        check_finite_objective(objective, "at the starting weights")
         if run.epoch == 0:
             val_loss = self._loss_only(run, theta)
             history.record(loss=loss, val_loss=val_loss, mu=run.damping.mu, epoch_time=0.0,
@@ -276,50 +301,24 @@ class LevenbergMarquardt:
             if rules.reached_min_error(loss, val_loss, run.epoch):
                 history.stop_reason = "min_error"
                 return
-        system: GaussNewtonSystem | None = None
         while run.epoch < rules.max_epochs:
             run.epoch += 1
             started = time.perf_counter()
             timer = PhaseTimer(theta.device)
-            if system is None:
-                system = self._assemble(run, theta, timer)
-                history.form = system.form
-            grad_norm = system.gradient_norm
-            accepted, trials, gain = False, 0, math.nan
-            while trials < self.inner_steps:
-                trials += 1
-                with timer("time_solve"):
-                    step = system.solve(run.damping.mu, self.damping.scale_by_diagonal)
-                if step is not None:  # None: not positive definite at this mu, damp harder
-                    candidate = theta + step.delta.to(theta.dtype)
-                    with timer("time_evaluate"):
-                        new_objective, new_loss = self._evaluate(run, run.source, candidate)
-                    actual = objective - new_objective
-                    if math.isfinite(new_objective) and self.damping.accepts(
-                        actual, step.predicted_reduction
-                    ):
-                        predicted = step.predicted_reduction
-                        gain = actual / predicted if predicted > 0 else math.nan
-                        state = self.damping.after_accept(run.damping, gain)
-                        run.damping = replace(state, mu=max(state.mu, self.mu_min))
-                        theta, objective, loss = candidate, new_objective, new_loss
-                        self.flat.assign(theta)
-                        accepted = True
-                        system = None  # weights moved: the next epoch needs a new system
-                        break
-                run.damping = self.damping.after_reject(run.damping)
-                if rules.mu_exhausted(run.damping.mu):
-                    break
+            tally = EpochTally()
+            theta, objective, loss = self._run_epoch(run, theta, objective, loss, timer, tally)
             with timer("time_evaluate"):
                 val_loss = self._loss_only(run, theta)
+            history.form = tally.form or history.form
             history.record(
                 loss=loss, val_loss=val_loss, mu=run.damping.mu,
-                epoch_time=time.perf_counter() - started, trials=trials, accepted=accepted,
-                gradient_norm=grad_norm, gain_ratio=gain, objective=objective, **timer.totals,
+                epoch_time=time.perf_counter() - started, trials=tally.trials,
+                accepted=tally.accepted > 0, gradient_norm=tally.gradient_norm,
+                gain_ratio=tally.gain_ratio, objective=objective, **timer.totals,
             )
             self._track_best(run, val_loss, theta)
             stop_requested = self._end_of_epoch(run)
-            reason = rules.stop_reason(loss, val_loss, grad_norm, run.damping.mu,
+            reason = rules.stop_reason(loss, val_loss, tally.gradient_norm, run.damping.mu,
                                        run.best.bad_epochs, run.epoch)
             if reason is None and stop_requested:
                 reason = "callback"
@@ -328,27 +327,55 @@ class LevenbergMarquardt:
                 return
         history.stop_reason = "max_epochs"
 
+    def _run_epoch(self, run: FitState, theta: torch.Tensor, objective: float, loss: float,
+                   timer: PhaseTimer, tally: EpochTally) -> tuple[torch.Tensor, float, float]:
+        """One full-batch LM step; returns (weights, E, loss) at the epoch's end. A rejected
+        epoch keeps its system for the next one (only mu changed)."""
+        if run.system is None:
+            run.system = self._assemble(run, theta, timer)
+        system = run.system
+        step = self._damped_step(run, system, run.source, theta, objective, timer)
+        tally.add(system, step)
+        if not step.accepted:
+            return theta, objective, loss
+        run.system = None  # weights moved: the next epoch needs a new system
+        return step.theta, step.objective, step.loss
+
+    def _damped_step(self, run: FitState, system: GaussNewtonSystem, source: RowSource,
+                     theta: torch.Tensor, objective: float, timer: PhaseTimer) -> DampedStep:
+        """Up to ``inner_steps`` damping trials on ``system``, each judged on ``source``'s
+        objective; the first kept one moves the model's weights."""
+        trials = 0
+        while trials < self.inner_steps:
+            trials += 1
+            with timer("time_solve"):
+                step = system.solve(run.damping.mu, self.damping.scale_by_diagonal)
+            if step is not None:  # None: not positive definite at this mu, damp harder
+                candidate = theta + step.delta.to(theta.dtype)
+                with timer("time_evaluate"):
+                    new_objective, new_loss = self._evaluate(run, source, candidate)
+                actual = objective - new_objective
+                if math.isfinite(new_objective) and self.damping.accepts(
+                    actual, step.predicted_reduction
+                ):
+                    predicted = step.predicted_reduction
+                    gain = actual / predicted if predicted > 0 else math.nan
+                    state = self.damping.after_accept(run.damping, gain)
+                    run.damping = replace(state, mu=max(state.mu, self.mu_min))
+                    self.flat.assign(candidate)
+                    return DampedStep(candidate, new_objective, new_loss, trials, True, gain)
+            run.damping = self.damping.after_reject(run.damping)
+            if self.stopping.mu_exhausted(run.damping.mu):
+                break
+        return DampedStep(theta, objective, math.nan, trials, False)
+
     # ------------------------------------------------------------------ pieces of an epoch
-    def _assemble(self, run: _Fit, theta: torch.Tensor, timer: PhaseTimer) -> GaussNewtonSystem:
-        if self.solver == "matrix_free":  # lmbench.core.matrix_free: no J, no P x P
-            return assemble_streamed(self, run, theta, timer)
-        acc = SystemAccumulator(self.flat.count, self._resolve_form(run), self.system_dtype,
-                                theta.device)
-        return acc.assemble(run.source.chunks(), lambda x: run.residual_fn.jacobian(theta, x),
-                            self.loss, self.reducer, run.cache, timer, self.cg_max_iter)
+    def _assemble(self, run: FitState, theta: torch.Tensor, timer: PhaseTimer
+                  ) -> GaussNewtonSystem:
+        return self.engine.assemble(self, run, theta, timer)
 
-    def _resolve_form(self, run: _Fit) -> FormName:
-        if self.solver == "cg":
-            return "matrix_free"
-        if self.form != "auto":
-            return self.form
-        n_samples = run.source.n_samples
-        if n_samples is None or not isinstance(self.reducer, LocalReducer):
-            return "primal"  # rows unknown, or spread over workers: J^T J is what adds up
-        rows = n_samples * self.loss.rows_per_sample(run.n_outputs)
-        return choose_form(rows, self.flat.count)
-
-    def _evaluate(self, run: _Fit, source: RowSource, theta: torch.Tensor) -> tuple[float, float]:
+    def _evaluate(self, run: FitState, source: RowSource, theta: torch.Tensor
+                  ) -> tuple[float, float]:
         """(E, reporting loss) at ``theta``: one forward pass over the source, no autograd."""
         objective = 0.0
         loss_sum = 0.0
@@ -364,17 +391,17 @@ class LevenbergMarquardt:
         objective, loss_sum, rows = (float(v) for v in totals)
         return objective, loss_sum / max(rows, 1.0)
 
-    def _loss_only(self, run: _Fit, theta: torch.Tensor) -> float:
+    def _loss_only(self, run: FitState, theta: torch.Tensor) -> float:
         if run.val_source is None:
             return math.nan
         return self._evaluate(run, run.val_source, theta)[1]
 
     # ------------------------------------------------------------------ bookkeeping
-    def _track_best(self, run: _Fit, val_loss: float, theta: torch.Tensor) -> None:
+    def _track_best(self, run: FitState, val_loss: float, theta: torch.Tensor) -> None:
         if run.best.update(val_loss, theta, run.epoch):
             self.history.best_epoch = run.epoch
 
-    def _end_of_epoch(self, run: _Fit) -> bool:
+    def _end_of_epoch(self, run: FitState) -> bool:
         """Callbacks and the checkpoint (primary worker only); True if a callback asks to stop."""
         stop = False
         if self.reducer.is_primary:
@@ -395,3 +422,12 @@ class LevenbergMarquardt:
         return chunk_rows_for(self.jacobian_budget_bytes, n_outputs, self.flat.count,
                               self.flat.dtype)
 
+
+
+def check_finite_objective(objective: float, when: str) -> None:
+    """Refuse a non-finite training objective with what to check."""
+    if not math.isfinite(objective):
+        raise NonFiniteLossError(
+            f"the training loss {when} is not finite; check the inputs' scale and the "
+            "model's initialisation (e.g. exploding activations or log of zero)."
+        )

@@ -1,4 +1,4 @@
-"""``lmbench-limits``: what fits in a memory budget, by the model in ``lmbench.core.engines``.
+"""``lmbench-limits``: what fits in a memory budget, by the model in ``lmbench.core.cost_model``.
 
     lmbench-limits --budget 12GB                         # largest P per engine for each N*O
     lmbench-limits --budget 12GB --samples 100000 --outputs 3 --params 5000   # best engine
@@ -12,15 +12,8 @@ import json
 from pathlib import Path
 
 from lmbench.bench.measure import point_metrics, point_params
-from lmbench.core.engines import (
-    ENGINES,
-    SEED_MAX_ROWS,
-    SEED_MAX_WEIGHTS,
-    Problem,
-    best_engine,
-    estimate,
-    max_params,
-)
+from lmbench.core.cost_model import Problem, best_engine, estimate, max_params
+from lmbench.core.engines import ENGINES, SEED_MAX_ROWS, SEED_MAX_WEIGHTS
 from lmbench.tracking import schema
 from lmbench.units import format_bytes, parse_bytes
 

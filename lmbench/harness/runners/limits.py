@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lmbench.bench.measure import point_metrics, point_params
 from lmbench.bench.workloads import N_INPUTS, mlp_with_params
-from lmbench.core.engines import Problem, estimate
+from lmbench.core.cost_model import Problem, estimate
 from lmbench.harness.outcome import JobOutcome, run_name
 from lmbench.tracking import schema, tracker_from_config
 from lmbench.units import format_bytes, parse_bytes

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from lmbench.core import TrainerSettings, TrainingHistory, get_weights_count
+from lmbench.core.engines import CONCRETE_ENGINES
 from lmbench.harness.config_schema import HARNESS_KEYS
 from lmbench.harness.context import DatasetJob
 from lmbench.harness.epoch_log import EpochLogger, log_training_report, salvage
@@ -20,7 +21,7 @@ from lmbench.models import loss_for_task, probabilities
 from lmbench.tracking import schema
 
 #: Engines a single LM job may name (``auto`` is for library callers, not benchmark runs).
-JOB_ENGINES = ("in_memory", "streaming", "cache", "matrix_free")
+JOB_ENGINES = CONCRETE_ENGINES
 #: Keys of an LM trainer config that are not LM settings (``defaults``: the Hydra defaults list
 #: of the raw conf/trainer/lm.yaml, which names its schema).
 NOT_SETTINGS = (*HARNESS_KEYS, "defaults")

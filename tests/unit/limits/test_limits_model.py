@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lmbench.bench.measure import measure_point
-from lmbench.core.engines import (
+from lmbench.core.cost_model import (
     Problem,
     best_engine,
     estimate,
