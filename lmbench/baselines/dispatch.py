@@ -4,6 +4,7 @@ reference LM library alike (``lmbench.baselines.tuning``)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,20 +16,40 @@ from lmbench.baselines.lm import search_lm
 from lmbench.baselines.tlm import search_tlm
 from lmbench.baselines.tuning import TuningSettings
 
+
+@dataclass(frozen=True)
+class Method:
+    """One tuned method: its search, and what the harness needs to know about its model."""
+
+    search: Callable[..., BaselineResult]
+    #: The ``model`` tag of its runs: its own learner, or ``mlp_grid`` for the neural methods,
+    #: which tune the same ``hidden`` choices from the same default.
+    model: str
+    #: Whether a caller may fix its network with ``model_factory``.
+    takes_model_factory: bool = False
+
+    @property
+    def neural(self) -> bool:
+        return self.model == "mlp_grid"
+
+
 #: Every tuned method by the name its trainer config carries (``conf/trainer/<name>.yaml``;
 #: LM's is ``lm_tuned.yaml``, ``lm.yaml`` being the single-run trainer): the one list.
-SEARCH_FUNCTIONS: dict[str, Callable[..., BaselineResult]] = {
-    "xgboost": search_xgboost, "catboost": search_catboost, "adam": search_adam,
-    "tlm": search_tlm, "lm": search_lm,
+#: (``lmbench.tracking.schema.METHODS`` is the store's spelling of the same names; a test
+#: keeps the two equal.)
+METHODS: dict[str, Method] = {
+    "xgboost": Method(search_xgboost, "xgboost"),
+    "catboost": Method(search_catboost, "catboost"),
+    "adam": Method(search_adam, "mlp_grid", takes_model_factory=True),
+    "tlm": Method(search_tlm, "mlp_grid"),
+    "lm": Method(search_lm, "mlp_grid", takes_model_factory=True),
 }
 #: Every name ``run_baseline`` accepts: the baselines plus LM itself under the same tuning rules.
-SEARCHES: tuple[str, ...] = tuple(SEARCH_FUNCTIONS)
+SEARCHES: tuple[str, ...] = tuple(METHODS)
 #: The comparators LM is measured against.
 BASELINES: tuple[str, ...] = tuple(name for name in SEARCHES if name != "lm")
-#: The methods that train an MLP: they tune the same ``hidden`` choices from the same default.
-NEURAL: tuple[str, ...] = ("adam", "tlm", "lm")
-#: The methods whose network a caller may fix with ``model_factory``.
-TAKES_MODEL_FACTORY: tuple[str, ...] = ("adam", "lm")
+#: The methods that train an MLP.
+NEURAL: tuple[str, ...] = tuple(name for name, method in METHODS.items() if method.neural)
 
 
 def run_baseline(
@@ -62,8 +83,9 @@ def run_baseline(
         "task": task, "cfg": cfg, "seed": seed, "tuning": settings,
         "inverse_target": inverse_target,
     }  # fmt: skip
-    if name not in SEARCH_FUNCTIONS:
+    if name not in METHODS:
         raise ValueError(f"unknown baseline {name!r}; known: {SEARCHES}")
-    if name in TAKES_MODEL_FACTORY:
+    method = METHODS[name]
+    if method.takes_model_factory:
         common["model_factory"] = model_factory
-    return SEARCH_FUNCTIONS[name](**arrays, **common)
+    return method.search(**arrays, **common)

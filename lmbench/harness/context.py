@@ -11,6 +11,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from lmbench.baselines.dispatch import METHODS
 from lmbench.data import PreparedDataset
 from lmbench.models import build_model
 from lmbench.tracking import Tracker
@@ -18,10 +19,7 @@ from lmbench.tracking import Tracker
 #: Trainers that do not train ``cfg.model`` and the model tag their runs get instead: the GBDTs
 #: grow their own trees; the tuned neural methods (LM, Adam, tlm) build MLPs of the widths their
 #: trainer's search space names.
-OWN_MODELS: dict[str, str] = {
-    "xgboost": "xgboost", "catboost": "catboost",
-    "lm": "mlp_grid", "adam": "mlp_grid", "tlm": "mlp_grid",
-}
+OWN_MODELS: dict[str, str] = {name: method.model for name, method in METHODS.items()}
 
 
 def own_model(cfg: Mapping[str, Any]) -> str | None:

@@ -212,3 +212,14 @@ def test_regression_val_scores_follow_inverse_target_but_selection_does_not(
         assert a.params == b.params
         assert b.val_score == pytest.approx(a.val_score * scale, rel=1e-5)
         assert not math.isnan(a.val_score)
+
+
+def test_the_method_registry_and_the_store_vocabulary_name_the_same_methods(conf_dir) -> None:
+    from lmbench.baselines.dispatch import METHODS
+    from lmbench.harness.context import OWN_MODELS
+    from lmbench.tracking import schema
+
+    assert set(METHODS) == set(schema.METHODS)
+    assert set(OWN_MODELS) == set(METHODS)
+    for name in METHODS:  # each method's trainer config names it, so the harness finds it
+        assert OmegaConf.load(conf_dir / f"{CONFIG_OF[name]}.yaml").name == name
