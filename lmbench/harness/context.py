@@ -11,15 +11,9 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from lmbench.baselines.dispatch import METHODS
 from lmbench.data import PreparedDataset
 from lmbench.models import build_model
 from lmbench.tracking import Tracker
-
-#: Trainers that do not train ``cfg.model`` and the model tag their runs get instead: the GBDTs
-#: grow their own trees; the tuned neural methods (LM, Adam, tlm) build MLPs of the widths their
-#: trainer's search space names.
-OWN_MODELS: dict[str, str] = {name: method.model for name, method in METHODS.items()}
 
 
 def own_model(cfg: Mapping[str, Any]) -> str | None:
@@ -28,7 +22,12 @@ def own_model(cfg: Mapping[str, Any]) -> str | None:
     trainer = cfg.get("trainer") or {}
     if str(trainer.get("runner", "search")) == "lm":
         return None
-    return OWN_MODELS.get(str(trainer.get("name", "")))
+    # the GBDTs grow their own trees; the tuned neural methods build MLPs of the widths their
+    # search space names (imported here: the tuning stack is not needed to compose a job)
+    from lmbench.baselines.dispatch import METHODS
+
+    method = METHODS.get(str(trainer.get("name", "")))
+    return method.model if method is not None else None
 
 
 def model_tag(cfg: Mapping[str, Any]) -> str:

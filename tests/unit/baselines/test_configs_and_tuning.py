@@ -216,10 +216,11 @@ def test_regression_val_scores_follow_inverse_target_but_selection_does_not(
 
 def test_the_method_registry_and_the_store_vocabulary_name_the_same_methods(conf_dir) -> None:
     from lmbench.baselines.dispatch import METHODS
-    from lmbench.harness.context import OWN_MODELS
+    from lmbench.harness.context import own_model
     from lmbench.tracking import schema
 
     assert set(METHODS) == set(schema.METHODS)
-    assert set(OWN_MODELS) == set(METHODS)
+    assert own_model({"trainer": {"name": "xgboost", "runner": "baseline"}}) == "xgboost"
+    assert own_model({"trainer": {"name": "lm", "runner": "baseline"}}) == "mlp_grid"
     for name in METHODS:  # each method's trainer config names it, so the harness finds it
         assert OmegaConf.load(conf_dir / f"{CONFIG_OF[name]}.yaml").name == name
