@@ -1,17 +1,21 @@
-"""Structured-config schemas: Hydra checks LM trainer configs against ``TrainerSettings``.
+"""Structured-config schemas: Hydra checks the LM trainer configs against their settings types.
 
-The schema is generated from ``TrainerSettings`` (its fields, types and defaults), so a knob is
-declared once, in ``lmbench.core.settings``. ``conf/trainer/lm.yaml`` names the schema first in
-its defaults list; Hydra then refuses, while composing and before any job or run exists, a
-wrong-typed value (``trainer.mu_init=abc``) or an unknown key (``trainer.mu_intt=1``) with the
-key's full name. Values of closed vocabularies (engine, damping, loss names) are strings here and
-are checked by ``TrainerSettings`` itself.
+Each schema is generated from the dataclass that reads the config (its fields, types and
+defaults), so a knob is declared once: ``conf/trainer/lm.yaml`` from ``TrainerSettings``
+(``lmbench.core.settings``), the ``params`` of ``conf/trainer/lm_tuned.yaml`` from
+``LMSettings`` (``lmbench.baselines.lm``). Each file names its schema first in its defaults
+list; Hydra then refuses, while composing and before any job or run exists, a wrong-typed value
+(``trainer.mu_init=abc``, ``trainer.params.mu_init=abc``) or an unknown key
+(``trainer.mu_intt=1``) with the key's full name. Values of closed vocabularies (engine,
+damping, loss names) are strings here and are checked by the settings themselves.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional
+import types
+import typing
+from typing import Any, Literal, Optional, Union
 
 from hydra.core.config_store import ConfigStore
 
@@ -19,6 +23,8 @@ from lmbench.core.settings import ALIASES, TrainerSettings, field_types, optiona
 
 #: The config store entry (group ``trainer``) that conf/trainer/lm.yaml extends.
 LM_TRAINER_SCHEMA = "lm_schema"
+#: The one conf/trainer/lm_tuned.yaml extends.
+LM_TUNED_SCHEMA = "lm_tuned_schema"
 #: Keys of an LM trainer config that are not LM settings: what the harness reads.
 HARNESS_KEYS: dict[str, str] = {"name": "lm", "runner": "lm"}
 
@@ -41,8 +47,45 @@ def lm_trainer_schema() -> type:
     return dataclasses.make_dataclass("LMTrainerConfig", specs)
 
 
+def omegaconf_type(hint: Any) -> Any:
+    """A settings annotation as OmegaConf types it: ``X | None`` -> ``Optional[X]``, a
+    ``Literal`` -> ``str``, ``tuple[X, ...]`` -> ``list[X]``, other unions -> ``Any``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        inner = omegaconf_type(rest[0]) if len(rest) == 1 else Any
+        return Optional[inner] if len(rest) < len(args) else inner  # noqa: UP045
+    if origin is Literal:
+        return str
+    if origin is tuple:
+        return list[omegaconf_type(args[0])]  # type: ignore[misc]
+    return hint
+
+
+def lm_tuned_schema() -> type:
+    """``conf/trainer/lm_tuned.yaml``: harness keys, ``params`` typed from ``LMSettings``
+    (every field, its default), and the untyped ``space`` and ``budgets`` the tuning reads."""
+    from lmbench.baselines.lm import LMSettings
+
+    hints = typing.get_type_hints(LMSettings)
+    params = dataclasses.make_dataclass("LMTunedParams", [
+        (spec.name, omegaconf_type(hints[spec.name]), dataclasses.field(
+            default_factory=lambda value=spec.default: list(value)
+        ) if isinstance(spec.default, tuple) else dataclasses.field(default=spec.default))
+        for spec in dataclasses.fields(LMSettings)
+    ])
+    return dataclasses.make_dataclass("LMTunedConfig", [
+        ("name", str, dataclasses.field(default="lm")),
+        ("runner", str, dataclasses.field(default="baseline")),
+        ("budget", str, dataclasses.field(default="full")),
+        ("params", params, dataclasses.field(default_factory=params)),
+        ("space", dict[str, Any], dataclasses.field(default_factory=dict)),
+        ("budgets", dict[str, Any], dataclasses.field(default_factory=dict)),
+    ])
+
+
 def register_schemas(store: ConfigStore | None = None) -> None:
     """Put the schemas in Hydra's config store (done on ``import lmbench.harness``)."""
-    (store or ConfigStore.instance()).store(
-        group="trainer", name=LM_TRAINER_SCHEMA, node=lm_trainer_schema()
-    )
+    store = store or ConfigStore.instance()
+    store.store(group="trainer", name=LM_TRAINER_SCHEMA, node=lm_trainer_schema())
+    store.store(group="trainer", name=LM_TUNED_SCHEMA, node=lm_tuned_schema())

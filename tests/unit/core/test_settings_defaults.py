@@ -82,6 +82,26 @@ def test_a_wrong_trainer_override_fails_at_compose_time_naming_the_key(override,
     assert key in str(error.value.__cause__ or error.value)
 
 
+@pytest.mark.parametrize("override, key", [
+    ("trainer.params.mu_init=abc", "trainer.params.mu_init"),
+    ("trainer.params.hidden=[a]", "trainer.params.hidden"),
+    ("trainer.params.mu_intt=1", "mu_intt"),
+])
+def test_a_wrong_lm_tuned_param_fails_at_compose_time_naming_the_key(override, key) -> None:
+    with pytest.raises(ConfigCompositionException) as error:
+        _compose("trainer=lm_tuned", override)
+    assert key in str(error.value.__cause__ or error.value)
+
+
+def test_the_lm_tuned_schema_holds_every_lm_setting_with_its_default() -> None:
+    from lmbench.baselines.lm import LMSettings
+
+    params = _compose("trainer=lm_tuned", "trainer.params.hidden=[32,16]").trainer.params
+    assert set(params) == {spec.name for spec in dataclasses.fields(LMSettings)}
+    assert list(params.hidden) == [32, 16] and params.mu_init == 10.0
+    assert LMSettings.from_mapping(params).hidden == (32, 16)
+
+
 def test_typed_values_are_logged_as_written() -> None:
     cfg = _compose("trainer.mu_init=1", "trainer.gain_ratio_threshold=0.5")
     assert cfg.trainer.mu_init == 1.0 and isinstance(cfg.trainer.mu_init, float)
