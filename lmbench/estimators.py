@@ -37,6 +37,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from lmbench.core import TrainerSettings, TrainingHistory
 from lmbench.core.damping import SeedDamping
+from lmbench.core.losses import LOSS_NAMES, takes_logits
 from lmbench.models import ACTIVATIONS, build_mlp, head_for_task, probabilities
 
 try:  # scikit-learn >= 1.6
@@ -48,9 +49,14 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: The estimators' engine defaults: the harness's 100 epochs and min_error 1e-4, the engine's
 #: inner_steps; the seed damping rule's own mu_init and demping_coef.
 ESTIMATOR_DEFAULTS = TrainerSettings(max_epochs=100, min_error=1e-4)
-#: What each estimator may minimise (``lmbench.core.losses``).
-CLASSIFIER_LOSSES = ("cross_entropy", "mse", "sqrt_cross_entropy", "bce")
-REGRESSOR_LOSSES = ("mse", "huber")
+#: What each estimator may minimise (``lmbench.core.losses``): the classifier any loss that
+#: takes logits (cross-entropy, the default, first) or MSE on a softmax head (the original
+#: library's way); the regressor any loss on values.
+CLASSIFIER_LOSSES: tuple[str, ...] = (
+    "cross_entropy", "mse",
+    *(name for name in LOSS_NAMES if takes_logits(name) and name != "cross_entropy"),
+)
+REGRESSOR_LOSSES: tuple[str, ...] = tuple(name for name in LOSS_NAMES if not takes_logits(name))
 
 
 def _validate_data(estimator: BaseEstimator, *args: Any, **kwargs: Any) -> Any:

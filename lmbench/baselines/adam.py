@@ -57,6 +57,7 @@ from lmbench.baselines.torch_utils import (
 )
 from lmbench.baselines.tuning import TuningSettings, run_tuning
 from lmbench.core import get_weights_count
+from lmbench.core.losses import takes_logits
 from lmbench.metrics import to_labels
 from lmbench.models import build_mlp, head_for_task
 
@@ -132,7 +133,7 @@ def search_adam(
     """
     check_split(task, x_train, y_train, x_val, y_val)
     default = AdamSettings.from_mapping(budget_params(cfg))  # validate before training
-    if task == "regression" and default.loss == "cross_entropy":
+    if task == "regression" and takes_logits(default.loss):
         raise ValueError("trainer.params.loss=cross_entropy needs a classification task")
     check_network_settings(cfg, model_factory is not None, NETWORK_KEYS)
     n_inputs = int(np.shape(x_train)[1])

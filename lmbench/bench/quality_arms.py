@@ -32,7 +32,7 @@ from lmbench.core import get_weights_count
 from lmbench.core.callbacks import EpochInfo
 from lmbench.core.settings import TrainerSettings
 from lmbench.data.prepare import PreparedDataset
-from lmbench.models import build_mlp
+from lmbench.models import build_mlp, head_for_task
 
 #: Interval of the RSS sampler (s): long enough to cost nothing, short against an LM epoch.
 RSS_INTERVAL_S = 0.02
@@ -163,7 +163,7 @@ def lm_arm(
     """LM with the cross-entropy loss, best-validation weights kept (``patience`` = the epoch
     cap, so it never stops training early), stopped by ``EpochBudget`` when given."""
     settings = settings.with_(loss="cross_entropy", min_error=None, patience=settings.max_epochs)
-    model = seeded_mlp(data, hidden, activation, "linear", seed)
+    model = seeded_mlp(data, hidden, activation, head_for_task(data.task, settings.loss), seed)
     x, y = torch.as_tensor(data.x_train), torch.as_tensor(data.y_train)
     val = (torch.as_tensor(data.x_val), torch.as_tensor(data.y_val))
 

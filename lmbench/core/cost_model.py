@@ -49,6 +49,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lmbench.core.engines import Engine, streaming_fits
+from lmbench.core.losses import LOSS_TYPES
 
 #: P-vectors the matrix-free engine holds (see the module doc).
 MATRIX_FREE_VECTORS = 16
@@ -104,7 +105,8 @@ def estimate(
     n, o, p, s = problem.n_samples, problem.n_outputs, problem.n_params, problem.itemsize
     m = problem.n_rows
     c = n if engine == "in_memory_dual" else min(chunk_samples or n, n)
-    chunk_jacobian = (2 if loss == "mse" else 3) * c * o * p
+    plain = LOSS_TYPES[loss].factor == "identity"  # J's rows used as they are (mse)
+    chunk_jacobian = (2 if plain else 3) * c * o * p
     jacobian_flops = 6.0 * m * p + factor_flops(loss, m, o, p)
     evaluate_flops = trials * 2.0 * n * p
     if engine in ("in_memory_primal", "streaming"):
@@ -116,7 +118,7 @@ def estimate(
         flops = jacobian_flops + m * m * p + trials * m**3 / 3 + evaluate_flops
         disk = 0
     elif engine == "matrix_free":
-        block = min(c, matrix_free_block(o)) * o * p * (1 if loss == "mse" else 2)
+        block = min(c, matrix_free_block(o)) * o * p * (1 if plain else 2)
         memory = s * max(4 * p + block, MATRIX_FREE_VECTORS * p + 2 * c * activation_floats)
         flops = jacobian_flops + trials * (cg_iterations + 1) * 10.0 * n * p + evaluate_flops
         disk = 0
@@ -134,9 +136,10 @@ def matrix_free_block(n_outputs: int) -> int:
 
 def factor_flops(loss: str, n_rows: int, n_outputs: int, n_params: int) -> float:
     """Work of multiplying a chunk's Jacobian rows by the loss's Hessian factor A."""
-    if loss == "mse":
+    factor = LOSS_TYPES[loss].factor
+    if factor == "identity":
         return 0.0
-    if loss in ("cross_entropy", "sqrt_cross_entropy"):
+    if factor == "dense":
         return 2.0 * n_rows * n_outputs * n_params
     return 2.0 * n_rows * n_params
 

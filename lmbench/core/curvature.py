@@ -25,7 +25,7 @@ def output_factor(
     """(A, r^) per sample: A shaped (m, k, O) with H = A^T A (None for mse, A = I) and the
     transformed residuals r^ shaped (m, k), so that the output gradient is g = A^T r^."""
     m, o = out.shape
-    if loss.name == "mse":
+    if loss.factor == "identity":
         return None, (out - y).to(dtype)
     identity = torch.eye(o, dtype=dtype, device=out.device).expand(m, o, o).reshape(m * o, o)
     rows, residuals = loss.gauss_newton_rows(identity, out, y, dtype)

@@ -19,7 +19,7 @@ from torch import nn
 
 from lmbench.core import TrainerSettings
 from lmbench.core.distributed import AllReduce, shard_indices
-from lmbench.core.losses import LOSS_NAMES
+from lmbench.core.losses import LOSS_NAMES, takes_logits
 
 
 def synthetic_rows(rows: int, features: int, dtype: torch.dtype, loss: str = "mse"):
@@ -28,7 +28,7 @@ def synthetic_rows(rows: int, features: int, dtype: torch.dtype, loss: str = "ms
     gen = torch.Generator().manual_seed(1234)
     x = torch.randn(rows, features, generator=gen, dtype=dtype)
     y = torch.stack([torch.sin(x[:, 0]) * x[:, 1], x[:, 2:].pow(2).mean(dim=1)], dim=1)
-    if loss in ("cross_entropy", "sqrt_cross_entropy", "bce"):
+    if takes_logits(loss):
         y = torch.nn.functional.one_hot(y.argmax(dim=1), 2).to(dtype)
     return x, y
 

@@ -55,8 +55,8 @@ class DatasetJob:
     progress: bool = False
 
     def model_factory(self, loss: str = "mse") -> Callable[[], nn.Module]:
-        """A fresh ``cfg.model`` network sized to the split on each call (a cross-entropy
-        ``loss`` gets a logits head)."""
+        """A fresh ``cfg.model`` network sized to the split on each call (a ``loss`` that
+        takes logits gets a linear head)."""
         cfg, data = self.cfg, self.data
         in_features = data.x_train.shape[1]
         out_features = data.y_train.shape[1]

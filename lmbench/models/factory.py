@@ -25,7 +25,7 @@ def build_model(
     """The network a model config describes, sized for the data and headed for the task.
 
     Keys: ``kind`` (only ``mlp``), ``hidden`` (widths), ``activation``, ``head`` (``auto``
-    picks ``head_for_task(task, loss)``: logits for a cross-entropy loss) and ``dtype``
+    picks ``head_for_task(task, loss)``: logits for a loss that takes them) and ``dtype``
     (``float32`` or ``float64``).
     """
     spec = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)

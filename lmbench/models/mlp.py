@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from lmbench.core.losses import LOSS_TYPES, takes_logits
+
 #: Hidden-layer activations by config name.
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "tanh": nn.Tanh,
@@ -30,29 +32,31 @@ HEADS: dict[str, Callable[[], nn.Module] | None] = {
 _HEAD_BY_TASK = {"binary": "softmax", "multiclass": "softmax", "regression": "linear"}
 
 
-#: Losses that read raw logits (the loss applies its own softmax / sigmoid).
-LOGIT_LOSSES = ("cross_entropy", "sqrt_cross_entropy", "bce")
+#: Losses that read raw logits (the loss applies its own softmax / sigmoid), from the registry.
+LOGIT_LOSSES: tuple[str, ...] = tuple(
+    name for name, kind in LOSS_TYPES.items() if kind.takes_logits
+)
 
 
 def head_for_task(task: str, loss: str = "mse") -> str:
     """The output head for a task and loss: softmax for classification trained with MSE (binary
-    too, over two one-hot columns, as the original library does), linear (logits) for a
-    cross-entropy or BCE loss and for regression."""
+    too, over two one-hot columns, as the original library does), linear (logits) for a loss
+    that takes logits (cross-entropy, BCE) and for regression."""
     try:
         head = _HEAD_BY_TASK[task]
     except KeyError:
         raise ValueError(
             f"unknown task {task!r}; expected one of {sorted(_HEAD_BY_TASK)}"
         ) from None
-    return "linear" if loss in LOGIT_LOSSES else head
+    return "linear" if takes_logits(loss) else head
 
 
 def loss_for_task(loss: str, task: str) -> str:
     """``auto``: cross-entropy (GGN) for classification, MSE for regression; a classification
-    loss on a regression task is refused."""
+    loss (one that takes logits) on a regression task is refused."""
     if loss == "auto":
         return "mse" if task == "regression" else "cross_entropy"
-    if task == "regression" and loss in LOGIT_LOSSES:
+    if task == "regression" and takes_logits(loss):
         raise ValueError(
             f"trainer.loss={loss!r} is a classification loss but the task is regression; "
             "use mse, huber or auto"
@@ -61,13 +65,11 @@ def loss_for_task(loss: str, task: str) -> str:
 
 
 def probabilities(outputs: torch.Tensor, loss: str) -> torch.Tensor:
-    """Class probabilities from a classifier's outputs: softmax of logits for cross-entropy,
-    sigmoid for BCE, the outputs themselves for MSE on a softmax head."""
-    if loss in ("cross_entropy", "sqrt_cross_entropy"):
-        return torch.softmax(outputs, dim=-1)
-    if loss == "bce":
-        return torch.sigmoid(outputs)
-    return outputs
+    """Class probabilities from a classifier's outputs, as the loss reads them: softmax of
+    logits for cross-entropy, sigmoid for BCE, the outputs themselves for MSE on a softmax head
+    (and for a name that is no loss)."""
+    kind = LOSS_TYPES.get(loss)
+    return outputs if kind is None else kind().probabilities(outputs)
 
 
 def build_mlp(

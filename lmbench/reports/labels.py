@@ -6,18 +6,13 @@ import math
 
 import pandas as pd
 
+from lmbench.core.losses import LOSS_TYPES, takes_logits
 from lmbench.tracking.schema import TAG_LOSS, tag_column
 
-#: The loss a run minimised (tag ``loss``) as an axis label with its unit. Regression targets
-#: are standardised, so regression losses are in standardised-target units; cross-entropies
-#: use the natural logarithm.
-LOSS_LABELS = {
-    "mse": "MSE",
-    "cross_entropy": "cross-entropy (nats)",
-    "sqrt_cross_entropy": "square-root cross-entropy (√nats)",
-    "bce": "binary cross-entropy (nats)",
-    "huber": "Huber loss",
-}
+#: The loss a run minimised (tag ``loss``) as an axis label with its unit (each loss's
+#: ``label``). Regression targets are standardised, so regression losses are in
+#: standardised-target units; cross-entropies use the natural logarithm.
+LOSS_LABELS: dict[str, str] = {name: kind.label for name, kind in LOSS_TYPES.items()}
 MU_LABEL = "damping μ"
 MU_INIT_LABEL = "initial damping μ_init"
 DAMPING_COEF_LABEL = "damping factor (demping_coef)"
@@ -28,7 +23,7 @@ def loss_label(loss: object, task: object) -> str:
     without a ``loss`` tag minimised MSE."""
     name = loss if isinstance(loss, str) and loss else "mse"
     label = LOSS_LABELS.get(name, name)
-    if name in ("mse", "huber"):
+    if name in LOSS_TYPES and not takes_logits(name):  # a loss on values, not on logits
         label += " (standardised target)" if task == "regression" else " (on probabilities)"
     return label
 

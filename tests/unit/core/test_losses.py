@@ -1,6 +1,9 @@
 """Generalised Gauss-Newton losses against independent references: autograd Hessians, Newton
 steps, scikit-learn's logistic regression, and the loss recomputed outside the engine."""
 
+import dataclasses
+import pickle
+import typing
 import warnings
 
 import numpy as np
@@ -16,7 +19,19 @@ import lmbench
 from lmbench.core import LevenbergMarquardt, StoppingRules, TrainerSettings
 from lmbench.core.errors import InvalidInputError
 from lmbench.core.jacobian import ResidualFunction
-from lmbench.core.losses import LOSS_NAMES, Loss
+from lmbench.core.losses import (
+    LOSS_NAMES,
+    LOSS_TYPES,
+    BinaryCrossEntropy,
+    CrossEntropy,
+    Huber,
+    Loss,
+    LossName,
+    MeanSquaredError,
+    as_loss,
+    loss_from_module,
+    takes_logits,
+)
 from lmbench.core.params import FlatParameters
 from lmbench.core.system import SystemAccumulator, symmetrize_upper
 
@@ -265,3 +280,87 @@ def test_bfloat16_model_trains_with_a_float32_system():
     history = trainer.fit(x, y)
     assert next(model.parameters()).dtype == torch.bfloat16
     assert history.loss[-1] < history.loss[0]
+
+
+# ---------------------------------------------------------------- one class per loss, a registry
+def test_every_loss_name_is_one_registered_class():
+    assert set(typing.get_args(LossName)) == set(LOSS_NAMES) == set(LOSS_TYPES)
+    assert LOSS_NAMES == ("mse", "cross_entropy", "bce", "huber", "sqrt_cross_entropy")
+    for name, kind in LOSS_TYPES.items():
+        loss = as_loss(name, huber_delta=0.5)
+        assert type(loss) is kind and type(Loss(name)) is kind and loss.name == name
+        assert loss == kind(huber_delta=0.5) and loss != Loss("mse" if name != "mse" else "bce")
+        assert repr(loss) == f"Loss(name={name!r}, huber_delta=0.5)"
+        assert pickle.loads(pickle.dumps(loss)) == loss
+        assert loss.is_classification == loss.takes_logits == takes_logits(name)
+    assert Loss() == as_loss(None) == MeanSquaredError()
+    assert {n for n in LOSS_NAMES if takes_logits(n)} == {"cross_entropy", "sqrt_cross_entropy",
+                                                           "bce"}
+    assert not takes_logits("auto") and not takes_logits("hinge")
+
+
+def test_bad_names_and_deltas_keep_their_errors():
+    with pytest.raises(ValueError, match=r"loss must be one of \('mse', 'cross_entropy', 'bce'"):
+        as_loss("hinge")
+    with pytest.raises(ValueError, match="huber_delta must be > 0, got 0"):
+        Loss("mse", huber_delta=0)
+    with pytest.raises(ValueError, match="Huber is the loss 'huber', not 'mse'"):
+        Huber("mse")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Loss("huber").huber_delta = 2.0  # type: ignore[misc]
+
+
+def test_loss_modules_map_to_their_classes():
+    assert type(loss_from_module(nn.MSELoss())) is MeanSquaredError
+    assert type(loss_from_module(nn.CrossEntropyLoss())) is CrossEntropy
+    assert type(loss_from_module(nn.BCEWithLogitsLoss())) is BinaryCrossEntropy
+    assert loss_from_module(nn.HuberLoss(delta=0.25)) == Huber(huber_delta=0.25)
+    with pytest.raises(ValueError, match="LM minimises MSELoss, CrossEntropyLoss, "
+                                         "BCEWithLogitsLoss or HuberLoss exactly"):
+        loss_from_module(nn.L1Loss())
+
+
+def test_probabilities_and_factor_follow_the_loss():
+    z = torch.tensor([[0.5, -1.0, 2.0]])
+    torch.testing.assert_close(Loss("cross_entropy").probabilities(z), torch.softmax(z, dim=-1))
+    torch.testing.assert_close(Loss("bce").probabilities(z), torch.sigmoid(z))
+    assert Loss("mse").probabilities(z) is z and Loss("huber").probabilities(z) is z
+    assert {n: Loss(n).factor for n in LOSS_NAMES} == {
+        "mse": "identity", "cross_entropy": "dense", "bce": "diagonal", "huber": "diagonal",
+        "sqrt_cross_entropy": "dense"}
+
+
+def test_a_new_loss_is_one_class():
+    class Cauchy(Loss):  # a new loss: one subclass with a name is all the registry needs
+        name = "cauchy_test"
+        label = "Cauchy loss"
+        factor = "diagonal"
+
+        def objective_tensor(self, out, y):
+            return 0.5 * torch.log1p((out - y).to(torch.float64).pow(2)).sum()
+
+        def report(self, out, y):
+            return 0.5 * torch.log1p((out - y).pow(2)).mean()
+
+        def gauss_newton_rows(self, jac, out, y, dtype):
+            r = (out - y).to(dtype)
+            root = (1 + r.pow(2)).rsqrt()
+            m, o = r.shape
+            return (jac.to(dtype).reshape(m, o, -1) * root.unsqueeze(2)).reshape(m * o, -1), (
+                root * r).reshape(-1)
+
+    try:
+        loss = as_loss("cauchy_test")
+        assert type(loss) is Cauchy and not takes_logits("cauchy_test")
+        x = torch.linspace(-1, 1, 40, dtype=torch.float64).unsqueeze(1)
+        y = 2 * x + 0.1 * torch.sin(7 * x)
+        torch.manual_seed(0)
+        model = nn.Linear(1, 1).double()
+        history = LevenbergMarquardt(model, loss=loss,
+                                     stopping=StoppingRules(max_epochs=5, min_error=None)).fit(x, y)
+        assert history.loss[-1] < history.loss[0]
+        with pytest.raises(ValueError, match="already registered"):
+            type("Again", (Loss,), {"name": "cauchy_test"})
+    finally:
+        LOSS_TYPES.pop("cauchy_test", None)
+    assert "cauchy_test" not in LOSS_TYPES

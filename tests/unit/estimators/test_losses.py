@@ -20,7 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from lmbench.core import TrainerSettings
-from lmbench.estimators import LMClassifier, LMRegressor
+from lmbench.estimators import CLASSIFIER_LOSSES, REGRESSOR_LOSSES, LMClassifier, LMRegressor
 from lmbench.models import build_mlp
 
 
@@ -185,6 +185,14 @@ def test_bad_loss_fails_at_fit_naming_the_choices(estimator, message) -> None:
     x, y = _binary(20)
     with pytest.raises(ValueError, match=message):
         estimator.fit(x, y)
+
+
+def test_each_estimator_offers_the_losses_of_its_kind() -> None:
+    """The classifier: every loss on logits (the default first) and MSE; the regressor: the
+    losses on values (both lists read from the loss classes)."""
+    assert CLASSIFIER_LOSSES[0] == "cross_entropy"
+    assert set(CLASSIFIER_LOSSES) == {"cross_entropy", "mse", "sqrt_cross_entropy", "bce"}
+    assert REGRESSOR_LOSSES == ("mse", "huber")
 
 
 def test_regressor_huber_resists_outliers_that_pull_mse() -> None:

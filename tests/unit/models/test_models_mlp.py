@@ -9,7 +9,16 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from lmbench.models import ACTIVATIONS, build_mlp, build_model, head_for_task
+from lmbench.core.losses import LOSS_NAMES
+from lmbench.models import (
+    ACTIVATIONS,
+    LOGIT_LOSSES,
+    build_mlp,
+    build_model,
+    head_for_task,
+    loss_for_task,
+    probabilities,
+)
 
 MODEL_CONF_DIR = Path(__file__).resolve().parents[3] / "conf" / "model"
 PRESET_WIDTHS = {
@@ -121,3 +130,23 @@ def test_build_model_options_and_errors() -> None:
         build_model({"kind": "transformer"}, 2, 1, "regression")
     with pytest.raises(ValueError, match="dtype"):
         build_model({"dtype": "float16"}, 2, 1, "regression")
+
+
+def test_the_losses_decide_logits_heads_and_probabilities() -> None:
+    assert set(LOGIT_LOSSES) == {"cross_entropy", "sqrt_cross_entropy", "bce"}
+    for loss in LOSS_NAMES:
+        expected = "linear" if loss in LOGIT_LOSSES else "softmax"
+        assert head_for_task("multiclass", loss) == expected
+        assert head_for_task("regression", loss) == "linear"
+    assert head_for_task("binary", "auto") == "softmax"  # not a loss name: the task's head
+    assert loss_for_task("auto", "regression") == "mse"
+    assert loss_for_task("auto", "binary") == "cross_entropy"
+    assert loss_for_task("huber", "regression") == "huber"
+    for loss in LOGIT_LOSSES:
+        with pytest.raises(ValueError, match="classification loss"):
+            loss_for_task(loss, "regression")
+    z = torch.tensor([[0.5, -1.0, 2.0]])
+    assert torch.equal(probabilities(z, "cross_entropy"), torch.softmax(z, dim=-1))
+    assert torch.equal(probabilities(z, "sqrt_cross_entropy"), torch.softmax(z, dim=-1))
+    assert torch.equal(probabilities(z, "bce"), torch.sigmoid(z))
+    assert probabilities(z, "mse") is z and probabilities(z, "unknown") is z
