@@ -1,10 +1,11 @@
 """Method comparison from tracked runs: mean ± std per dataset, ranks and win/tie/loss.
 
-Win rule: on each dataset the two methods' primary test scores are paired by seed and tested
-with the two-sided Wilcoxon signed-rank test (differences within ``TIE_TOL`` dropped). A *win*
-or *loss* needs p < ``ALPHA``; equal scores and non-significant differences are *ties*; with
-fewer than ``MIN_PAIRS`` non-tied seeds no two-sided test can reach ``ALPHA``, and the dataset
-is counted as *n too small* (neither a win nor a tie).
+Win rule (``lmbench.reports.statistics.paired_outcome``): on each dataset the two methods'
+primary test scores are paired by seed and tested with the two-sided Wilcoxon signed-rank test
+(differences within ``TIE_TOL`` dropped). A *win* or *loss* needs p < ``ALPHA``; equal scores
+and non-significant differences are *ties*; with fewer than ``MIN_PAIRS`` non-tied seeds no
+two-sided test can reach ``ALPHA``, and the dataset is counted as *n too small* (neither a win
+nor a tie).
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 from scipy import stats
 
-from lmbench.reports.losses import ALPHA, MIN_PAIRS, TIE_TOL
 from lmbench.reports.numbers import fmt
+from lmbench.reports.statistics import ALPHA, MIN_PAIRS, paired_outcome, rank_scores
 from lmbench.reports.tables import markdown_table
 from lmbench.tracking.schema import METHOD_LM
 
@@ -58,13 +58,10 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         return summary
     summary["rank"] = math.nan
     for index in summary.groupby("dataset").groups.values():
-        summary.loc[index, "rank"] = _ranks(summary.loc[index])
+        group = summary.loc[index]
+        summary.loc[index, "rank"] = rank_scores(group["mean"],
+                                                 bool(group["higher_is_better"].iloc[0]))
     return summary
-
-
-def _ranks(group: pd.DataFrame) -> pd.Series:
-    ascending = not bool(group["higher_is_better"].iloc[0])
-    return group["mean"].rank(ascending=ascending, method="average", na_option="bottom")
 
 
 def _oriented_by_seed(runs: pd.DataFrame, dataset: str, method: str) -> pd.Series:
@@ -73,21 +70,6 @@ def _oriented_by_seed(runs: pd.DataFrame, dataset: str, method: str) -> pd.Serie
     values = ok.groupby(ok["seed"].fillna(-1))["primary_value"].mean().astype(float)
     higher = bool(ok["higher_is_better"].iloc[0]) if len(ok) else True
     return values if higher else -values
-
-
-def paired_outcome(mine: pd.Series, theirs: pd.Series) -> str:
-    """'win', 'tie', 'loss' or 'n too small' of ``mine`` against ``theirs`` (oriented scores
-    per seed, higher = better) by the two-sided Wilcoxon signed-rank test on the seeds both
-    have (see the module docstring)."""
-    diff = (mine - theirs).dropna().to_numpy(dtype=float)
-    nonzero = diff[abs(diff) > TIE_TOL]
-    if len(nonzero) == 0:
-        return "tie" if len(diff) else "n too small"
-    if len(nonzero) < MIN_PAIRS:
-        return "n too small"
-    if stats.wilcoxon(nonzero, alternative="two-sided").pvalue >= ALPHA:
-        return "tie"
-    return "win" if float(np.median(nonzero)) > 0 else "loss"
 
 
 def win_tie_loss(runs: pd.DataFrame, method: str = METHOD_LM) -> pd.DataFrame:

@@ -16,6 +16,7 @@ Statistics (all from the store's scalar metrics):
   differences no two-sided p below 0.05 is possible (exact p >= 2 / 2**n), so the test is
   not run and the section says n is too small. The p-values of every comparison in the
   section are Holm-adjusted together; a difference is called at ``ALPHA`` on the adjusted p.
+  Tests, Holm and the constants are ``lmbench.reports.statistics``'.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from scipy import stats
 
 from lmbench.reports.document import Section
 from lmbench.reports.figures import report_style, subplots
 from lmbench.reports.numbers import fmt, fmt_mean_std
+from lmbench.reports.statistics import ALPHA, MIN_PAIRS, holm, signed_rank
 from lmbench.reports.tables import Cell, Table, bold_best
 from lmbench.tracking.schema import (
     METHOD_LM,
@@ -58,9 +59,6 @@ QUANTITIES: dict[str, tuple[str, str, bool | None]] = {
     "train_time_s": (METRIC_TRAIN_TIME, "train time (s)", None),
 }
 COMPARED = ("accuracy", "log_loss")
-ALPHA = 0.05
-MIN_PAIRS = 6
-TIE_TOL = 1e-9
 
 
 def _ordered(losses: object) -> list[str]:
@@ -151,30 +149,13 @@ def paired(table: pd.DataFrame, a: str, b: str, quantity: str) -> Paired:
     if a not in wide or b not in wide:
         return Paired(quantity, a, b, 0, math.nan, math.nan, 0, 0, 0, math.nan)
     diff = (wide[a] - wide[b]).dropna().to_numpy(dtype=float)
-    better = diff if higher else -diff
-    ties = int((np.abs(diff) <= TIE_TOL).sum())
-    wins = int((better > TIE_TOL).sum())
-    nonzero = diff[np.abs(diff) > TIE_TOL]
-    p = math.nan
-    if len(nonzero) >= MIN_PAIRS:
-        p = float(stats.wilcoxon(nonzero, alternative="two-sided").pvalue)
+    test = signed_rank(diff, bool(higher))
     return Paired(
-        quantity, a, b, len(diff),
+        quantity, a, b, test.n,
         float(diff.mean()) if len(diff) else math.nan,
         float(diff.std(ddof=1)) if len(diff) > 1 else math.nan,
-        wins, ties, len(diff) - wins - ties, p,
+        test.wins, test.ties, test.losses, test.p_value,
     )
-
-
-def holm(pvalues: list[float]) -> list[float]:
-    """Holm step-down adjusted p-values (NaN entries stay NaN and do not count)."""
-    tested = sorted((p, i) for i, p in enumerate(pvalues) if not math.isnan(p))
-    adjusted = [math.nan] * len(pvalues)
-    running = 0.0
-    for rank, (p, i) in enumerate(tested):
-        running = max(running, min(1.0, (len(tested) - rank) * p))
-        adjusted[i] = running
-    return adjusted
 
 
 def paired_comparisons(table: pd.DataFrame) -> list[Paired]:

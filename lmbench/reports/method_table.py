@@ -9,8 +9,8 @@ import pandas as pd
 
 from lmbench.reports.comparison import OUTCOMES, compare_methods
 from lmbench.reports.document import Section
-from lmbench.reports.losses import ALPHA, MIN_PAIRS
 from lmbench.reports.numbers import fmt, fmt_int, fmt_mean_std
+from lmbench.reports.statistics import ALPHA, MIN_PAIRS
 from lmbench.reports.tables import Cell, Table, bold_best
 from lmbench.tracking.schema import (
     METHOD_LM,

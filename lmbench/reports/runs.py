@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import pandas as pd
 
 from lmbench.metrics import PRIMARY_METRIC
-from lmbench.tracking import get_client, resolve_tracking_uri
+from lmbench.tracking import get_client, resolve_tracking_uri, search_runs
 from lmbench.tracking.schema import (
     GROUPING_KINDS,
     METRIC_N_PARAMETERS,
@@ -25,6 +24,7 @@ from lmbench.tracking.schema import (
     TAG_KIND,
     TAG_METHOD,
     TAG_MODEL,
+    TAG_PRIMARY_METRIC,
     TAG_TASK,
     TAGS_PREFIX,
     metric_column,
@@ -39,6 +39,8 @@ TAG_COLUMNS = (TAG_METHOD, TAG_DATASET, TAG_TASK, TAG_MODEL, TAG_GIT_COMMIT, TAG
                TAG_ERROR)
 #: Scalar metrics that become columns of their own (same name as the metric).
 METRIC_COLUMNS = (METRIC_N_PARAMETERS, METRIC_TRAIN_TIME, METRIC_WALL_TIME)
+#: Whether higher is better, per primary metric (the tag names the metric, not its direction).
+HIGHER_IS_BETTER = {metric: direction == "max" for metric, direction in PRIMARY_METRIC.values()}
 #: Columns of the table ``load_runs`` returns, in order.
 RUN_COLUMNS = [
     "run_id", "experiment", "status", TAG_METHOD, TAG_DATASET, TAG_TASK, TAG_MODEL, PARAM_SEED,
@@ -55,9 +57,10 @@ def load_runs(
     runs that only group or detail others (sweep parents, grid trials:
     ``schema.GROUPING_KINDS``) are not results and are left out.
 
-    ``primary_value`` is the task's primary test metric (``lmbench.metrics.PRIMARY_METRIC``);
-    the full metric/param/tag columns stay available under ``metrics.*``, ``params.*``,
-    ``tags.*``.
+    ``primary_metric`` is the run's ``primary_metric`` tag (set by the harness), or for runs
+    without it the task's ``lmbench.metrics.PRIMARY_METRIC``; ``primary_value`` is that metric
+    on the test split. The full metric/param/tag columns stay available under ``metrics.*``,
+    ``params.*``, ``tags.*``.
     """
     names = [experiments] if isinstance(experiments, str) else list(experiments)
     uri = resolve_tracking_uri(tracking_uri)
@@ -68,7 +71,7 @@ def load_runs(
             f"no experiment named {', '.join(names)} in {uri}; run it first "
             "(lmbench-run +experiment=NAME) or pass the store with --tracking-uri"
         )
-    raw = _runs_frame(client, [e.experiment_id for e in found])
+    raw = _runs_frame(uri, [e.experiment_id for e in found])
     kind = _column(raw, tag_column(TAG_KIND))
     raw = raw[~kind.isin(GROUPING_KINDS)].reset_index(drop=True)  # sweep parents, grid trials
     id_to_name = {e.experiment_id: e.name for e in found}
@@ -80,47 +83,52 @@ def load_runs(
     for column in TAG_COLUMNS:
         tidy[column] = _column(raw, tag_column(column))
     tidy[PARAM_SEED] = pd.to_numeric(_column(raw, param_column(PARAM_SEED)), errors="coerce")
-    tidy["primary_metric"] = tidy[TAG_TASK].map(
-        lambda task: PRIMARY_METRIC[task][0] if task in PRIMARY_METRIC else None
-    )
-    tidy["higher_is_better"] = tidy[TAG_TASK].map(
-        lambda task: PRIMARY_METRIC[task][1] == "max" if task in PRIMARY_METRIC else None
-    )
+    tidy["primary_metric"] = pd.Series(
+        [_primary_metric(tag, task) for tag, task in
+         zip(_column(raw, tag_column(TAG_PRIMARY_METRIC)), tidy[TAG_TASK], strict=True)],
+        index=tidy.index)
+    tidy["higher_is_better"] = pd.Series(
+        [HIGHER_IS_BETTER.get(metric, _task_direction(task)) for metric, task in
+         zip(tidy["primary_metric"], tidy[TAG_TASK], strict=True)],
+        index=tidy.index)
     tidy["primary_value"] = [
         _metric(raw, i, metric_column(test_metric(metric))) if metric else math.nan
         for i, metric in zip(raw.index, tidy["primary_metric"], strict=True)
     ]
     for name in METRIC_COLUMNS:
         tidy[name] = pd.to_numeric(_column(raw, metric_column(name)), errors="coerce")
-    extra = raw[[c for c in raw.columns
-                 if c.startswith((METRICS_PREFIX, PARAMS_PREFIX, TAGS_PREFIX))]]
+    extra = raw[[c for prefix in (METRICS_PREFIX, PARAMS_PREFIX, TAGS_PREFIX)
+                 for c in sorted(raw.columns) if c.startswith(prefix)]]
     return pd.concat([tidy[RUN_COLUMNS], extra], axis=1).sort_values(
         [TAG_DATASET, TAG_METHOD, PARAM_SEED, "run_id"], na_position="last", kind="stable"
     ).reset_index(drop=True)
 
 
-def _runs_frame(client: Any, experiment_ids: list[str]) -> pd.DataFrame:
-    """All runs (every status), paged, as mlflow.search_runs' column layout."""
-    records: list[dict[str, Any]] = []
-    token = None
-    while True:
-        page = client.search_runs(experiment_ids, max_results=1000, page_token=token)
-        for run in page:
-            record: dict[str, Any] = {
-                "run_id": run.info.run_id,
-                "experiment_id": run.info.experiment_id,
-                "status": run.info.status,
-                "start_time": run.info.start_time,
-            }
-            record.update({metric_column(k): v for k, v in run.data.metrics.items()})
-            record.update({param_column(k): v for k, v in run.data.params.items()})
-            record.update({tag_column(k): v for k, v in run.data.tags.items()})
-            records.append(record)
-        token = page.token
-        if not token:
-            break
-    columns = ["run_id", "experiment_id", "status", "start_time"]
-    return pd.DataFrame.from_records(records, columns=None if records else columns)
+def _runs_frame(uri: str, experiment_ids: list[str]) -> pd.DataFrame:
+    """``mlflow.search_runs`` of every run (every status) of the experiments in store ``uri``,
+    with ``start_time`` as epoch milliseconds and missing params/tags as NaN (as the runs'
+    other readers expect)."""
+    raw = search_runs(uri, experiment_ids)
+    raw = raw.drop(columns=["artifact_uri", "end_time"])
+    if raw.empty:  # search_runs types the empty columns float
+        return raw.astype(object)
+    raw["start_time"] = (raw["start_time"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(
+        milliseconds=1)
+    text = [c for c in raw.columns if c.startswith((PARAMS_PREFIX, TAGS_PREFIX))]
+    raw[text] = raw[text].where(raw[text].notna(), math.nan)  # None on pandas 2 (no str dtype)
+    return raw
+
+
+def _primary_metric(tag: object, task: object) -> str | None:
+    """The run's ``primary_metric`` tag; runs without it (older stores, runs that failed before
+    the harness tagged it) get their task's ``PRIMARY_METRIC``."""
+    if isinstance(tag, str) and tag:
+        return tag
+    return PRIMARY_METRIC[task][0] if task in PRIMARY_METRIC else None
+
+
+def _task_direction(task: object) -> bool | None:
+    return PRIMARY_METRIC[task][1] == "max" if task in PRIMARY_METRIC else None
 
 
 def _column(frame: pd.DataFrame, name: str) -> pd.Series:

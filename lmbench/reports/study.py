@@ -1,7 +1,9 @@
 """Study statistics over methods × datasets × seeds (TabArena; Grinsztajn et al. 2022; Demšar 2006).
 
 Input: benchmark runs (one per configuration, see ``lmbench.reports.dedupe``), FINISHED, with a
-primary test value. Every quantity is oriented so that *better* is explicit:
+primary test value. The tests, ranks and win rates are ``lmbench.reports.statistics``'; this
+module shapes the score tables they take. Every quantity is oriented so that *better* is
+explicit:
 
 * **Per-dataset score**: mean ± sample std over seeds of the primary test metric.
 * **Normalised score** (Grinsztajn et al. 2022, TabArena): per dataset and seed, over the
@@ -26,14 +28,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from lmbench.reports.losses import ALPHA, MIN_PAIRS, TIE_TOL, holm
 from lmbench.reports.method_table import method_order
+from lmbench.reports.statistics import ALPHA, TIE_TOL, holm, signed_rank, win_rate_matrix
 
-__all__ = ["ALPHA", "MIN_PAIRS", "TIE_TOL", "FriedmanResult", "PairedResult", "average_ranks",
-           "critical_difference", "dataset_scores", "friedman", "normalised_scores",
-           "paired_wilcoxon", "score_table", "win_rates"]
+__all__ = ["PairedResult", "dataset_scores", "normalised_scores", "paired_wilcoxon",
+           "score_table", "seed_mean_matrix", "win_rates"]
 
 
 def score_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -89,84 +89,12 @@ def seed_mean_matrix(scores: pd.DataFrame) -> pd.DataFrame:
     return wide.dropna(axis=0, how="any")
 
 
-def average_ranks(matrix: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-    """Rank per dataset (1 = best; ties averaged) and the mean rank per method."""
-    ranks = matrix.apply(lambda row: pd.Series(stats.rankdata(-row.to_numpy(), "average"),
-                                               index=row.index), axis=1)
-    return ranks, ranks.mean(axis=0)
-
-
-def critical_difference(k: int, n_datasets: int, alpha: float = ALPHA) -> float:
-    """Nemenyi critical difference of mean ranks for ``k`` methods on ``n_datasets``."""
-    if k < 2 or n_datasets < 1:
-        return math.nan
-    q_alpha = float(stats.studentized_range.ppf(1 - alpha, k, np.inf)) / math.sqrt(2)
-    return q_alpha * math.sqrt(k * (k + 1) / (6.0 * n_datasets))
-
-
-@dataclass(frozen=True)
-class FriedmanResult:
-    """Friedman test over complete datasets, with the Nemenyi post-hoc."""
-
-    k: int
-    n_datasets: int
-    statistic: float
-    p_value: float
-    cd: float
-    mean_ranks: pd.Series
-    nemenyi: pd.DataFrame | None
-    reason: str = ""
-
-    @property
-    def tested(self) -> bool:
-        return not math.isnan(self.p_value)
-
-
-def friedman(matrix: pd.DataFrame, alpha: float = ALPHA) -> FriedmanResult:
-    """Friedman χ² test (scipy) and Nemenyi p-values (scikit-posthocs) on ``matrix``."""
-    k, n = matrix.shape[1], matrix.shape[0]
-    _, mean_ranks = average_ranks(matrix) if n else (None, pd.Series(dtype=float))
-    cd = critical_difference(k, n, alpha)
-    if k < 3:
-        return FriedmanResult(k, n, math.nan, math.nan, cd, mean_ranks, None,
-                              f"the Friedman test needs at least 3 methods (here {k})")
-    if n < 2:
-        return FriedmanResult(k, n, math.nan, math.nan, cd, mean_ranks, None,
-                              f"the Friedman test needs at least 2 datasets on which every "
-                              f"method has a score (here {n})")
-    columns = [matrix[c].to_numpy() for c in matrix.columns]
-    if np.allclose(matrix.to_numpy(), matrix.to_numpy()[:, :1]):
-        return FriedmanResult(k, n, 0.0, 1.0, cd, mean_ranks, None)
-    result = stats.friedmanchisquare(*columns)
-    import scikit_posthocs
-
-    nemenyi = scikit_posthocs.posthoc_nemenyi_friedman(matrix.to_numpy())
-    nemenyi.index = nemenyi.columns = list(matrix.columns)
-    return FriedmanResult(k, n, float(result.statistic), float(result.pvalue), cd, mean_ranks,
-                          nemenyi)
-
-
 def win_rates(scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Win rate (ties half), tie counts and pair counts of each row method against each column
     method over the (dataset, seed) pairs where both have a score."""
     wide = scores.assign(oriented=_oriented(scores)).pivot_table(
         index=["dataset", "seed"], columns="method", values="oriented", aggfunc="mean")
-    methods = method_order(set(wide.columns))
-    rate = pd.DataFrame(np.nan, index=methods, columns=methods)
-    ties = pd.DataFrame(0, index=methods, columns=methods)
-    pairs = pd.DataFrame(0, index=methods, columns=methods)
-    for a in methods:
-        for b in methods:
-            if a == b:
-                continue
-            both = wide[[a, b]].dropna()
-            diff = (both[a] - both[b]).to_numpy()
-            n_ties = int((np.abs(diff) <= TIE_TOL).sum())
-            wins = int((diff > TIE_TOL).sum())
-            pairs.loc[a, b], ties.loc[a, b] = len(diff), n_ties
-            if len(diff):
-                rate.loc[a, b] = (wins + 0.5 * n_ties) / len(diff)
-    return rate, ties, pairs
+    return win_rate_matrix(wide, method_order(set(wide.columns)))
 
 
 @dataclass(frozen=True)
@@ -202,14 +130,10 @@ def paired_wilcoxon(normalised: pd.DataFrame, reference: str) -> list[PairedResu
     for other in method_order(set(per_dataset.columns) - {reference}):
         both = per_dataset[[reference, other]].dropna()
         diff = (both[reference] - both[other]).to_numpy()
-        nonzero = diff[np.abs(diff) > TIE_TOL]
-        p = math.nan
-        if len(nonzero) >= MIN_PAIRS:
-            p = float(stats.wilcoxon(nonzero, alternative="two-sided").pvalue)
+        test = signed_rank(diff)
         raw.append(PairedResult(
-            reference, other, len(diff), int((diff > TIE_TOL).sum()),
-            len(diff) - len(nonzero), int((diff < -TIE_TOL).sum()),
-            float(np.median(diff)) if len(diff) else math.nan, p))
+            reference, other, test.n, test.wins, test.ties, test.losses,
+            float(np.median(diff)) if len(diff) else math.nan, test.p_value))
     adjusted = holm([r.p_value for r in raw])
     return [PairedResult(**{**r.__dict__, "p_holm": p}) for r, p in zip(raw, adjusted,
                                                                          strict=True)]

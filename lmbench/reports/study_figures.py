@@ -13,7 +13,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from lmbench.reports.figures import report_style, subplots
-from lmbench.reports.study import FriedmanResult
+from lmbench.reports.statistics import FriedmanResult
 
 #: One fixed colour per method (the same in every figure).
 METHOD_COLORS = {"lm": "tab:blue", "xgboost": "tab:green", "catboost": "tab:red",

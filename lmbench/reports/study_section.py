@@ -16,13 +16,10 @@ import pandas as pd
 from lmbench.reports.document import Section
 from lmbench.reports.method_table import method_order
 from lmbench.reports.numbers import fmt, fmt_int, fmt_mean_std
+from lmbench.reports.statistics import ALPHA, MIN_PAIRS, FriedmanResult, friedman
 from lmbench.reports.study import (
-    ALPHA,
-    MIN_PAIRS,
-    FriedmanResult,
     PairedResult,
     dataset_scores,
-    friedman,
     normalised_scores,
     paired_wilcoxon,
     score_table,

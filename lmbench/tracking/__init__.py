@@ -51,7 +51,7 @@ from lmbench.tracking.schema import (
     TAG_TORCH_VERSION,
     WEIGHTS_ARTIFACT_DIR,
 )
-from lmbench.tracking.store import TrackingStoreError, get_client, prepare_store
+from lmbench.tracking.store import TrackingStoreError, get_client, prepare_store, search_runs
 from lmbench.tracking.uri import TRACKING_URI_ENV, resolve_tracking_uri
 
 __all__ = [
@@ -88,6 +88,7 @@ __all__ = [
     "redact_text",
     "resolve_tracking_uri",
     "sanitize_key",
+    "search_runs",
     "tracker_from_config",
     "truncate_value",
 ]

@@ -12,14 +12,13 @@ imports).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from lmbench.tracking.provenance import package_version
 from lmbench.tracking.schema import MODEL_ARTIFACT_PATH
+from lmbench.tracking.store import process_tracking_uri
 
 __all__ = ["flavor_of", "log_model", "predict_like_pyfunc"]
 
@@ -63,19 +62,6 @@ def example_rows(model: Any, x: np.ndarray, rows: int = 5) -> np.ndarray:
     return example.astype(np.float64)
 
 
-@contextlib.contextmanager
-def _tracking_uri(uri: str) -> Iterator[None]:
-    """MLflow's ``log_model`` writes to the process-wide tracking URI: point it at ``uri``."""
-    import mlflow
-
-    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  # None: back to the default
-
-
 def log_model(tracking_uri: str, run_id: str, model: Any, x_example: np.ndarray) -> str | None:
     """Log ``model`` as an MLflow model of run ``run_id`` with a signature inferred from
     ``x_example`` (a few rows) and its predictions, and that example; returns the model URI
@@ -104,7 +90,7 @@ def log_model(tracking_uri: str, run_id: str, model: Any, x_example: np.ndarray)
     kwargs["model_id"] = client.create_logged_model(
         experiment_id, name=MODEL_ARTIFACT_PATH, source_run_id=run_id
     ).model_id
-    with _tracking_uri(tracking_uri):
+    with process_tracking_uri(tracking_uri):
         if flavor == "pytorch":
             info = _mlflow_pytorch().log_model(_cpu(model), **kwargs)
         elif flavor == "xgboost":

@@ -26,6 +26,7 @@ from lmbench.tracking.uri import (
 )
 
 if TYPE_CHECKING:
+    import pandas as pd
     from mlflow import MlflowClient
 
 _log = logging.getLogger(__name__)
@@ -212,3 +213,27 @@ def _forget_prepared() -> None:
     with _lock:
         _prepared.clear()
         _clients.clear()
+
+
+@contextlib.contextmanager
+def process_tracking_uri(tracking_uri: str) -> Iterator[None]:
+    """Point MLflow's process-wide tracking URI at ``tracking_uri``, then restore it (for the
+    fluent APIs that read only that URI: ``log_model``, ``search_runs``)."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  # None: back to the default
+
+
+def search_runs(tracking_uri: str, experiment_ids: list[str]) -> pd.DataFrame:
+    """``mlflow.search_runs`` of every run (every status) of the experiments in the store."""
+    import mlflow
+
+    with process_tracking_uri(tracking_uri), store_errors(tracking_uri):
+        frame = mlflow.search_runs(experiment_ids, max_results=None)  # None: every page
+    return frame  # type: ignore[return-value]  # a DataFrame (output_format="pandas")
+

@@ -7,13 +7,13 @@ import pytest
 from scipy import stats
 
 from lmbench.reports.losses import (
-    holm,
     loss_table,
     losses_section,
     paired,
     paired_comparisons,
     summarize_losses,
 )
+from lmbench.reports.statistics import holm
 
 
 def run(run_id, dataset, loss, seed, acc, log_loss, status="FINISHED", method="lm",

@@ -9,12 +9,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from lmbench.reports.comparison import paired_outcome, win_tie_loss
+from lmbench.reports.comparison import win_tie_loss
 from lmbench.reports.dedupe import deduplicate
+from lmbench.reports.statistics import average_ranks, critical_difference, friedman, paired_outcome
 from lmbench.reports.study import (
-    average_ranks,
-    critical_difference,
-    friedman,
     normalised_scores,
     paired_wilcoxon,
     score_table,
