@@ -182,7 +182,7 @@ class CacheEngine(LMEngine):
 
     def assemble(self, trainer: TrainerView, run: FitView, theta: torch.Tensor,
                  timer: PhaseTimer) -> GaussNewtonSystem:
-        return _accumulated(trainer, run, theta, timer, "matrix_free", self.cg_max_iter)
+        return _accumulated(trainer, run, theta, timer, "cache_cg", self.cg_max_iter)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ Gauss-Newton curvature, g its output gradient) without a Jacobian or a P x P mat
   (k batched backward passes into the layer outputs, then one small product per layer), other
   parameters by per-sample gradients over blocks of ``DIAGONAL_ROWS`` rows, one factor row at
   a time. Memory is independent of N and never O(rows x P).
-* **solve** (``StreamedSystem.solve``): preconditioned CG (``preconditioned_cg``) with the
+* **solve** (``StreamedSystem.solve``): preconditioned CG (``lmbench.core.solve``'s
+  ``conjugate_gradient``, the loop the disk cache's system uses too) with the
   Jacobi preconditioner diag(J^T H J) + mu D (D = I, or the Marquardt scaling diag(J^T H J) when
   the damping rule scales by the diagonal), warm-started from the previous solve's solution (the
   previous damping trial, or the previous epoch's step).
@@ -51,12 +52,12 @@ from lmbench.core.matrix_free_diagonal import (
     GradientAndDiagonal,
     gradient_and_diagonal,
 )
-from lmbench.core.solve import Step, cg_tolerance
+from lmbench.core.solve import CGResult, Step, cg_tolerance, conjugate_gradient
 from lmbench.core.sources import RowSource
-from lmbench.core.system import FormName, GaussNewtonSystem
+from lmbench.core.system import GaussNewtonSystem, SystemName
 from lmbench.core.timing import PhaseTimer
 
-__all__ = ["DIAGONAL_ROWS", "GradientAndDiagonal", "gradient_and_diagonal"]
+__all__ = ["DIAGONAL_ROWS", "CGResult", "GradientAndDiagonal", "gradient_and_diagonal"]
 
 
 @dataclass
@@ -73,16 +74,6 @@ class WarmStart:
         return v.to(dtype=like.dtype, device=like.device)
 
 
-@dataclass(frozen=True)
-class CGResult:
-    """CG's answer: the solution, its (recursively updated) residual, iterations, convergence."""
-
-    solution: torch.Tensor
-    residual: torch.Tensor
-    iterations: int
-    converged: bool
-
-
 def preconditioned_cg(
     operator: Callable[[torch.Tensor], torch.Tensor],
     rhs: torch.Tensor,
@@ -91,44 +82,9 @@ def preconditioned_cg(
     max_iter: int,
     initial: torch.Tensor | None = None,
 ) -> CGResult:
-    """Solve operator(x) = rhs (SPD) by Jacobi-preconditioned CG, from ``initial`` if given.
-
-    Stops when ||rhs - operator(x)|| <= rtol * ||rhs||, after ``max_iter`` iterations, or when a
-    direction has no positive curvature. A warm start that is no better than x = 0 on the
-    quadratic 1/2 x^T A x - rhs^T x is replaced by zero.
-    """
-    if max_iter < 1:
-        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
-    if not rtol > 0:
-        raise ValueError(f"rtol must be > 0, got {rtol}")
-    x = torch.zeros_like(rhs)
-    residual = rhs.clone()
-    if initial is not None:
-        start_residual = rhs - operator(initial)
-        # q(x0) = -1/2 x0^T (rhs + r0): keep x0 only where it lowers the quadratic below q(0)=0
-        if float(initial @ (rhs + start_residual)) > 0.0:
-            x, residual = initial.clone(), start_residual
-    target = rtol * float(torch.linalg.vector_norm(rhs))
-    if float(torch.linalg.vector_norm(residual)) <= target:
-        return CGResult(x, residual, 0, True)
-    z = residual / preconditioner
-    direction = z.clone()
-    rz = float(residual @ z)
-    for iteration in range(1, max_iter + 1):
-        image = operator(direction)
-        curvature = float(direction @ image)
-        if not curvature > 0.0:  # not positive definite (rounding), or NaN: keep what we have
-            return CGResult(x, residual, iteration, False)
-        alpha = rz / curvature
-        x.add_(direction, alpha=alpha)
-        residual.sub_(image, alpha=alpha)
-        if float(torch.linalg.vector_norm(residual)) <= target:
-            return CGResult(x, residual, iteration, True)
-        torch.div(residual, preconditioner, out=z)
-        rz_next = float(residual @ z)
-        direction.mul_(rz_next / rz).add_(z)
-        rz = rz_next
-    return CGResult(x, residual, max_iter, False)
+    """The old positional spelling of ``lmbench.core.solve.conjugate_gradient`` (same loop)."""
+    return conjugate_gradient(operator, rhs, preconditioner=preconditioner, x0=initial,
+                              rtol=rtol, max_iter=max_iter)
 
 
 class GaussNewtonProducts:
@@ -181,7 +137,7 @@ class GaussNewtonProducts:
 class StreamedSystem(GaussNewtonSystem):
     """Gradient, diagonal and the product operator; each solve is warm-started truncated CG."""
 
-    form: ClassVar[FormName] = "matrix_free"
+    form: ClassVar[SystemName] = "matrix_free"
     products: Callable[[torch.Tensor], torch.Tensor]
     warm: WarmStart = field(default_factory=WarmStart)
     max_iter: int = 500
@@ -197,8 +153,8 @@ class StreamedSystem(GaussNewtonSystem):
             return self.products(v).add_(shift * v)
 
         rtol = self.rtol if self.rtol is not None else cg_tolerance(g.dtype)
-        result = preconditioned_cg(damped, -g, self.scaling(True) + shift, rtol, self.max_iter,
-                                   self.warm.initial(g))
+        result = conjugate_gradient(damped, -g, preconditioner=self.scaling(True) + shift,
+                                    x0=self.warm.initial(g), rtol=rtol, max_iter=self.max_iter)
         self.iterations.append(result.iterations)
         delta = result.solution
         if not bool(torch.isfinite(delta).all()):

@@ -6,6 +6,10 @@ gain-ratio rule compares with the actual reduction. A matrix that is not positiv
 this mu (singular J^T J with mu ~ 0, or rounding in float32) gives ``None``: the caller treats it
 as a rejected trial and raises mu. ``solve_damped`` is the form-independent entry point.
 
+``conjugate_gradient`` is the one CG loop of the package: the disk cache's ``MatrixFreeSystem``
+(``lmbench.core.system``) and the jvp/vjp ``StreamedSystem`` (``lmbench.core.matrix_free``) both
+solve with it, each with the Jacobi preconditioner diag(J^T J) + mu D; the latter warm-starts.
+
 Speed on CPU: ``torch.linalg.cholesky_ex`` copies its input and then zeroes the other triangle
 of the P x P result (``tril_``), and ``torch.cholesky_solve`` copies the factor once more; at
 P = 7000 in float32 these passes cost about half as much as the factorisation itself. So on CPU
@@ -25,7 +29,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import torch
 
@@ -156,38 +160,88 @@ def factor_shifted(
     return factor
 
 
+#: Why CG stopped: the residual test was met, the iteration cap was reached, a direction had
+#: no positive curvature (p^T A p <= 0: A is not positive definite at this mu, or rounding), or
+#: the curvature was NaN (a non-finite operator or right-hand side).
+CGStop = Literal["converged", "max_iter", "indefinite", "not_finite"]
+
+
+@dataclass(frozen=True)
+class CGResult:
+    """CG's answer: the solution, its (recursively updated) residual, iterations, why it stopped.
+
+    ``iterations`` counts operator products inside the loop (the warm start's one extra product
+    is not counted); 0 means the start already met the tolerance. On a breakdown (``indefinite``
+    or ``not_finite``) the solution and residual are those before the failing direction.
+    """
+
+    solution: torch.Tensor
+    residual: torch.Tensor
+    iterations: int
+    stop: CGStop
+
+    @property
+    def converged(self) -> bool:
+        """True when ||rhs - A x|| <= rtol * ||rhs|| (by CG's updated residual)."""
+        return self.stop == "converged"
+
+    @property
+    def indefinite(self) -> bool:
+        """True when a direction showed no positive curvature: A is not positive definite."""
+        return self.stop == "indefinite"
+
+
 def conjugate_gradient(
-    operator: Callable[[torch.Tensor], torch.Tensor],
+    matvec: Callable[[torch.Tensor], torch.Tensor],
     rhs: torch.Tensor,
-    preconditioner: torch.Tensor,
+    *,
+    preconditioner: torch.Tensor | None = None,
+    x0: torch.Tensor | None = None,
     rtol: float,
     max_iter: int,
-) -> tuple[torch.Tensor, int]:
-    """Solve operator(x) = rhs for SPD ``operator`` with a diagonal preconditioner.
+) -> CGResult:
+    """Solve A x = rhs for SPD A (``matvec``: v -> A v) by CG, Jacobi-preconditioned if given.
 
-    Returns (x, iterations). Stops when ||residual|| <= rtol * ||rhs|| or after ``max_iter``.
+    ``preconditioner`` is the diagonal M of the Jacobi preconditioner (z = r / M); None means
+    none (M = I). ``x0`` is a warm start: it is kept only where it lowers the quadratic
+    q(x) = 1/2 x^T A x - rhs^T x below q(0) = 0 (one extra product), else CG starts from zero.
+    Stops when ||rhs - A x|| <= rtol * ||rhs|| (0 iterations if the start already does), after
+    ``max_iter`` iterations, or when a direction p has p^T A p <= 0 or NaN (``CGResult.stop``).
     """
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+    if not rtol > 0:
+        raise ValueError(f"rtol must be > 0, got {rtol}")
     x = torch.zeros_like(rhs)
     residual = rhs.clone()
-    z = residual / preconditioner
+    if x0 is not None:
+        start_residual = rhs - matvec(x0)
+        # q(x0) = -1/2 x0^T (rhs + r0): keep x0 only where it lowers the quadratic below q(0)=0
+        if float(x0 @ (rhs + start_residual)) > 0.0:
+            x, residual = x0.clone(), start_residual
+    target = rtol * float(torch.linalg.vector_norm(rhs))
+    if float(torch.linalg.vector_norm(residual)) <= target:
+        return CGResult(x, residual, 0, "converged")
+    z = residual if preconditioner is None else residual / preconditioner
     direction = z.clone()
     rz = float(residual @ z)
-    target = rtol * float(torch.linalg.vector_norm(rhs))
     for iteration in range(1, max_iter + 1):
-        image = operator(direction)
+        image = matvec(direction)
         curvature = float(direction @ image)
-        if curvature <= 0.0:  # not positive definite (rounding): keep what we have
-            return x, iteration
+        if not curvature > 0.0:  # not positive definite (or rounding), or NaN: keep what we have
+            stop: CGStop = "not_finite" if math.isnan(curvature) else "indefinite"
+            return CGResult(x, residual, iteration, stop)
         alpha = rz / curvature
         x.add_(direction, alpha=alpha)
         residual.sub_(image, alpha=alpha)
         if float(torch.linalg.vector_norm(residual)) <= target:
-            return x, iteration
-        z = residual / preconditioner
+            return CGResult(x, residual, iteration, "converged")
+        if preconditioner is not None:
+            torch.div(residual, preconditioner, out=z)
         rz_next = float(residual @ z)
         direction.mul_(rz_next / rz).add_(z)
         rz = rz_next
-    return x, max_iter
+    return CGResult(x, residual, max_iter, "max_iter")
 
 
 def cg_tolerance(dtype: torch.dtype) -> float:

@@ -8,8 +8,9 @@ An LM step solves (J^T J + mu*D) delta = -J^T r, with D = I or D = diag(J^T J) (
   Wilamowski & Yu's quasi-Hessian); the Cholesky factorisation reads only that triangle.
 * Dual form (M < P): keep J (M x P) and factor the smaller K = J D^-1 J^T (M x M); then
   delta = -D^-1 J^T (K + mu*I)^-1 r, which equals the primal step exactly.
-* Matrix-free form (P x P does not fit): only g, diag(J^T J) and an operator v -> J^T (J v)
-  (over the on-disk Jacobian cache); the step comes from conjugate gradients.
+* Cache CG form (P x P does not fit): only g, diag(J^T J) and an operator v -> J^T (J v)
+  (over the on-disk Jacobian cache); the step comes from conjugate gradients
+  (``lmbench.core.solve.conjugate_gradient``); the form is named ``cache_cg``.
 
 Each form is a small type (``PrimalSystem``, ``DualSystem``, ``MatrixFreeSystem``) with one
 ``solve(mu, scale_by_diagonal)``; ``SystemAccumulator`` builds the one the epoch needs.
@@ -41,7 +42,11 @@ from lmbench.core.solve import (
 from lmbench.core.timing import PhaseTimer
 
 SystemForm = Literal["auto", "primal", "dual"]
-FormName = Literal["primal", "dual", "matrix_free"]
+#: The system a ``SystemAccumulator`` builds (``cache_cg``: CG over the disk cache).
+FormName = Literal["primal", "dual", "cache_cg"]
+#: A built system's ``form``, as the history reports it: the disk cache's CG system is
+#: ``cache_cg``; ``matrix_free`` is the jvp/vjp system of ``lmbench.core.matrix_free``.
+SystemName = Literal["primal", "dual", "cache_cg", "matrix_free"]
 
 #: Column block of the upper-triangular Gram product; ~512 keeps each GEMM efficient.
 #: (Measured on 2 MKL threads at P = 1.2k-7k: 512-wide panels beat 256, 384, 768 and 1024, and
@@ -70,7 +75,7 @@ class GaussNewtonSystem:
     diagonal of J^T J (Marquardt scaling, CG preconditioner) and E at the current weights.
     """
 
-    form: ClassVar[FormName]
+    form: ClassVar[SystemName]
     gradient: torch.Tensor  # g = J^T r, shape (P,)
     diagonal: torch.Tensor  # diag(J^T J), shape (P,)
     objective: float  # E = 1/2 ||r||^2 at the current weights
@@ -104,7 +109,7 @@ class GaussNewtonSystem:
 class PrimalSystem(GaussNewtonSystem):
     """A = J^T J (upper triangle) factored with a shifted diagonal per trial."""
 
-    form: ClassVar[FormName] = "primal"
+    form: ClassVar[SystemName] = "primal"
     gram: torch.Tensor
     workspace: CholeskyWorkspace = field(default_factory=CholeskyWorkspace, repr=False)
 
@@ -120,7 +125,7 @@ class PrimalSystem(GaussNewtonSystem):
 class DualSystem(GaussNewtonSystem):
     """J (M x P) kept; K = J D^-1 J^T (M x M) factored: delta = -D^-1 J^T (K + mu I)^-1 r."""
 
-    form: ClassVar[FormName] = "dual"
+    form: ClassVar[SystemName] = "dual"
     jacobian: torch.Tensor
     residuals: torch.Tensor
     workspace: CholeskyWorkspace = field(default_factory=CholeskyWorkspace, repr=False)
@@ -154,10 +159,10 @@ class MatrixFreeSystem(GaussNewtonSystem):
     """Only v -> J^T J v (over the disk cache); steps from Jacobi-preconditioned CG.
 
     The predicted reduction comes from the operator itself, -g^T delta - 1/2 delta^T J^T J
-    delta, which is exact even when CG stopped early.
+    delta, which is exact even when CG stopped early. CG starts from zero on every trial.
     """
 
-    form: ClassVar[FormName] = "matrix_free"
+    form: ClassVar[SystemName] = "cache_cg"
     operator: Callable[[torch.Tensor], torch.Tensor]
     max_iter: int = 500
 
@@ -168,9 +173,11 @@ class MatrixFreeSystem(GaussNewtonSystem):
         def damped(v: torch.Tensor) -> torch.Tensor:
             return self.operator(v) + shift * v
 
-        delta, _ = conjugate_gradient(
-            damped, -g, self.scaling(True) + shift, cg_tolerance(g.dtype), self.max_iter
-        )
+        result = conjugate_gradient(damped, -g, preconditioner=self.scaling(True) + shift,
+                                    rtol=cg_tolerance(g.dtype), max_iter=self.max_iter)
+        if result.stop == "not_finite":  # NaN curvature (NaN operator or gradient): no step
+            return None
+        delta = result.solution
         if not bool(torch.isfinite(delta).all()):
             return None
         predicted = -float(g @ delta) - 0.5 * float(delta @ self.operator(delta))
@@ -187,8 +194,8 @@ class SystemAccumulator:
         dtype: torch.dtype,
         device: torch.device,
     ) -> None:
-        if form not in ("primal", "dual", "matrix_free"):
-            raise ValueError(f"form must be primal, dual or matrix_free, got {form!r}")
+        if form not in ("primal", "dual", "cache_cg"):
+            raise ValueError(f"form must be primal, dual or cache_cg, got {form!r}")
         self.form = form
         self.dtype = dtype
         self.device = device
@@ -280,9 +287,9 @@ class SystemAccumulator:
         """The assembled system (matrix-free needs ``operator``: v -> J^T J v)."""
         common = {"gradient": self.gradient, "objective": self.objective,
                   "n_residuals": self.n_residuals}
-        if self.form == "matrix_free":
+        if self.form == "cache_cg":
             if operator is None:
-                raise ValueError("the matrix-free form needs an operator v -> J^T (J v)")
+                raise ValueError("the cache_cg form needs an operator v -> J^T (J v)")
             return MatrixFreeSystem(diagonal=self.diagonal, operator=operator,
                                     max_iter=cg_max_iter, **common)
         if self.gram is not None:

@@ -58,7 +58,7 @@ def test_cg_step_agrees_with_cholesky_step(tmp_path):
     flat = FlatParameters(model)
     jac, out = ResidualFunction(flat, 2).jacobian(flat.vector(), x)
     residuals = (out - y).reshape(-1)
-    matrix_free = SystemAccumulator(flat.count, "matrix_free", torch.float64, torch.device("cpu"))
+    matrix_free = SystemAccumulator(flat.count, "cache_cg", torch.float64, torch.device("cpu"))
     matrix_free.add(jac, residuals)
     system_mf = matrix_free.finish(operator=lambda v: jac.T @ (jac @ v))
     for mu, scaled in ((1e-2, False), (1.0, True)):

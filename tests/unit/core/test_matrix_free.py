@@ -23,6 +23,7 @@ from lmbench.core.matrix_free import (
     preconditioned_cg,
 )
 from lmbench.core.params import FlatParameters
+from lmbench.core.solve import conjugate_gradient
 from lmbench.core.sources import TensorSource
 from lmbench.core.system import SystemAccumulator
 
@@ -178,3 +179,85 @@ def test_non_finite_warm_start_is_ignored():
     assert warm.initial(torch.zeros(2)) is None
     assert WarmStart(torch.ones(3)).initial(torch.zeros(2)) is None
     torch.testing.assert_close(WarmStart(torch.ones(2)).initial(torch.zeros(2)), torch.ones(2))
+
+
+def random_spd(n, seed):
+    """A random symmetric positive definite float64 matrix (condition number ~ 10)."""
+    generator = torch.Generator().manual_seed(seed)
+    basis = torch.randn(n, n, generator=generator, dtype=torch.float64)
+    rhs = torch.randn(n, generator=generator, dtype=torch.float64)
+    return basis @ basis.T / n + 0.5 * torch.eye(n, dtype=torch.float64), rhs
+
+
+@pytest.mark.parametrize("preconditioned", [False, True])
+def test_the_one_cg_solves_an_spd_system_like_linalg_solve(preconditioned):
+    matrix, rhs = random_spd(40, 11)
+    exact = torch.linalg.solve(matrix, rhs)
+    calls = []
+
+    def matvec(v):
+        calls.append(1)
+        return matrix @ v
+
+    preconditioner = matrix.diagonal() if preconditioned else None
+    result = conjugate_gradient(matvec, rhs, preconditioner=preconditioner, rtol=1e-12,
+                                max_iter=200)
+    torch.testing.assert_close(result.solution, exact, rtol=1e-9, atol=1e-11)
+    assert result.converged and result.stop == "converged" and not result.indefinite
+    assert 1 <= result.iterations == len(calls) <= 200
+    torch.testing.assert_close(result.residual, rhs - matrix @ result.solution, rtol=0.0,
+                               atol=1e-10)
+    # warm start at the exact solution: one product to check it, then no iteration at all
+    calls.clear()
+    warm = conjugate_gradient(matvec, rhs, preconditioner=preconditioner, x0=exact, rtol=1e-10,
+                              max_iter=200)
+    assert warm.iterations == 0 and warm.converged and len(calls) == 1
+    torch.testing.assert_close(warm.solution, exact, rtol=0.0, atol=0.0)
+    assert warm.solution is not exact  # the caller's start is not updated in place
+    capped = conjugate_gradient(matvec, rhs, preconditioner=preconditioner, rtol=1e-14,
+                                max_iter=3)
+    assert capped.iterations == 3 and capped.stop == "max_iter" and not capped.converged
+
+
+def test_the_one_cg_reports_an_indefinite_matrix():
+    diagonal = torch.tensor([[1.0, 0.0], [0.0, -2.0]], dtype=torch.float64)
+    one = torch.ones(2, dtype=torch.float64)
+    result = conjugate_gradient(lambda v: diagonal @ v, one, rtol=1e-10, max_iter=10)
+    assert result.indefinite and result.stop == "indefinite" and not result.converged
+    assert result.iterations == 1  # p0 = r0 = (1, 1): p^T A p = -1 <= 0 at once
+    torch.testing.assert_close(result.solution, torch.zeros(2, dtype=torch.float64))
+    matrix, rhs = random_spd(20, 12)
+    negative = conjugate_gradient(lambda v: -(matrix @ v), rhs, preconditioner=matrix.diagonal(),
+                                  rtol=1e-10, max_iter=50)
+    assert negative.indefinite and negative.iterations == 1
+    # an exactly singular direction (p^T A p = 0) is not positive definite either
+    zero = conjugate_gradient(lambda v: torch.zeros_like(v), one, rtol=1e-10, max_iter=10)
+    assert zero.indefinite and zero.iterations == 1
+    nan = conjugate_gradient(lambda v: torch.full_like(v, float("nan")), one, rtol=1e-10,
+                             max_iter=10)
+    assert nan.stop == "not_finite" and not nan.indefinite and not nan.converged
+
+
+def test_the_one_cg_rejects_bad_settings():
+    one = torch.ones(3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="max_iter must be >= 1"):
+        conjugate_gradient(lambda v: v, one, rtol=1e-6, max_iter=0)
+    with pytest.raises(ValueError, match="rtol must be > 0"):
+        conjugate_gradient(lambda v: v, one, rtol=0.0, max_iter=5)
+
+
+def test_cache_cg_and_streamed_systems_report_distinct_forms():
+    generator = torch.Generator().manual_seed(4)
+    jac = torch.randn(8, 5, generator=generator, dtype=torch.float64)
+    residuals = torch.randn(8, generator=generator, dtype=torch.float64)
+    accumulator = SystemAccumulator(5, "cache_cg", torch.float64, torch.device("cpu"))
+    accumulator.add(jac, residuals)
+    cache_system = accumulator.finish(operator=lambda v: jac.T @ (jac @ v))
+    assert cache_system.form == "cache_cg" and StreamedSystem.form == "matrix_free"
+    step = cache_system.solve(1e-3, False)
+    expected = torch.linalg.solve(jac.T @ jac + 1e-3 * torch.eye(5, dtype=torch.float64),
+                                  -(jac.T @ residuals))
+    torch.testing.assert_close(step.delta, expected, rtol=1e-8, atol=1e-10)
+    # a NaN operator makes no step (a rejected trial), never NaN weights
+    broken = accumulator.finish(operator=lambda v: torch.full_like(v, float("nan")))
+    assert broken.solve(1e-3, False) is None
