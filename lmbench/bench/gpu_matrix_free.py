@@ -35,7 +35,7 @@ TIMED = [(1_000_000, 8_192, 512), (10_000_000, 8_192, 128)]
 LADDER = [25_000_000, 50_000_000, 75_000_000, 100_000_000, 125_000_000, 150_000_000]
 LADDER_ROWS, LADDER_CHUNK = 256, 16
 SMOKE_TIMED = [(2_000, 64, 32), (5_000, 64, 32)]
-SMOKE_LADDER = [1_000, 4_000, 16_000, 64_000]
+SMOKE_LADDER = [1_000, 4_000, 16_000, 64_000, 256_000]
 
 
 def run_point(n_params: int, rows: int, chunk: int, cg_max_iter: int, device: str,
@@ -63,13 +63,13 @@ def total_bytes(result: dict[str, Any], itemsize: int = 4) -> int:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--budget", default=None, help="memory budget, e.g. 12GB (smoke: 4MB)")
+    parser.add_argument("--budget", default=None, help="memory budget, e.g. 12GB (smoke: 8MB)")
     parser.add_argument("--cg-max-iter", type=int, default=20)
     parser.add_argument("--out", type=Path,
                         default=Path(os.environ.get("OUT", ".")) / "matrix_free_gpu.json")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (runs on a CPU)")
     args = parser.parse_args(argv)
-    budget = parse_bytes(args.budget or ("4MB" if args.smoke else "12GB"))
+    budget = parse_bytes(args.budget or ("8MB" if args.smoke else "12GB"))
     timed, ladder = (SMOKE_TIMED, SMOKE_LADDER) if args.smoke else (TIMED, LADDER)
     rows, chunk = (64, 16) if args.smoke else (LADDER_ROWS, LADDER_CHUNK)
     started = time.perf_counter()
