@@ -78,6 +78,8 @@ def train_levenberg(
     batch_size: int | None = None,
     shuffle_seed: int = 0,
     engine: Literal["in_memory", "matrix_free"] = "in_memory",
+    weight_decay: float = 0.0,
+    regularization: Literal["none", "bayesian"] | None = None,
 ) -> Any:
     """Train ``model`` in memory with LM; returns (loss, val, mu, epoch_time) lists.
 
@@ -102,6 +104,10 @@ def train_levenberg(
     ``engine``: ``in_memory`` (J^T J or J J^T and Cholesky, the seed's way) or ``matrix_free``
     (conjugate gradients on Jacobian-vector products: no Jacobian, memory O(P), for models whose
     P x P system does not fit).
+    ``weight_decay`` and ``regularization`` (not in the original; defaults: none): LM minimises
+    loss + (weight_decay / 2) ||w||^2 over all weights and biases, or with
+    ``regularization="bayesian"`` re-estimates that penalty from the evidence after every
+    accepted step, as MATLAB's trainbr does (``lmbench.core.regularization``).
 
     What LM minimises follows ``loss_fn``: ``nn.MSELoss`` (squared error, the seed's objective),
     ``nn.CrossEntropyLoss`` (logits; class-index or one-hot targets), ``nn.BCEWithLogitsLoss``
@@ -115,7 +121,8 @@ def train_levenberg(
     callbacks = _merge_callbacks(metrics_callbacks, metric_callbacks)
     settings = _seed_settings(mu_init, min_error, max_epochs, inner_steps, demping_coef, mu_max,
                               mini_batch_size=batch_size, mini_batch_seed=int(shuffle_seed),
-                              engine=engine, **_objective(loss_fn))
+                              engine=engine, **_objective(loss_fn),
+                              **_penalty(weight_decay, regularization))
     bar, extra = _extras(snap_folder, verbose, max_epochs, "train_levenberg")
     trainer = settings.build(model, loss_fn=loss_fn, callbacks=extra + callbacks,
                              checkpoint_dir=snap_folder, device=device)
@@ -161,6 +168,12 @@ def _objective(loss_fn: object) -> dict[str, Any]:
     return {"loss": loss.name, "huber_delta": loss.huber_delta}
 
 
+def _penalty(weight_decay: float, regularization: str | None) -> dict[str, Any]:
+    """The seed functions' new penalty keywords as settings (None: no regularisation)."""
+    return {"weight_decay": float(weight_decay),
+            "regularization": "none" if regularization is None else regularization}
+
+
 def _seed_settings(
     mu_init: float, min_error: float, max_epochs: int, inner_steps: int, demping_coef: float,
     mu_max: float, **engine: Any,
@@ -195,6 +208,8 @@ def train_distributed_levenberg(
     verbose: bool | None = None,
     return_history: bool = False,
     mini_batch: bool = False,
+    weight_decay: float = 0.0,
+    regularization: Literal["none", "bayesian"] | None = None,
 ) -> Any:
     """LM on data streamed from ``x_loader`` (chunks of (x, y)); every row enters every step.
 
@@ -213,6 +228,9 @@ def train_distributed_levenberg(
     over the loader, then one more pass measures the epoch's training loss. Shuffle with the
     loader (``DataLoader(..., shuffle=True, generator=...)``); the ``cache`` engine is not
     offered; under torchrun every rank must yield the same number of batches.
+    ``weight_decay`` and ``regularization``: as in ``train_levenberg`` (Bayesian regularisation
+    with the streaming engine only, full batch; under torchrun the penalty is added once to
+    the all-reduced system, so ranks step exactly as one process).
     """
     if engine not in ("auto", "streaming", "cache", "matrix_free"):
         raise ValueError(
@@ -222,7 +240,7 @@ def train_distributed_levenberg(
     settings = _seed_settings(
         mu_init, min_error, max_epochs, inner_steps, demping_coef, mu_max, engine=engine,
         temp_folder=str(temp_folder), memory_budget_bytes=memory_budget_bytes,
-        **_objective(loss_fn),
+        **_objective(loss_fn), **_penalty(weight_decay, regularization),
     )
     reducer = AllReduce() if dist.is_available() and dist.is_initialized() else None
     primary = reducer is None or reducer.is_primary

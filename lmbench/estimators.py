@@ -17,8 +17,12 @@ layer, a linear model) in ``dtype`` with ``LevenbergMarquardt`` and the seed's d
 trained weights. ``validation_fraction > 0`` holds out that share of
 the rows (stratified for the classifier); ``min_error`` is then watched on the hold-out loss (the
 seed's convention) and ``patience`` enables early stopping with the best-validation weights
-restored. Results are deterministic given ``random_state`` (an int):
-it seeds the weight initialisation and the hold-out split, without touching the global torch RNG.
+restored. ``weight_decay`` (lambda of (lambda / 2) ||w||^2 over all weights and biases) and
+``regularization="bayesian"`` (the penalty re-estimated from the evidence, as MATLAB's trainbr;
+``lmbench.core.regularization``) regularise the fit; both default to none. The regressor's
+penalty acts on the standardised targets' scale. Results are deterministic given
+``random_state`` (an int): it seeds the weight initialisation and the hold-out split, without
+touching the global torch RNG.
 """
 
 from __future__ import annotations
@@ -82,6 +86,8 @@ class _LMNetwork(BaseEstimator):
         patience: int | None = None,
         random_state: int | np.random.RandomState | None = None,
         dtype: str = "float32",
+        weight_decay: float = 0.0,
+        regularization: str = "none",
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -94,6 +100,8 @@ class _LMNetwork(BaseEstimator):
         self.patience = patience
         self.random_state = random_state
         self.dtype = dtype
+        self.weight_decay = weight_decay
+        self.regularization = regularization
 
     # ------------------------------------------------------------------ checks
     def _hidden(self) -> tuple[int, ...]:
@@ -166,7 +174,8 @@ class _LMNetwork(BaseEstimator):
             max_epochs=int(self.max_epochs),
             min_error=None if self.min_error is None else float(self.min_error),
             patience=self.patience, inner_steps=int(self.inner_steps), loss=loss,
-            huber_delta=float(huber_delta),
+            huber_delta=float(huber_delta), weight_decay=float(self.weight_decay),
+            regularization=self.regularization,
         )
         history = settings.fit(model, x, targets, val=val)
         model.eval()
@@ -224,12 +233,15 @@ class LMClassifier(ClassifierMixin, _LMNetwork):
         random_state: int | np.random.RandomState | None = None,
         dtype: str = "float32",
         loss: str = "cross_entropy",
+        weight_decay: float = 0.0,
+        regularization: str = "none",
     ) -> None:
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, mu_init=mu_init,
             demping_coef=demping_coef, max_epochs=max_epochs, min_error=min_error,
             inner_steps=inner_steps, validation_fraction=validation_fraction, patience=patience,
-            random_state=random_state, dtype=dtype,
+            random_state=random_state, dtype=dtype, weight_decay=weight_decay,
+            regularization=regularization,
         )  # fmt: skip
         self.loss = loss
 
@@ -299,12 +311,15 @@ class LMRegressor(MultiOutputMixin, RegressorMixin, _LMNetwork):
         dtype: str = "float32",
         loss: str = "mse",
         huber_delta: float = 1.0,
+        weight_decay: float = 0.0,
+        regularization: str = "none",
     ) -> None:
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, mu_init=mu_init,
             demping_coef=demping_coef, max_epochs=max_epochs, min_error=min_error,
             inner_steps=inner_steps, validation_fraction=validation_fraction, patience=patience,
-            random_state=random_state, dtype=dtype,
+            random_state=random_state, dtype=dtype, weight_decay=weight_decay,
+            regularization=regularization,
         )  # fmt: skip
         self.loss = loss
         self.huber_delta = huber_delta

@@ -1,5 +1,6 @@
 """The seed's training report: loss and validation loss per epoch and per cumulative time,
-and mu on a log scale per epoch and per time.
+and mu on a log scale per epoch and per time; for Bayesian regularisation a third row shows
+the effective number of parameters gamma against the P weights, and alpha and beta.
 
 Drawn on a bare ``matplotlib.figure.Figure`` (no pyplot): importing this module leaves the
 user's backend alone, the figure is never registered with pyplot (it is garbage-collected
@@ -125,6 +126,42 @@ def _log_axis(ax: Any, values: Sequence[float]) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
 
 
+def _evidence(source: HistoryLike) -> dict[str, Any] | None:
+    """gamma, alpha, beta and P of a Bayesian-regularised history (None for any other)."""
+    if isinstance(source, TrainingHistory):
+        data: Mapping[str, Any] = source.to_dict()
+    elif isinstance(source, Mapping):
+        data = source
+    else:
+        return None
+    gamma = [float(v) for v in data.get("gamma", [])]
+    if not any(math.isfinite(v) for v in gamma):
+        return None
+    return {"gamma": gamma, "alpha": [float(v) for v in data.get("alpha", [])],
+            "beta": [float(v) for v in data.get("beta", [])],
+            "n_params": int(data.get("n_params", 0))}
+
+
+def _evidence_panels(axes: Any, evidence: dict[str, Any]) -> None:
+    """gamma against P per epoch (left), alpha and beta per epoch on a log scale (right)."""
+    left, right = axes
+    epochs = list(range(len(evidence["gamma"])))
+    left.plot(epochs, evidence["gamma"], color="tab:green", label="gamma (effective)")
+    if evidence["n_params"]:
+        left.axhline(evidence["n_params"], color="0.4", linestyle="--",
+                     label=f"P = {evidence['n_params']:,} weights")
+    left.set_xlabel("epoch")
+    left.set_ylabel("parameters")
+    left.legend(loc="upper right")
+    for name, color in (("alpha", "tab:purple"), ("beta", "tab:orange")):
+        right.plot(epochs[: len(evidence[name])], evidence[name], color=color, label=name)
+    _log_axis(right, evidence["alpha"] + evidence["beta"])
+    right.set_xlabel("epoch")
+    right.legend(loc="upper right")
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+
+
 def plot_train_report(source: HistoryLike, out: str | Path | None = None) -> Figure:
     """Draw the seed's four panels; save a PNG to ``out`` when given. Returns the figure
     (a bare ``Figure``, not tracked by pyplot: nothing to close).
@@ -132,10 +169,14 @@ def plot_train_report(source: HistoryLike, out: str | Path | None = None) -> Fig
     Drawn on a fixed grid (``REPORT_GRID``) with a few plain-text ticks per axis, so that
     saving it is one cheap draw (the harness writes one for every run)."""
     data = load_seed_history(source)
+    evidence = _evidence(source)
     epochs = list(range(len(data["loss"])))
     elapsed = list(accumulate(data["time"]))
-    fig = Figure(figsize=REPORT_FIGSIZE)
-    axes = fig.subplots(2, 2, gridspec_kw=REPORT_GRID)
+    rows = 2 if evidence is None else 3
+    fig = Figure(figsize=(REPORT_FIGSIZE[0], REPORT_FIGSIZE[1] * rows / 2))
+    axes = fig.subplots(rows, 2, gridspec_kw=REPORT_GRID)
+    if evidence is not None:
+        _evidence_panels(axes[2], evidence)
     for ax, x_values, x_label in (
         (axes[0, 0], epochs, "epoch"),
         (axes[0, 1], elapsed, "time, s"),

@@ -12,7 +12,10 @@ sampled ones, selected on the validation split by ``PRIMARY_METRIC``. Protocol:
   ``model_factory()`` as built when the caller fixes the network (then ``hidden``,
   ``activation`` and ``dtype`` may not be set);
 * training is ``TrainerSettings`` built from the point's engine keys (damping, mu_init,
-  demping_coef, inner_steps, max_epochs, min_error, min_gradient, mu_max, patience), fitted with
+  demping_coef, inner_steps, max_epochs, min_error, min_gradient, mu_max, patience,
+  regularization) and ``weight_decay``, which is given in Adam's units (a penalty on the mean
+  training loss, as torch's weight_decay) and handed to the engine as the same penalty on its
+  objective E (``Loss.objective_per_mean``: x N/2 x O for MSE, x N for cross-entropy), fitted with
   ``val=(x_val, y_val)``: validation patience with the best-validation weights restored, and
   ``min_error`` watched on the validation loss (the seed's convention), plus an epoch callback
   that stops the run once the trial's time limit has passed (best weights still restored);
@@ -77,7 +80,7 @@ TRIAL_DEFAULTS = TrainerSettings(max_epochs=100, min_error=1e-4, patience=10)
 #: Settings that go to the engine (``TrainerSettings``, in config spelling).
 ENGINE_KEYS: tuple[str, ...] = (
     "damping", "mu_init", "demping_coef", "gain_ratio_threshold", "inner_steps", "max_epochs",
-    "min_error", "min_gradient", "mu_max", "patience",
+    "min_error", "min_gradient", "mu_max", "patience", "regularization",
 )
 #: Settings that describe the network; a caller's ``model_factory`` replaces all of them.
 NETWORK_KEYS: tuple[str, ...] = ("hidden", "activation", "dtype")
@@ -106,6 +109,10 @@ class LMSettings:
     n_threads: int | str = "auto"
     max_train_rows: int | None = 20_000
     loss: str = "auto"
+    #: The weight penalty in Adam's units: on the MEAN training loss (torch's weight_decay),
+    #: turned into the engine's lambda on E by ``Loss.objective_per_mean`` (``trainer_settings``).
+    weight_decay: float = 0.0
+    regularization: str = TRIAL_DEFAULTS.regularization
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> LMSettings:
@@ -127,6 +134,7 @@ class LMSettings:
             n_threads=parse_threads(values.get("n_threads", d.n_threads)),
             max_train_rows=_optional(values.get("max_train_rows", d.max_train_rows), int),
             loss=str(values.get("loss", d.loss)),
+            weight_decay=float(values.get("weight_decay", d.weight_decay)),
             **engine,
         )
         settings._check()
@@ -155,12 +163,16 @@ class LMSettings:
         # The engine validates the rest (the damping rule's mu_init, demping_coef, threshold).
         self.trainer_settings()
 
-    def trainer_settings(self, task: str = "regression") -> TrainerSettings:
-        """The engine settings of this trial for ``task`` (``loss: auto`` resolved;
-        network and harness keys left out)."""
+    def trainer_settings(self, task: str = "regression", n_rows: int = 1, n_outputs: int = 1
+                         ) -> TrainerSettings:
+        """The engine settings of this trial for ``task`` (``loss: auto`` resolved; the
+        weight decay on the mean loss of ``n_rows`` x ``n_outputs`` targets turned into the
+        engine's lambda on E; network and harness keys left out)."""
         values = {k: getattr(self, k) for k in self.__dataclass_fields__}
         values["loss"] = loss_for_task(self.loss, task)
-        return TrainerSettings.from_mapping(values, ignore=(*NETWORK_KEYS, *HARNESS_KEYS))
+        settings = TrainerSettings.from_mapping(values, ignore=(*NETWORK_KEYS, *HARNESS_KEYS))
+        scale = settings.objective().objective_per_mean(n_rows, n_outputs)
+        return settings.with_(weight_decay=self.weight_decay * scale)
 
 
 @dataclass(frozen=True)
@@ -231,7 +243,7 @@ def search_lm(
 
     def fit_point(params: dict[str, Any], deadline: Deadline) -> FitOutcome:
         settings = LMSettings.from_mapping(params)
-        engine = settings.trainer_settings(task)
+        engine = settings.trainer_settings(task, n_rows, n_outputs)
         dtype = _DTYPES[settings.dtype]
         torch.manual_seed(seed)
         if model_factory is not None:
@@ -292,6 +304,7 @@ def history_curves(history: TrainingHistory) -> dict[str, list[float]]:
         "mu": [float(v) for v in history.mu],
         "epoch_time_s": [float(v) for v in history.epoch_time],
         "trials": [float(v) for v in history.trials],
+        **history.regularization_series(),
     }
 
 

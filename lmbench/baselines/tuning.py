@@ -18,7 +18,8 @@ Space entries (``space.<setting>``, the setting's default value must lie in the 
 
 * ``{type: float, low, high, log: false}`` and ``{type: int, low, high, log: false}``;
 * ``{type: categorical, choices: [...]}``: choices of any YAML value (lists included, e.g. hidden
-  widths); Optuna sees the index of the choice, the fit sees the value.
+  widths); Optuna sees the index of the choice, the fit sees the value;
+* ``null``: not searched (a config that extends another removes an inherited entry this way).
 """
 
 from __future__ import annotations
@@ -130,6 +131,8 @@ def parse_space(space: Mapping[str, Any] | None) -> list[Dimension]:
     """``trainer.space`` as typed dimensions, checked."""
     dimensions = []
     for name, spec in plain(space or {}).items():
+        if spec is None:
+            continue  # removed by an extending config
         where = f"trainer.space.{name}"
         if not isinstance(spec, dict) or spec.get("type") not in SPACE_TYPES:
             raise ValueError(f"{where} must be a mapping with type one of {SPACE_TYPES}")

@@ -32,6 +32,7 @@ from lmbench.core.callbacks import EpochInfo
 from lmbench.core.damping import DampingState
 from lmbench.core.errors import CheckpointError
 from lmbench.core.history import TrainingHistory
+from lmbench.core.regularization import RegularizationState
 from lmbench.core.stopping import BestWeights
 
 #: The ``format`` tag of a checkpoint written by ``checkpoint_payload``.
@@ -162,6 +163,7 @@ class ResumePoint:
     damping: DampingState
     best: BestWeights
     history: TrainingHistory
+    regularization: RegularizationState | None = None  # None: written before it was kept
 
 
 def checkpoint_payload(
@@ -170,6 +172,7 @@ def checkpoint_payload(
     damping: DampingState,
     best: BestWeights,
     history: TrainingHistory,
+    regularization: RegularizationState | None = None,
 ) -> dict[str, Any]:
     """The dict ``save_checkpoint`` writes: weights, loop position, history and checksum."""
     model_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
@@ -185,6 +188,8 @@ def checkpoint_payload(
             "best_theta": best_theta,
             "best_epoch": best.epoch,
             "bad_epochs": int(best.bad_epochs),
+            **({"regularization": regularization.to_dict()} if regularization is not None
+               else {}),
         },
         "history": history.to_dict(),
         "checksum": tensors_checksum(model_state, best_theta),
@@ -236,12 +241,15 @@ def restore_checkpoint(
         )
         damping = DampingState.from_dict({"nu": 2.0, **opt.get("damping", {}), "mu": opt["mu"]})
         epoch = int(opt["epoch"])
+        regularization = (RegularizationState.from_dict(opt["regularization"])
+                          if "regularization" in opt else None)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(
             f"{path} has a malformed optimizer_state or history ({exc!r}); {EXPECTED}"
         ) from exc
     model.load_state_dict(payload["model_state"])
-    return ResumePoint(epoch=epoch, damping=damping, best=best, history=history)
+    return ResumePoint(epoch=epoch, damping=damping, best=best, history=history,
+                       regularization=regularization)
 
 
 class SnapshotCallback:

@@ -41,7 +41,11 @@ Floating-point work of one epoch (multiply-adds counted as 2 flops):
 * solves: ``t * P^3 / 3`` (Cholesky) or ``t * M^3 / 3`` (dual); CG: ``t * k * 4 * M * P`` for k
   iterations; matrix-free CG: ``t * (k + 1) * 10 * N * P`` (each product is a jvp pass, about
   two forward passes' work, and a vjp pass, about three: two passes over the data, 10 N P);
-* loss evaluations: ``t * 2 * N * P``.
+* loss evaluations: ``t * 2 * N * P``;
+* Bayesian regularisation (``bayesian=True``, ``lmbench.core.regularization``): the evidence's
+  trace once per epoch, one more Cholesky and a blocked triangular inverse: ``2 * P^3 / 3``
+  (primal, streaming) or ``M^2 * P + 2 * M^3 / 3`` (dual: J J^T and its factor), plus a
+  P x ``GRAM_BLOCK`` block of memory beside the factor. A fixed weight decay costs nothing.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from dataclasses import dataclass
 
 from lmbench.core.engines import Engine, streaming_fits
 from lmbench.core.losses import LOSS_TYPES
+from lmbench.core.system import GRAM_BLOCK
 
 #: P-vectors the matrix-free engine holds (see the module doc).
 MATRIX_FREE_VECTORS = 16
@@ -93,6 +98,7 @@ def estimate(
     cg_iterations: int = 50,
     loss: str = "mse",
     activation_floats: int = 0,
+    bayesian: bool = False,
 ) -> Estimate:
     """Memory and work of one epoch of ``engine`` on ``problem`` (formulas in the module doc).
 
@@ -100,7 +106,8 @@ def estimate(
     transformed copy adds ``c*O*P`` to the chunk's memory, and the work adds ``2*M*O*P`` for the
     softmax cross-entropy's O x O factor, ``2*M*P`` for the diagonal ones (bce, huber).
     ``activation_floats``: floats one sample's activations take (the matrix-free engine's
-    chunk term; 0 leaves it out).
+    chunk term; 0 leaves it out). ``bayesian``: add the evidence's trace (in_memory and
+    streaming variants only).
     """
     n, o, p, s = problem.n_samples, problem.n_outputs, problem.n_params, problem.itemsize
     m = problem.n_rows
@@ -109,13 +116,18 @@ def estimate(
     chunk_jacobian = (2 if plain else 3) * c * o * p
     jacobian_flops = 6.0 * m * p + factor_flops(loss, m, o, p)
     evaluate_flops = trials * 2.0 * n * p
+    if bayesian and engine not in ("in_memory_primal", "in_memory_dual", "streaming"):
+        raise ValueError(f"Bayesian regularisation needs a factorisation; {engine} has none")
     if engine in ("in_memory_primal", "streaming"):
-        memory = s * (p * p + max(chunk_jacobian, p * p))
+        trace = p * GRAM_BLOCK if bayesian else 0
+        memory = s * (p * p + max(chunk_jacobian, p * p + trace))
         flops = jacobian_flops + m * p * p + trials * p**3 / 3 + evaluate_flops
+        flops += 2 * p**3 / 3 if bayesian else 0
         disk = 0
     elif engine == "in_memory_dual":
-        memory = s * max(2 * m * p, m * p + 2 * m * m)
+        memory = s * max(2 * m * p, m * p + 2 * m * m + (m * GRAM_BLOCK if bayesian else 0))
         flops = jacobian_flops + m * m * p + trials * m**3 / 3 + evaluate_flops
+        flops += m * m * p + 2 * m**3 / 3 if bayesian else 0
         disk = 0
     elif engine == "matrix_free":
         block = min(c, matrix_free_block(o)) * o * p * (1 if plain else 2)

@@ -23,10 +23,20 @@ SERIES = (
     "gradient_norm",
     "gain_ratio",
     "objective",
+    "penalised_objective",
+    "weight_decay",
+    "alpha",
+    "beta",
+    "gamma",
+    "weight_energy",
     "time_jacobian",
     "time_system",
     "time_solve",
     "time_evaluate",
+)
+#: What a weight penalty adds to the history (logged only when one was in force).
+REGULARIZATION_SERIES = (
+    "penalised_objective", "weight_decay", "alpha", "beta", "gamma", "weight_energy",
 )
 
 
@@ -38,8 +48,13 @@ class TrainingHistory:
     mu: damping after the epoch; epoch_time: seconds; trials: damping trials tried;
     accepted: whether the epoch moved the weights; gradient_norm: ||J^T r||_2 at the start of the
     epoch; gain_ratio: actual/predicted reduction of the accepted trial (NaN if none);
-    objective: 1/2 ||r||^2; time_*: the split of epoch_time between Jacobians, system
-    assembly (J^T J accumulation, cache writes, all-reduce), solves and loss evaluations.
+    objective: the data objective E (1/2 ||r||^2 for mse); penalised_objective: F = E + lambda
+    E_W, what the damping trials minimise (``lmbench.core.regularization``); weight_decay:
+    lambda; alpha, beta: F's Bayesian form beta E + alpha E_W (alpha = lambda, beta = 1 for a
+    fixed weight decay); gamma: the effective number of parameters (Bayesian regularisation
+    only, else NaN); weight_energy: E_W = 1/2 ||w||^2; time_*: the split of epoch_time between
+    Jacobians, system assembly (J^T J accumulation, cache writes, all-reduce), solves and loss
+    evaluations.
     """
 
     loss: list[float] = field(default_factory=list)
@@ -51,6 +66,12 @@ class TrainingHistory:
     gradient_norm: list[float] = field(default_factory=list)
     gain_ratio: list[float] = field(default_factory=list)
     objective: list[float] = field(default_factory=list)
+    penalised_objective: list[float] = field(default_factory=list)
+    weight_decay: list[float] = field(default_factory=list)
+    alpha: list[float] = field(default_factory=list)
+    beta: list[float] = field(default_factory=list)
+    gamma: list[float] = field(default_factory=list)
+    weight_energy: list[float] = field(default_factory=list)
     time_jacobian: list[float] = field(default_factory=list)
     time_system: list[float] = field(default_factory=list)
     time_solve: list[float] = field(default_factory=list)
@@ -60,11 +81,23 @@ class TrainingHistory:
     best_epoch: int | None = None
     form: str = ""
     jacobian_mode: str = ""
+    n_params: int = 0  # P, the trained weights (what gamma is measured against)
 
     @property
     def epochs(self) -> int:
         """Number of completed epochs (entries after the initial one)."""
         return max(len(self.loss) - 1, 0)
+
+    @property
+    def regularized(self) -> bool:
+        """Whether a weight penalty was in force (weight decay or Bayesian) in any epoch."""
+        return any(v > 0 for v in self.weight_decay if not math.isnan(v))
+
+    def regularization_series(self) -> dict[str, list[float]]:
+        """The penalty's per-epoch series (``REGULARIZATION_SERIES``), empty for plain LM."""
+        if not self.regularized:
+            return {}
+        return {name: [float(v) for v in getattr(self, name)] for name in REGULARIZATION_SERIES}
 
     @property
     def has_validation(self) -> bool:
@@ -97,6 +130,10 @@ class TrainingHistory:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainingHistory:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        epochs = len(known.get("loss", []))
+        for name in SERIES:  # a series an older history lacks reads as NaN epoch by epoch
+            if name not in known:
+                known[name] = [math.nan] * epochs
         return cls(**known)
 
     def save_pickle(self, path: str | Path) -> Path:

@@ -76,6 +76,12 @@ class Loss(ABC):
     factor: ClassVar[FactorKind]
     #: The torch loss module that minimises the same loss (``loss_from_module``), if any.
     module: ClassVar[type[nn.Module] | None] = None
+    #: A Gaussian likelihood: Bayesian regularisation re-estimates its noise precision beta.
+    noise_precision: ClassVar[bool] = False
+    #: E per unit of mean loss per row (and output): E = objective_per_mean(n, O) * report.
+    objective_weight: ClassVar[float] = 1.0
+    #: Whether ``report`` averages over outputs as well as rows (MSE, BCE, Huber).
+    mean_over_outputs: ClassVar[bool] = True
 
     def __new__(cls, name: str | None = None, huber_delta: float = 1.0) -> Loss:
         if cls is Loss:
@@ -140,6 +146,12 @@ class Loss(ABC):
     def report(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The loss as a user reads it: the mean over samples (and outputs, for MSE/BCE/Huber)."""
 
+    def objective_per_mean(self, n_rows: int, n_outputs: int) -> float:
+        """E / report on ``n_rows`` samples of ``n_outputs``: a penalty on the mean loss (torch's
+        weight_decay) times this is the same penalty on E."""
+        count = n_rows * (n_outputs if self.mean_over_outputs else 1)
+        return self.objective_weight * count
+
     # ------------------------------------------------------------------ GGN rows
     @abstractmethod
     def gauss_newton_rows(
@@ -174,6 +186,8 @@ class MeanSquaredError(Loss):
     label = "MSE"
     factor = "identity"
     module = nn.MSELoss
+    noise_precision = True
+    objective_weight = 0.5
 
     def objective_tensor(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The difference in the model's dtype, as the seed computes it."""
@@ -193,6 +207,7 @@ class _SoftmaxCrossEntropy(Loss):
     """What both softmax cross-entropies share: logits, class-index targets, the mean CE."""
 
     takes_logits = True
+    mean_over_outputs = False
     factor = "dense"
 
     def targets(self, y: torch.Tensor, n_outputs: int, name: str = "y") -> torch.Tensor:
@@ -309,6 +324,7 @@ class SqrtCrossEntropy(_SoftmaxCrossEntropy):
 
     name = "sqrt_cross_entropy"
     label = "square-root cross-entropy (√nats)"
+    objective_weight = 0.5
 
     def rows_per_sample(self, n_outputs: int) -> int:
         return 1

@@ -147,7 +147,7 @@ class StreamedSystem(GaussNewtonSystem):
     def solve(self, mu: float, scale_by_diagonal: bool) -> Step | None:
         g = self.gradient
         scale = self.scaling(scale_by_diagonal)
-        shift = mu * scale
+        shift = mu * scale + self.penalty
 
         def damped(v: torch.Tensor) -> torch.Tensor:
             return self.products(v).add_(shift * v)

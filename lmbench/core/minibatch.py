@@ -18,9 +18,11 @@ batch to batch and from epoch to epoch. One epoch is one pass over the batches:
 After the epoch's last batch one full pass over the training rows gives the recorded ``loss``
 and ``objective`` (the exact training loss of the weights the epoch ends with, not a mean of
 batch losses), then validation, callbacks, checkpoints and the stopping rules run as in the
-full-batch loop. Per-epoch history: ``trials`` sums the trials of every batch, ``accepted`` is
-whether any batch step was kept, ``gradient_norm`` is the largest batch ||J_b^T r_b||,
-``gain_ratio`` the last kept step's, ``mu`` the damping at the epoch's end.
+full-batch loop. A weight decay lambda is shared out over the batches: batch b's step
+minimises E_b + (n_b / N) (lambda / 2) ||w||^2 (n_b of the N rows), so one epoch's objectives
+add up to the full-batch F. Per-epoch history: ``trials`` sums the trials of every batch,
+``accepted`` is whether any batch step was kept, ``gradient_norm`` is the largest batch
+||J_b^T r_b||, ``gain_ratio`` the last kept step's, ``mu`` the damping at the epoch's end.
 """
 
 from __future__ import annotations
@@ -109,6 +111,12 @@ class MiniBatchLevenbergMarquardt(LevenbergMarquardt):
                 "(solver='cg') is not offered with it; use the in_memory or streaming engine"
             )
         super().__init__(model, **options)
+        if self.regularization.bayesian:
+            raise ValueError(
+                "regularization='bayesian' re-estimates alpha and beta from the full-batch "
+                "Gauss-Newton system: use full-batch LM (mini_batch_size=None), or a fixed "
+                "weight_decay=... with mini-batches"
+            )
         self.batch_size = batch_size
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
@@ -131,8 +139,10 @@ class MiniBatchLevenbergMarquardt(LevenbergMarquardt):
             return super()._run_epoch(run, theta, objective, loss, timer, tally)
         for batch in self._synchronised(self._batches(run)):
             with timer("time_evaluate"):
-                batch_objective, _ = self._evaluate(run, batch, theta)
-            system = self._assemble(replace(run, source=batch), theta, timer)
+                batch_objective, _, batch_rows = self._evaluate_rows(run, batch, theta)
+            share = batch_rows / run.train_rows  # the batch's part of F's weight penalty
+            system = self._assemble(replace(run, source=batch), theta, timer, batch_objective,
+                                    share)
             step = self._damped_step(run, system, batch, theta, batch_objective, timer)
             tally.add(system, step)
             theta = step.theta

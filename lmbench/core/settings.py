@@ -31,6 +31,7 @@ from lmbench.core.history import TrainingHistory
 from lmbench.core.jacobian import JacobianMode
 from lmbench.core.losses import Loss, LossName
 from lmbench.core.minibatch import MiniBatchLevenbergMarquardt, check_batch_size
+from lmbench.core.regularization import Regularization, RegularizationName, make_regularization
 from lmbench.core.system import SystemForm
 from lmbench.core.trainer import (
     DEFAULT_JACOBIAN_BUDGET,
@@ -59,6 +60,11 @@ class TrainerSettings:
         ``damping_factor`` is the seed's ``demping_coef``: mu is divided by it after a success
         and multiplied after a failure (not used by gain_ratio).
     inner_steps: damping trials per epoch.
+    weight_decay, regularization, bayesian_max_change: the weight penalty
+        (``lmbench.core.regularization``): F = E + (weight_decay / 2) ||w||^2 over all weights
+        and biases; ``bayesian`` re-estimates the penalty from the evidence (MATLAB's trainbr;
+        in_memory and streaming engines, full batch), each update bounded by the factor
+        ``bayesian_max_change``.
     max_epochs, min_error, min_gradient, mu_max, patience: the stopping rules.
     jacobian_mode, system_dtype, chunk_rows, jacobian_budget_bytes, cg_max_iter, mu_min: numerics.
     temp_folder: the cache engine's Jacobian files (a private sub-folder, always removed).
@@ -78,6 +84,9 @@ class TrainerSettings:
     damping_factor: float | None = None
     gain_ratio_threshold: float | None = None
     inner_steps: int = 10
+    weight_decay: float = 0.0
+    regularization: RegularizationName = "none"
+    bayesian_max_change: float = 10.0
     max_epochs: int = StoppingRules.max_epochs  # the stopping rules' own defaults
     min_error: float | None = StoppingRules.min_error
     min_gradient: float = StoppingRules.min_gradient
@@ -120,6 +129,14 @@ class TrainerSettings:
         self.objective()  # validates the loss name and huber_delta
         self.stopping_rules()  # validates max_epochs, min_error, mu_max, patience
         self.damping_rule()  # validates mu_init and damping_factor (the seed's demping_coef)
+        if self.regularizer().bayesian and (
+            self.engine in ("cache", "matrix_free") or self.mini_batch_size is not None
+        ):
+            raise ValueError(
+                "regularization='bayesian' needs a factorisation of the full-batch system: the "
+                f"in_memory or streaming engine without mini_batch_size (got engine="
+                f"{self.engine!r}, mini_batch_size={self.mini_batch_size!r})"
+            )
 
     # ------------------------------------------------------------------ reading configs
     @classmethod
@@ -158,6 +175,10 @@ class TrainerSettings:
 
     def objective(self) -> Loss:
         return Loss(self.loss, huber_delta=self.huber_delta)
+
+    def regularizer(self) -> Regularization:
+        return make_regularization(self.weight_decay, self.regularization,
+                                   self.bayesian_max_change)
 
     def damping_rule(self) -> DampingRule:
         return make_damping(
@@ -206,6 +227,7 @@ class TrainerSettings:
             damping=self.damping_rule(),
             stopping=self.stopping_rules(),
             inner_steps=self.inner_steps,
+            regularization=self.regularizer(),
             engine=engine,
             reducer=reducer,
             jacobian_mode=self.jacobian_mode,

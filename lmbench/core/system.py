@@ -23,8 +23,9 @@ rejected damping trial (mu grows), never as NaN weights.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar, Literal
 
 import torch
@@ -76,10 +77,26 @@ class GaussNewtonSystem:
     """
 
     form: ClassVar[SystemName]
-    gradient: torch.Tensor  # g = J^T r, shape (P,)
-    diagonal: torch.Tensor  # diag(J^T J), shape (P,)
-    objective: float  # E = 1/2 ||r||^2 at the current weights
+    gradient: torch.Tensor  # g = J^T r (+ lambda w when penalised), shape (P,)
+    diagonal: torch.Tensor  # diag(J^T J) (+ lambda when penalised), shape (P,)
+    objective: float  # 1/2 ||r||^2 at the current weights (of the GGN rows)
     n_residuals: int
+    penalty: float = 0.0  # lambda of the weight penalty (lambda / 2) ||w||^2
+    weights: torch.Tensor | None = None  # w, kept when penalised (the dual step needs it)
+
+    def penalised(self, penalty: float, theta: torch.Tensor) -> GaussNewtonSystem:
+        """The system of E + (penalty / 2) ||w||^2 at ``theta``: sqrt(penalty) I appended to J,
+        so g gains penalty * w and diag(J^T J) gains penalty (``lmbench.core.regularization``)."""
+        if penalty == 0:
+            return self
+        w = theta.to(self.gradient.dtype)
+        return replace(self, penalty=float(penalty), weights=w,
+                       gradient=self.gradient + penalty * w, diagonal=self.diagonal + penalty)
+
+    def effective_parameters(self, penalty: float) -> float:
+        """gamma = P - penalty tr((J^T J + penalty I)^-1) of the unpenalised system, or NaN
+        where the form has no factorisation to take the trace from."""
+        return math.nan
 
     @property
     def gradient_norm(self) -> float:
@@ -94,7 +111,8 @@ class GaussNewtonSystem:
         return torch.clamp(self.diagonal, min=float(floor) * 1e-12)
 
     def solve(self, mu: float, scale_by_diagonal: bool) -> Step | None:
-        """The step of (J^T J + mu*D) delta = -g, or None when the system is not solvable."""
+        """The step of (J^T J + penalty I + mu*D) delta = -g, or None when the system is not
+        solvable."""
         raise NotImplementedError
 
     def _step(self, delta: torch.Tensor, mu: float, scale: torch.Tensor) -> Step | None:
@@ -115,15 +133,32 @@ class PrimalSystem(GaussNewtonSystem):
 
     def solve(self, mu: float, scale_by_diagonal: bool) -> Step | None:
         scale = self.scaling(scale_by_diagonal)
-        factor = self.workspace.factor(self.gram, mu * scale)
+        factor = self.workspace.factor(self.gram, mu * scale + self.penalty)
         if factor is None:
             return None
         return self._step(solve_factored(factor, -self.gradient), mu, scale)
 
+    def effective_parameters(self, penalty: float) -> float:
+        n_params = self.gram.shape[0]
+        if penalty <= 0:
+            return float(n_params)
+        shift = torch.full((n_params,), penalty, dtype=self.gram.dtype, device=self.gram.device)
+        return n_params - penalty * trace_of_inverse(self.workspace.factor(self.gram, shift))
+
 
 @dataclass(kw_only=True)
 class DualSystem(GaussNewtonSystem):
-    """J (M x P) kept; K = J D^-1 J^T (M x M) factored: delta = -D^-1 J^T (K + mu I)^-1 r."""
+    """J (M x P) kept; an M x M system factored per trial (Woodbury), no P x P matrix.
+
+    With S = penalty + mu D (diagonal) written as c B (a scalar c, a diagonal B) and
+    K_B = J B^-1 J^T, the primal step delta = -(J^T J + S)^-1 (J^T r + penalty w) is
+
+        delta = -(penalty v + B^-1 J^T (c I + K_B)^-1 (r - penalty J v)),   v = S^-1 w
+
+    (push-through for the J^T r part, Woodbury for the penalty's, which is not in J^T's range).
+    Unpenalised, that is -D^-1 J^T (K + mu I)^-1 r with K = J D^-1 J^T cached per scaling;
+    penalised with the Marquardt scaling, B = S and K_B is formed for each trial.
+    """
 
     form: ClassVar[SystemName] = "dual"
     jacobian: torch.Tensor
@@ -134,24 +169,58 @@ class DualSystem(GaussNewtonSystem):
     def kernel(self, by_diagonal: bool) -> torch.Tensor:
         """Upper triangle of K = J D^-1 J^T, computed once per scaling and cached."""
         if by_diagonal not in self._kernels:
-            jac = self.jacobian
-            if by_diagonal:
-                jac = jac / self.scaling(True).sqrt()
-            m = jac.shape[0]
-            kernel = torch.zeros(m, m, dtype=jac.dtype, device=jac.device)
-            accumulate_upper_gram(kernel, jac.T)
-            self._kernels[by_diagonal] = kernel
+            self._kernels[by_diagonal] = self._gram_of(
+                self.scaling(True) if by_diagonal else None)
         return self._kernels[by_diagonal]
+
+    def _gram_of(self, base: torch.Tensor | None) -> torch.Tensor:
+        """Upper triangle of J B^-1 J^T (B = I when ``base`` is None)."""
+        jac = self.jacobian if base is None else self.jacobian / base.sqrt()
+        m = jac.shape[0]
+        kernel = torch.zeros(m, m, dtype=jac.dtype, device=jac.device)
+        accumulate_upper_gram(kernel, jac.T)
+        return kernel
+
+    def penalised(self, penalty: float, theta: torch.Tensor) -> GaussNewtonSystem:
+        system = super().penalised(penalty, theta)
+        if system is not self:  # the Marquardt scaling moved with the diagonal; J J^T did not
+            kept = {False: self._kernels[False]} if False in self._kernels else {}
+            system = replace(system, _kernels=kept, workspace=CholeskyWorkspace())
+        return system
 
     def solve(self, mu: float, scale_by_diagonal: bool) -> Step | None:
         scale = self.scaling(scale_by_diagonal)
-        kernel = self.kernel(scale_by_diagonal)
-        shift = torch.full((kernel.shape[0],), mu, dtype=kernel.dtype, device=kernel.device)
+        if not scale_by_diagonal:  # S = (penalty + mu) I
+            base, c, kernel = None, self.penalty + mu, self.kernel(False)
+        elif self.penalty == 0:  # S = mu D
+            base, c, kernel = scale, mu, self.kernel(True)
+        else:  # S = penalty + mu D, not a multiple of a fixed diagonal
+            base = self.penalty + mu * scale
+            c, kernel = 1.0, self._gram_of(base)
+        shift = torch.full((kernel.shape[0],), c, dtype=kernel.dtype, device=kernel.device)
         factor = self.workspace.factor(kernel, shift)
         if factor is None:
             return None
-        z = solve_factored(factor, self.residuals)
-        return self._step(-(self.jacobian.T @ z) / scale, mu, scale)
+        rhs = self.residuals
+        if self.penalty > 0:
+            assert self.weights is not None
+            v = self.weights / (self.penalty + mu * scale)
+            rhs = rhs - self.penalty * (self.jacobian @ v)
+        z = solve_factored(factor, rhs)
+        back = self.jacobian.T @ z
+        delta = -(back if base is None else back / base)
+        if self.penalty > 0:
+            delta = delta - self.penalty * v
+        return self._step(delta, mu, scale)
+
+    def effective_parameters(self, penalty: float) -> float:
+        """By Woodbury, gamma = M - penalty tr((J J^T + penalty I)^-1) (M x M, not P x P)."""
+        m, n_params = self.jacobian.shape
+        if penalty <= 0:
+            return float(min(m, n_params))
+        kernel = self.kernel(False)
+        shift = torch.full((m,), penalty, dtype=kernel.dtype, device=kernel.device)
+        return m - penalty * trace_of_inverse(self.workspace.factor(kernel, shift))
 
 
 @dataclass(kw_only=True)
@@ -168,7 +237,7 @@ class MatrixFreeSystem(GaussNewtonSystem):
 
     def solve(self, mu: float, scale_by_diagonal: bool) -> Step | None:
         g = self.gradient
-        shift = mu * self.scaling(scale_by_diagonal)
+        shift = mu * self.scaling(scale_by_diagonal) + self.penalty
 
         def damped(v: torch.Tensor) -> torch.Tensor:
             return self.operator(v) + shift * v
@@ -180,7 +249,8 @@ class MatrixFreeSystem(GaussNewtonSystem):
         delta = result.solution
         if not bool(torch.isfinite(delta).all()):
             return None
-        predicted = -float(g @ delta) - 0.5 * float(delta @ self.operator(delta))
+        curvature = float(delta @ self.operator(delta)) + self.penalty * float(delta @ delta)
+        predicted = -float(g @ delta) - 0.5 * curvature
         return Step(delta=delta, predicted_reduction=predicted)
 
 
@@ -297,6 +367,24 @@ class SystemAccumulator:
         jac = torch.cat(self._jac_chunks) if len(self._jac_chunks) > 1 else self._jac_chunks[0]
         res = torch.cat(self._res_chunks) if len(self._res_chunks) > 1 else self._res_chunks[0]
         return DualSystem(diagonal=(jac * jac).sum(dim=0), jacobian=jac, residuals=res, **common)
+
+
+def trace_of_inverse(lower: torch.Tensor | None, block: int = GRAM_BLOCK) -> float:
+    """tr((L L^T)^-1) = ||L^-1||_F^2 from a lower Cholesky factor (NaN without one).
+
+    L^-1 is lower triangular: its columns j..j+b come from the trailing block L[j:, j:] alone,
+    so ``block`` columns at a time cost n^3 / 3 flops in all and n * block floats of memory."""
+    if lower is None:
+        return math.nan
+    n = lower.shape[0]
+    total = 0.0
+    for start in range(0, n, block):
+        width = min(block, n - start)
+        rhs = torch.zeros(n - start, width, dtype=lower.dtype, device=lower.device)
+        rhs[:width].fill_diagonal_(1.0)
+        columns = torch.linalg.solve_triangular(lower[start:, start:], rhs, upper=False)
+        total += float(columns.double().square().sum())
+    return total
 
 
 def default_system_dtype(model_dtype: torch.dtype) -> torch.dtype:

@@ -38,6 +38,7 @@ from lmbench.core.jacobian import JacobianMode, ResidualFunction
 from lmbench.core.losses import Loss, as_loss
 from lmbench.core.matrix_free import WarmStart
 from lmbench.core.params import FlatParameters
+from lmbench.core.regularization import Regularization, RegularizationState, weight_energy
 from lmbench.core.sources import (
     LoaderSource,
     RowSource,
@@ -80,6 +81,8 @@ class FitState:
     cache: JacobianCache | None = None
     warm: WarmStart = field(default_factory=WarmStart)  # the matrix-free solver's CG start
     system: GaussNewtonSystem | None = None  # kept while the weights have not moved
+    regularization: RegularizationState = field(default_factory=RegularizationState)
+    train_rows: float = 0.0  # training rows (over every worker), counted at the start
 
 
 @dataclass
@@ -129,6 +132,8 @@ class LevenbergMarquardt:
         damping: a damping rule (default ``SeedDamping(mu_init=10, factor=10)``).
         stopping: stopping rules (default ``StoppingRules()``).
         inner_steps: damping trials per epoch before giving up on that epoch.
+        regularization: the weight penalty (``lmbench.core.regularization``: weight decay, or
+            Bayesian regularisation as MATLAB's trainbr); default none.
         engine: how each epoch's system is built (``lmbench.core.engines``: ``InMemoryEngine``,
             ``StreamingEngine``, ``CacheEngine``, ``MatrixFreeEngine``); default from the
             seed-style ``form``, ``solver``, ``temp_folder`` and ``cg_max_iter`` below.
@@ -160,6 +165,7 @@ class LevenbergMarquardt:
         damping: DampingRule | None = None,
         stopping: StoppingRules | None = None,
         inner_steps: int = 10,
+        regularization: Regularization | None = None,
         engine: LMEngine | None = None,
         form: SystemForm = "auto",
         solver: Literal["cholesky", "cg", "matrix_free"] = "cholesky",
@@ -180,6 +186,8 @@ class LevenbergMarquardt:
         if engine is None:
             engine = engine_for_solver(solver, form, temp_folder, cg_max_iter)
         engine.check()
+        self.regularization = regularization if regularization is not None else Regularization()
+        self.regularization.check_engine(engine.name)
         if chunk_rows is not None and chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1 or None, got {chunk_rows}")
         check_device(device)
@@ -264,14 +272,17 @@ class LevenbergMarquardt:
             n_outputs=n_outputs,
             damping=self.damping.initial_state(),
             best=BestWeights(enabled=self.stopping.patience is not None),
+            regularization=self.regularization.initial_state(),
         )
-        self.history = TrainingHistory(jacobian_mode=residual_fn.mode)
+        self.history = TrainingHistory(jacobian_mode=residual_fn.mode, n_params=self.flat.count)
         if resume_from is not None:
             point = restore_checkpoint(resume_from, self.model, self.flat.device,
                                        run.best.enabled, self.flat.count)
             run.epoch, run.damping, run.best, self.history = (
                 point.epoch, point.damping, point.best, point.history
             )
+            if point.regularization is not None:
+                run.regularization = point.regularization
         try:
             run.cache = self.engine.open_cache(self, run)
             self._loop(run)
@@ -290,12 +301,12 @@ class LevenbergMarquardt:
         """Epochs until a stopping rule fires; each epoch is ``_run_epoch``'s LM steps."""
         rules, history = self.stopping, self.history
         theta = self.flat.vector()
-        objective, loss = self._evaluate(run, run.source, theta)
+        objective, loss, run.train_rows = self._evaluate_rows(run, run.source, theta)
         check_finite_objective(objective, "at the starting weights")
         if run.epoch == 0:
             val_loss = self._loss_only(run, theta)
             history.record(loss=loss, val_loss=val_loss, mu=run.damping.mu, epoch_time=0.0,
-                           objective=objective)
+                           **run.regularization.record(theta, objective))
             self._track_best(run, val_loss, theta)
             self._end_of_epoch(run)
             if rules.reached_min_error(loss, val_loss, run.epoch):
@@ -314,7 +325,8 @@ class LevenbergMarquardt:
                 loss=loss, val_loss=val_loss, mu=run.damping.mu,
                 epoch_time=time.perf_counter() - started, trials=tally.trials,
                 accepted=tally.accepted > 0, gradient_norm=tally.gradient_norm,
-                gain_ratio=tally.gain_ratio, objective=objective, **timer.totals,
+                gain_ratio=tally.gain_ratio, **run.regularization.record(theta, objective),
+                **timer.totals,
             )
             self._track_best(run, val_loss, theta)
             stop_requested = self._end_of_epoch(run)
@@ -332,7 +344,7 @@ class LevenbergMarquardt:
         """One full-batch LM step; returns (weights, E, loss) at the epoch's end. A rejected
         epoch keeps its system for the next one (only mu changed)."""
         if run.system is None:
-            run.system = self._assemble(run, theta, timer)
+            run.system = self._assemble(run, theta, timer, objective)
         system = run.system
         step = self._damped_step(run, system, run.source, theta, objective, timer)
         tally.add(system, step)
@@ -344,8 +356,10 @@ class LevenbergMarquardt:
     def _damped_step(self, run: FitState, system: GaussNewtonSystem, source: RowSource,
                      theta: torch.Tensor, objective: float, timer: PhaseTimer) -> DampedStep:
         """Up to ``inner_steps`` damping trials on ``system``, each judged on ``source``'s
-        objective; the first kept one moves the model's weights."""
+        objective plus the system's weight penalty; the first kept one moves the model's
+        weights. ``objective`` and the step's are the data objective E."""
         trials = 0
+        penalised = objective + system.penalty * weight_energy(theta)
         while trials < self.inner_steps:
             trials += 1
             with timer("time_solve"):
@@ -354,7 +368,7 @@ class LevenbergMarquardt:
                 candidate = theta + step.delta.to(theta.dtype)
                 with timer("time_evaluate"):
                     new_objective, new_loss = self._evaluate(run, source, candidate)
-                actual = objective - new_objective
+                actual = penalised - (new_objective + system.penalty * weight_energy(candidate))
                 if math.isfinite(new_objective) and self.damping.accepts(
                     actual, step.predicted_reduction
                 ):
@@ -370,13 +384,26 @@ class LevenbergMarquardt:
         return DampedStep(theta, objective, math.nan, trials, False)
 
     # ------------------------------------------------------------------ pieces of an epoch
-    def _assemble(self, run: FitState, theta: torch.Tensor, timer: PhaseTimer
-                  ) -> GaussNewtonSystem:
-        return self.engine.assemble(self, run, theta, timer)
+    def _assemble(self, run: FitState, theta: torch.Tensor, timer: PhaseTimer, objective: float,
+                  share: float = 1.0) -> GaussNewtonSystem:
+        """The engine's system at ``theta`` (where the data objective is ``objective``), the
+        Bayesian estimates updated from it, penalised by ``share`` of the weight decay (the
+        batch's part of the rows in mini-batch LM)."""
+        system = self.engine.assemble(self, run, theta, timer)
+        with timer("time_system"):
+            run.regularization = self.regularization.update(run.regularization, system, theta,
+                                                            objective, self.loss)
+        return system.penalised(run.regularization.weight_decay * share, theta)
 
     def _evaluate(self, run: FitState, source: RowSource, theta: torch.Tensor
                   ) -> tuple[float, float]:
         """(E, reporting loss) at ``theta``: one forward pass over the source, no autograd."""
+        objective, loss, _ = self._evaluate_rows(run, source, theta)
+        return objective, loss
+
+    def _evaluate_rows(self, run: FitState, source: RowSource, theta: torch.Tensor
+                       ) -> tuple[float, float, float]:
+        """(E, reporting loss, rows) at ``theta``, summed over every data-parallel worker."""
         objective = 0.0
         loss_sum = 0.0
         rows = 0
@@ -389,7 +416,7 @@ class LevenbergMarquardt:
         totals = self.reducer.sum_(torch.tensor([objective, loss_sum, rows], dtype=torch.float64,
                                                 device=theta.device))
         objective, loss_sum, rows = (float(v) for v in totals)
-        return objective, loss_sum / max(rows, 1.0)
+        return objective, loss_sum / max(rows, 1.0), rows
 
     def _loss_only(self, run: FitState, theta: torch.Tensor) -> float:
         if run.val_source is None:
@@ -410,7 +437,7 @@ class LevenbergMarquardt:
                 stop = bool(callback.on_epoch_end(info)) or stop
             if self.checkpoint_dir is not None:
                 payload = checkpoint_payload(self.model, run.epoch, run.damping, run.best,
-                                             self.history)
+                                             self.history, run.regularization)
                 save_checkpoint(self.checkpoint_dir, run.epoch, payload)
         if not isinstance(self.reducer, LocalReducer):  # every worker stops together
             stop = bool(self.reducer.sum_(torch.tensor([float(stop)])).item() > 0)

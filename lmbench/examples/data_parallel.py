@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--loss", choices=LOSS_NAMES, default="mse")
     parser.add_argument("--engine", choices=["in_memory", "matrix_free"], default="in_memory",
                         help="matrix_free: CG on all-reduced Jacobian-vector products")
+    parser.add_argument("--weight-decay", type=float, default=0.0,
+                        help="lambda of the (lambda/2)||w||^2 penalty, added once to the sum")
+    parser.add_argument("--regularization", choices=["none", "bayesian"], default="none")
     parser.add_argument("--out", type=Path, default=None, help="save rank 0's weights here")
     args = parser.parse_args(argv)
 
@@ -66,7 +69,9 @@ def main(argv: list[str] | None = None) -> None:
         nn.Linear(args.features, args.hidden), nn.Tanh(), nn.Linear(args.hidden, 2)
     ).to(device, dtype)
     settings = TrainerSettings(max_epochs=args.epochs, min_error=None, form="primal",
-                               loss=args.loss, engine=args.engine)
+                               loss=args.loss, engine=args.engine,
+                               weight_decay=args.weight_decay,
+                               regularization=args.regularization)
     trainer = settings.build(model, reducer=AllReduce() if distributed else None)
     started = time.perf_counter()
     history = trainer.fit(x, y)
@@ -77,7 +82,8 @@ def main(argv: list[str] | None = None) -> None:
               f"time={elapsed:.3f}s epoch_time={per_epoch:.4f}s")
         if args.out is not None:
             torch.save({"state": model.state_dict(), "loss": history.loss,
-                        "epoch_time": history.epoch_time}, args.out)
+                        "epoch_time": history.epoch_time, "alpha": history.alpha,
+                        "beta": history.beta, "gamma": history.gamma}, args.out)
     if distributed:
         dist.destroy_process_group()
 

@@ -25,8 +25,9 @@ from lmbench.core.settings import ALIASES, TrainerSettings, field_types, optiona
 LM_TRAINER_SCHEMA = "lm_schema"
 #: The one conf/trainer/lm_tuned.yaml extends.
 LM_TUNED_SCHEMA = "lm_tuned_schema"
-#: Keys of an LM trainer config that are not LM settings: what the harness reads.
-HARNESS_KEYS: dict[str, str] = {"name": "lm", "runner": "lm"}
+#: Keys of an LM trainer config that are not LM settings: what the harness reads (``label``:
+#: the run's method tag when it is not ``name``, for variants of one method in one study).
+HARNESS_KEYS: dict[str, str] = {"name": "lm", "runner": "lm", "label": ""}
 
 
 def config_key(setting: str) -> str:
@@ -77,6 +78,7 @@ def lm_tuned_schema() -> type:
     return dataclasses.make_dataclass("LMTunedConfig", [
         ("name", str, dataclasses.field(default="lm")),
         ("runner", str, dataclasses.field(default="baseline")),
+        ("label", str, dataclasses.field(default="")),
         ("budget", str, dataclasses.field(default="full")),
         ("params", params, dataclasses.field(default_factory=params)),
         ("space", dict[str, Any], dataclasses.field(default_factory=dict)),

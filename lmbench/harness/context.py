@@ -30,6 +30,12 @@ def own_model(cfg: Mapping[str, Any]) -> str | None:
     return method.model if method is not None else None
 
 
+def method_label(trainer: Mapping[str, Any]) -> str:
+    """The run's ``method`` tag: the trainer's ``label`` (a variant of a method, e.g.
+    ``lm_bayesian``), else its ``name``."""
+    return str(trainer.get("label") or trainer["name"])
+
+
 def model_tag(cfg: Mapping[str, Any]) -> str:
     """The run's ``model`` tag: the trainer's own model, else ``cfg.model.name``."""
     return own_model(cfg) or str((cfg.get("model") or {}).get("name", "mlp"))

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from lmbench.bench.memory import PeakMemory
 from lmbench.data import PreparedDataset, prepare_dataset
-from lmbench.harness.context import DatasetJob, logged_config, model_tag
+from lmbench.harness.context import DatasetJob, logged_config, method_label, model_tag
 from lmbench.harness.outcome import JobOutcome, run_name
 from lmbench.harness.reproducibility import seed_everything
 from lmbench.harness.resume import finished_outcome, job_config_hash, resume_enabled
@@ -69,7 +69,7 @@ def run_job(
         max_train_rows=cfg.split.get("max_train_rows"),
         max_eval_rows=cfg.split.get("max_eval_rows"),
     )
-    method = str(cfg.trainer.name)
+    method = method_label(cfg.trainer)
     tags = {
         schema.TAG_METHOD: method,
         schema.TAG_DATASET: data.name,

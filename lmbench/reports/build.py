@@ -27,6 +27,7 @@ from lmbench.reports.limits import limits_section, performance_section
 from lmbench.reports.losses import losses_section
 from lmbench.reports.method_table import comparison_section
 from lmbench.reports.paper import paper_section
+from lmbench.reports.regularization import regularization_section
 from lmbench.reports.runs import load_metric_histories, load_runs
 from lmbench.reports.scale import scale_section
 from lmbench.reports.sensitivity import sensitivity_section
@@ -168,6 +169,7 @@ def build_report(options: ReportOptions) -> Report:
         sensitivity_section(benchmark, histories),
         dynamics_section(benchmark, histories),
         losses_section(benchmark),  # None unless the LM runs hold more than one loss
+        regularization_section(benchmark, histories),  # None without lm_plain / lm_bayesian
         limits_section(runs[kind == KIND_LIMITS], options.limits_experiment or "limits"),
         performance_section(runs[kind == KIND_PERFORMANCE],
                             options.performance_experiment or "performance"),

@@ -20,6 +20,10 @@ from lmbench.core.engines import SEED_GPU_BYTES as SEED_GPU_BYTES
 from lmbench.core.engines import SEED_MAX_ROWS as SEED_MAX_ROWS
 from lmbench.core.engines import SEED_MAX_WEIGHTS as SEED_MAX_WEIGHTS
 
+# A weight penalty's series (``TrainingHistory.regularization_series``): F = E + lambda E_W,
+# lambda, the Bayesian alpha and beta, gamma (effective parameters) and E_W = 1/2 ||w||^2.
+from lmbench.core.history import REGULARIZATION_SERIES as REGULARIZATION_SERIES
+
 # ---------------------------------------------------------------------- run kinds (tag ``kind``)
 #: Runs without a ``kind`` tag are benchmark runs (a method trained on a dataset).
 KIND_BENCHMARK = "benchmark"

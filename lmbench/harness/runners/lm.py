@@ -127,4 +127,5 @@ def lm_epoch_metrics(history: TrainingHistory) -> dict[str, list[float]]:
         schema.SERIES_TIME_SYSTEM: history.time_system,
         schema.SERIES_TIME_SOLVE: history.time_solve,
         schema.SERIES_TIME_EVALUATE: history.time_evaluate,
+        **history.regularization_series(),  # schema.REGULARIZATION_SERIES, when penalised
     }

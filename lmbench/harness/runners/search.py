@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from lmbench.baselines import BaselineResult, run_baseline
-from lmbench.harness.context import DatasetJob
+from lmbench.harness.context import DatasetJob, method_label
 from lmbench.harness.epoch_log import log_training_report
 from lmbench.harness.outcome import JobOutcome
 from lmbench.models import loss_for_task
@@ -80,7 +80,7 @@ def run(job: DatasetJob) -> JobOutcome:
     size = result.model_size
     n_parameters = size.get("n_parameters", size.get("n_leaf_values"))
     return JobOutcome(
-        method=result.name,
+        method=method_label(cfg.trainer),
         dataset=data.name,
         task=data.task,
         test_metrics=test,

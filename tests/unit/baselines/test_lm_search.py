@@ -22,6 +22,7 @@ from lmbench.baselines import (
     search_lm,
 )
 from lmbench.baselines.adam import evaluation_loss
+from lmbench.core.history import REGULARIZATION_SERIES
 from lmbench.metrics import CLASSIFICATION_METRICS, PRIMARY_METRIC, REGRESSION_METRICS, is_better
 
 #: The default configuration and one sampled configuration.
@@ -70,7 +71,8 @@ def test_shipped_config(conf_dir) -> None:
     assert (full.mu_init, full.demping_coef, full.hidden) == (10.0, 10.0, (16,))  # the seed's
     assert full.patience == 10 and full.damping == "seed" and full.max_epochs == 100
     assert (quick.max_epochs, quick.patience) == (20, 5)
-    assert set(cfg.space) == {"mu_init", "demping_coef", "hidden"}
+    assert set(cfg.space) == {"mu_init", "demping_coef", "hidden", "weight_decay"}
+    assert cfg.space.weight_decay == OmegaConf.load(conf_dir / "adam.yaml").space.weight_decay
     assert set(cfg.params) == set(LMSettings.__dataclass_fields__)  # every knob is documented
     assert "lm" in SEARCHES
 
@@ -112,7 +114,7 @@ def test_lm_end_to_end_through_run_baseline(task, splits, lm_cfg) -> None:
 
     # the selected run's history: one entry per epoch, epoch 0 (initial state) included
     history = result.history
-    assert set(history) == HISTORY_KEYS
+    assert set(history) == HISTORY_KEYS | set(REGULARIZATION_SERIES)  # weight_decay 1e-8 > 0
     best = result.runs[result.selected_trial]
     assert {len(v) for v in history.values()} == {best.epochs + 1}
     assert history["trials"][0] == 0 and history["epoch_time_s"][0] == 0.0

@@ -148,11 +148,11 @@ def test_shipped_hydra_config_selects_matrix_free():
 
     import lmbench
     import lmbench.harness  # noqa: F401  (registers the trainer config schemas)
+    from lmbench.harness.runners.lm import trainer_settings
 
     conf = Path(lmbench.__file__).parent / "conf"
     with initialize_config_dir(config_dir=str(conf), version_base=None):
         cfg = compose(config_name="config", overrides=["trainer=lm_matrix_free"])
-    values = {**cfg.trainer, "loss": "mse"}
-    settings = TrainerSettings.from_mapping(values, ignore=("name", "runner", "budget"))
+    settings = trainer_settings(cfg.trainer, "regression")
     assert settings.engine == "matrix_free" and settings.cg_max_iter == 50
     assert plan_engine(settings.engine).solver == "matrix_free"

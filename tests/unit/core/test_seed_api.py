@@ -36,6 +36,7 @@ def test_signature_matches_the_seed():
         "max_epochs": 10, "inner_steps": 10, "demping_coef": 10, "device": None,
         "metrics_callbacks": None, "metric_callbacks": None, "mu_max": 1e10, "verbose": None,
         "return_history": False, "batch_size": None, "shuffle_seed": 0, "engine": "in_memory",
+        "weight_decay": 0.0, "regularization": None,  # new keywords: no penalty by default
     }
 
 

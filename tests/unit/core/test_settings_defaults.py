@@ -61,7 +61,7 @@ def test_the_schema_is_generated_from_trainer_settings() -> None:
         assert schema[config_key(spec.name)] == spec.default
     assert "demping_coef" in schema and "damping_factor" not in schema
     assert set(schema) - {config_key(f.name) for f in dataclasses.fields(TrainerSettings)} == {
-        "name", "runner"}
+        "name", "runner", "label"}
 
 
 def _compose(*overrides: str):

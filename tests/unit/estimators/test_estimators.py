@@ -153,7 +153,7 @@ def test_get_params_set_params_clone_round_trip() -> None:
     assert set(params) == {
         "hidden_layer_sizes", "activation", "mu_init", "demping_coef", "max_epochs",
         "min_error", "inner_steps", "validation_fraction", "patience", "random_state", "dtype",
-        "loss",
+        "loss", "weight_decay", "regularization",
     }  # fmt: skip
     assert clf.set_params(demping_coef=3.0, activation="relu") is clf
     assert clf.get_params()["demping_coef"] == 3.0 and clf.activation == "relu"
