@@ -126,15 +126,17 @@ def salvage(tracker: Tracker, logger: EpochLogger, model: nn.Module,
                          redact_text(str(log_exc)))
 
 
-def log_training_report(tracker: Tracker, seed: Mapping[str, Sequence[float]]) -> None:
-    """The seed's four-panel training report (PNG) and its history dict, for one LM run.
+def log_training_report(tracker: Tracker, seed: Mapping[str, Sequence[float]],
+                        evidence: Mapping[str, Any] | None = None) -> None:
+    """The seed's four-panel training report (PNG) and its history dict, for one LM run;
+    ``evidence`` (gamma, alpha, beta, n_params of a Bayesian run) adds the gamma-against-P row.
 
     The figure fills its fixed grid, so it is saved without the tight-bbox pre-draw, and
     cleared afterwards so that a long sweep does not keep every job's figure alive.
     """
     from lmbench.plotting import plot_train_report
 
-    figure = plot_train_report(dict(seed))
+    figure = plot_train_report({**seed, **(evidence or {})})
     tracker.log_figure(figure, schema.TRAINING_REPORT_ARTIFACT, dpi=100, tight=False)
     figure.clear()
     tracker.log_dict(dict(seed), HISTORY_ARTIFACT)

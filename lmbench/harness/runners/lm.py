@@ -71,7 +71,8 @@ def run(job: DatasetJob) -> JobOutcome:
     epochs.history = history
     epochs.flush()
     if getattr(tracker, "log_report", False):
-        log_training_report(tracker, history.to_seed_dict())
+        log_training_report(tracker, history.to_seed_dict(),
+                            {**history.regularization_series(), "n_params": history.n_params})
     tracker.log_state_dict(model.state_dict(), "model")
     tracker.log_model(model, data.x_test)
     model.eval()

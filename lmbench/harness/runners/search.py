@@ -67,7 +67,8 @@ def run(job: DatasetJob) -> JobOutcome:
         tracker.set_tags({schema.TAG_LOSS: loss_for_task(loss, data.task)})
         extra[schema.METRIC_BEST_VAL_LOSS] = _returned_val_loss(result)
         if result.history and getattr(tracker, "log_report", False):
-            log_selected_report(tracker, result.history)
+            log_selected_report(tracker, result.history,
+                                int(result.model_size.get("n_parameters", 0)))
     tracker.set_tags({schema.TAG_BEST_PREFIX + k: v for k, v in result.best_params.items()})
     if isinstance(result.model, nn.Module):
         tracker.log_state_dict(result.model.state_dict(), "model")
@@ -133,16 +134,18 @@ def tuning_trials(result: BaselineResult, dataset: str) -> list[dict[str, Any]]:
     return trials
 
 
-def log_selected_report(tracker: Tracker, curves: dict[str, list[float]]) -> None:
+def log_selected_report(tracker: Tracker, curves: dict[str, list[float]], n_params: int = 0
+                        ) -> None:
     """The selected LM run's training report figure and seed history, as single LM runs log
-    them."""
+    them (with the gamma-against-P row for a Bayesian run)."""
     seed = {
         "loss": list(curves.get("train_loss", [])),
         "val": list(curves.get("val_loss", [])),
         "mu": list(curves.get("mu", [])),
         "time": list(curves.get("epoch_time_s", [])),
     }
-    log_training_report(tracker, seed)
+    evidence = {k: curves[k] for k in schema.REGULARIZATION_SERIES if k in curves}
+    log_training_report(tracker, seed, {**evidence, "n_params": n_params})
 
 
 def _returned_val_loss(result: BaselineResult) -> float:

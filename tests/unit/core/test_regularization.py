@@ -300,3 +300,16 @@ def test_the_overparameterised_example_runs_and_reports_gamma(capsys):
     main(["--seeds", "1", "--epochs", "15", "--hidden", "10"])
     out = capsys.readouterr().out
     assert "mean     bayesian: test MSE" in out and "gamma/P" in out
+
+
+def test_training_report_adds_gamma_against_p_for_a_bayesian_run():
+    from lmbench.plotting import plot_train_report
+
+    x, y = linear_problem()
+    bayes = TrainerSettings(regularization="bayesian", max_epochs=3, min_error=None)
+    history = bayes.fit(linear(x.shape[1]), x, y)
+    figure = plot_train_report(history)
+    assert len(figure.axes) == 6
+    assert any(line.get_label().startswith("P = 5") for line in figure.axes[4].lines)
+    plain = TrainerSettings(max_epochs=3, min_error=None).fit(linear(x.shape[1]), x, y)
+    assert len(plot_train_report(plain).axes) == 4
