@@ -12,6 +12,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+#: What a weight penalty adds to the history (logged only when one was in force).
+REGULARIZATION_SERIES = (
+    "penalised_objective", "weight_decay", "alpha", "beta", "gamma", "weight_energy",
+)
 #: Per-epoch series of a history, in the order they are recorded.
 SERIES = (
     "loss",
@@ -23,20 +27,11 @@ SERIES = (
     "gradient_norm",
     "gain_ratio",
     "objective",
-    "penalised_objective",
-    "weight_decay",
-    "alpha",
-    "beta",
-    "gamma",
-    "weight_energy",
+    *REGULARIZATION_SERIES,
     "time_jacobian",
     "time_system",
     "time_solve",
     "time_evaluate",
-)
-#: What a weight penalty adds to the history (logged only when one was in force).
-REGULARIZATION_SERIES = (
-    "penalised_objective", "weight_decay", "alpha", "beta", "gamma", "weight_energy",
 )
 
 

@@ -111,12 +111,7 @@ class MiniBatchLevenbergMarquardt(LevenbergMarquardt):
                 "(solver='cg') is not offered with it; use the in_memory or streaming engine"
             )
         super().__init__(model, **options)
-        if self.regularization.bayesian:
-            raise ValueError(
-                "regularization='bayesian' re-estimates alpha and beta from the full-batch "
-                "Gauss-Newton system: use full-batch LM (mini_batch_size=None), or a fixed "
-                "weight_decay=... with mini-batches"
-            )
+        self.regularization.check_full_batch(mini_batch=True)
         self.batch_size = batch_size
         self.shuffle = bool(shuffle)
         self.seed = int(seed)

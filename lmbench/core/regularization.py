@@ -138,6 +138,15 @@ class Regularization:
                 f"{BAYESIAN_ENGINES}, or weight_decay=... with a fixed penalty"
             )
 
+    def check_full_batch(self, mini_batch: bool) -> None:
+        """Refuse Bayesian regularisation with mini-batch steps (no full-batch system)."""
+        if self.bayesian and mini_batch:
+            raise ValueError(
+                "regularization='bayesian' re-estimates alpha and beta from the full-batch "
+                "Gauss-Newton system: use full-batch LM (mini_batch_size=None), or a fixed "
+                "weight_decay=... with mini-batches"
+            )
+
     def initial_state(self) -> RegularizationState:
         return RegularizationState(alpha=self.weight_decay)
 

@@ -129,14 +129,10 @@ class TrainerSettings:
         self.objective()  # validates the loss name and huber_delta
         self.stopping_rules()  # validates max_epochs, min_error, mu_max, patience
         self.damping_rule()  # validates mu_init and damping_factor (the seed's demping_coef)
-        if self.regularizer().bayesian and (
-            self.engine in ("cache", "matrix_free") or self.mini_batch_size is not None
-        ):
-            raise ValueError(
-                "regularization='bayesian' needs a factorisation of the full-batch system: the "
-                f"in_memory or streaming engine without mini_batch_size (got engine="
-                f"{self.engine!r}, mini_batch_size={self.mini_batch_size!r})"
-            )
+        regularizer = self.regularizer()  # validates weight_decay and regularization
+        if self.engine != "auto":  # auto is checked by the trainer, once resolved
+            regularizer.check_engine(self.engine)
+        regularizer.check_full_batch(self.mini_batch_size is not None)
 
     # ------------------------------------------------------------------ reading configs
     @classmethod

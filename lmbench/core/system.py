@@ -185,7 +185,7 @@ class DualSystem(GaussNewtonSystem):
         system = super().penalised(penalty, theta)
         if system is not self:  # the Marquardt scaling moved with the diagonal; J J^T did not
             kept = {False: self._kernels[False]} if False in self._kernels else {}
-            system = replace(system, _kernels=kept, workspace=CholeskyWorkspace())
+            system = replace(system, _kernels=kept)
         return system
 
     def solve(self, mu: float, scale_by_diagonal: bool) -> Step | None:
