@@ -69,7 +69,7 @@ from lmbench.core import (
     TrainingHistory,
     get_weights_count,
 )
-from lmbench.core.damping import DAMPING_NAMES, SeedDamping
+from lmbench.core.damping import DAMPING_NAMES
 from lmbench.core.losses import LOSS_NAMES
 from lmbench.core.settings import cast_setting
 from lmbench.models import build_mlp, head_for_task, loss_for_task, probabilities
@@ -80,7 +80,7 @@ TRIAL_DEFAULTS = TrainerSettings(max_epochs=100, min_error=1e-4, patience=10)
 #: Settings that go to the engine (``TrainerSettings``, in config spelling).
 ENGINE_KEYS: tuple[str, ...] = (
     "damping", "mu_init", "demping_coef", "gain_ratio_threshold", "inner_steps", "max_epochs",
-    "min_error", "min_gradient", "mu_max", "patience", "regularization",
+    "min_error", "min_gradient", "mu_max", "patience", "regularization", "ftol", "xtol", "gtol",
 )
 #: Settings that describe the network; a caller's ``model_factory`` replaces all of them.
 NETWORK_KEYS: tuple[str, ...] = ("hidden", "activation", "dtype")
@@ -97,8 +97,8 @@ class LMSettings:
     activation: str = "tanh"
     dtype: str = "float32"
     damping: str = TRIAL_DEFAULTS.damping
-    mu_init: float | None = SeedDamping.mu_init
-    demping_coef: float | None = SeedDamping.factor
+    mu_init: float | None = None  # None: the damping rule's own default (seed: 10)
+    demping_coef: float | None = None  # None: the rule's own factor (seed: 10)
     gain_ratio_threshold: float | None = TRIAL_DEFAULTS.gain_ratio_threshold
     inner_steps: int = TRIAL_DEFAULTS.inner_steps
     max_epochs: int = TRIAL_DEFAULTS.max_epochs
@@ -106,6 +106,9 @@ class LMSettings:
     min_gradient: float = TRIAL_DEFAULTS.min_gradient
     mu_max: float = TRIAL_DEFAULTS.mu_max
     patience: int | None = TRIAL_DEFAULTS.patience
+    ftol: float = TRIAL_DEFAULTS.ftol
+    xtol: float = TRIAL_DEFAULTS.xtol
+    gtol: float = TRIAL_DEFAULTS.gtol
     n_threads: int | str = "auto"
     max_train_rows: int | None = 20_000
     loss: str = "auto"

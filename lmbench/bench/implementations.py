@@ -1,8 +1,10 @@
 """One full-batch LM epoch per implementation, on the same workload, ready to be timed.
 
 * ``lmbench``: the trainer ``TrainerSettings`` builds, seed damping, ``form="primal"``
-  (variants: ``lmbench_auto`` with ``form="auto"``, ``lmbench_chunked`` with Jacobian chunks of
-  at most half of JᵀJ's bytes). Its time is the epoch time the trainer records.
+  and its default Jacobian chunks (on the CPU at most half of JᵀJ's bytes; variants:
+  ``lmbench_auto`` with ``form="auto"``, ``lmbench_whole_jacobian`` with one chunk of up to
+  ``MAX_JACOBIAN_BUDGET``, the default before chunking). Its time is the epoch time the trainer
+  records.
 * ``torch_levenberg_marquardt``: ``LevenbergMarquardtModule.training_step`` on the whole batch,
   ``solve_method="cholesky"`` (variant ``torch_levenberg_marquardt_qr``: its default QR) and
   its ``StandardDampingStrategy`` set up to follow our seed rule (``reference_damping``).
@@ -27,6 +29,7 @@ from lmbench.bench.reference import EpochOutcome, LMSettings, PlainVmapLM
 from lmbench.bench.timing import sync, tick
 from lmbench.bench.workloads import Workload
 from lmbench.core import LevenbergMarquardt
+from lmbench.core.sources import MAX_JACOBIAN_BUDGET
 from lmbench.core.system import SystemForm
 from lmbench.tracking import schema
 
@@ -35,7 +38,7 @@ IMPLEMENTATIONS = schema.IMPLEMENTATIONS
 #: Extra variants measured alongside (kept in the JSON, not logged as runs): lmbench with
 #: ``form="auto"``; lmbench with its Jacobian chunk bounded to half the size of JᵀJ; the
 #: reference library with its default QR solver.
-VARIANTS = ("lmbench_auto", "lmbench_chunked", "torch_levenberg_marquardt_qr")
+VARIANTS = ("lmbench_auto", "lmbench_whole_jacobian", "torch_levenberg_marquardt_qr")
 REFERENCE = "torch_levenberg_marquardt"
 FLOOR = "floor"
 
@@ -53,17 +56,11 @@ def lmbench_trainer(
     return trainer_settings.build(model, callbacks=callbacks)
 
 
-def chunk_budget_bytes(work: Workload) -> int:
-    """A Jacobian chunk budget of half of JᵀJ's bytes (``lmbench_chunked``): assembly then
-    needs about as much memory as the solve (JᵀJ plus its factor) instead of M·P."""
-    return work.n_params**2 * work.x.element_size() // 2
-
-
 def prepare_lmbench(
-    work: Workload, settings: LMSettings, form: SystemForm = "primal", chunked: bool = False
+    work: Workload, settings: LMSettings, form: SystemForm = "primal", whole_jacobian: bool = False
 ) -> Runner:
     """One ``fit`` epoch of lmbench from the initial weights; time = the recorded epoch time."""
-    options = {"jacobian_budget_bytes": chunk_budget_bytes(work)} if chunked else {}
+    options = {"jacobian_budget_bytes": MAX_JACOBIAN_BUDGET} if whole_jacobian else {}
     trainer = lmbench_trainer(work.fresh_model(), settings, form, **options)
 
     def run() -> EpochOutcome:
@@ -201,7 +198,8 @@ def runners(work: Workload, settings: LMSettings,
     table: dict[str, Callable[[], Runner]] = {
         "lmbench": lambda: prepare_lmbench(work, settings, "primal"),
         "lmbench_auto": lambda: prepare_lmbench(work, settings, "auto"),
-        "lmbench_chunked": lambda: prepare_lmbench(work, settings, "primal", chunked=True),
+        "lmbench_whole_jacobian": lambda: prepare_lmbench(work, settings, "primal",
+                                                          whole_jacobian=True),
         REFERENCE: lambda: prepare_reference(work, settings),
         "torch_levenberg_marquardt_qr": lambda: prepare_reference(work, settings, "qr"),
         "plain_vmap": lambda: prepare_plain_vmap(work, settings),

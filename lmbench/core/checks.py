@@ -3,6 +3,7 @@ the device, a model on the ``meta`` device, x of the wrong width, and ``temp_fol
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lmbench.core.errors import InvalidInputError, TempFolderError
+from lmbench.core.errors import InvalidInputError, NonFiniteLossError, TempFolderError
 
 #: File-system types that hold no files of their own (kernel views, not disks).
 PSEUDO_FILESYSTEMS = frozenset({
@@ -138,4 +139,13 @@ def check_temp_folder(folder: str | Path) -> None:
         raise TempFolderError(
             f"temp_folder={str(folder)!r} is not writable ({anchor} does not allow this user "
             "to create files): choose a folder you can write to, e.g. './temp'."
+        )
+
+
+def check_finite_objective(objective: float, when: str) -> None:
+    """Refuse a non-finite training objective with what to check."""
+    if not math.isfinite(objective):
+        raise NonFiniteLossError(
+            f"the training loss {when} is not finite; check the inputs' scale and the "
+            "model's initialisation (e.g. exploding activations or log of zero)."
         )

@@ -53,8 +53,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lmbench.core.engines import Engine, streaming_fits
+from lmbench.core.gram import GRAM_BLOCK
 from lmbench.core.losses import LOSS_TYPES
-from lmbench.core.system import GRAM_BLOCK
 
 #: P-vectors the matrix-free engine holds (see the module doc).
 MATRIX_FREE_VECTORS = 16

@@ -43,6 +43,11 @@ class ResidualFunction:
         with torch.no_grad():
             return self._batched(theta, x)
 
+    def differentiable_outputs(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Model outputs at ``theta`` as an (m, O) tensor that ``torch.func`` can differentiate
+        (geodesic acceleration takes its second directional derivative)."""
+        return self._batched(theta, x)
+
     def jacobian(
         self, theta: torch.Tensor, x: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:

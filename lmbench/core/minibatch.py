@@ -29,22 +29,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from lmbench.core.checks import check_finite_objective
 from lmbench.core.distributed import LocalReducer
 from lmbench.core.errors import InvalidInputError
 from lmbench.core.sources import RowSource, TensorSource
 from lmbench.core.timing import PhaseTimer
-from lmbench.core.trainer import (
-    EpochTally,
-    FitState,
-    LevenbergMarquardt,
-    check_finite_objective,
-)
+from lmbench.core.trainer import EpochTally, FitState, LevenbergMarquardt
 
 
 def check_batch_size(batch_size: Any, name: str = "batch_size") -> None:
@@ -93,6 +89,9 @@ class MiniBatchLevenbergMarquardt(LevenbergMarquardt):
             form, callbacks, checkpoint_dir, reducer, ...); the ``cg`` solver is not offered.
     """
 
+    #: A batch's step sees one batch: ftol, xtol and gtol would stop on one batch's progress.
+    tests_convergence: ClassVar[bool] = False
+
     def __init__(
         self,
         model: nn.Module,
@@ -110,6 +109,8 @@ class MiniBatchLevenbergMarquardt(LevenbergMarquardt):
                 "mini-batch LM solves each batch's system by Cholesky: the cache engine "
                 "(solver='cg') is not offered with it; use the in_memory or streaming engine"
             )
+        if options.get("acceleration") is not None:
+            raise ValueError("geodesic acceleration needs full-batch LM (no batch_size)")
         super().__init__(model, **options)
         self.regularization.check_full_batch(mini_batch=True)
         self.batch_size = batch_size

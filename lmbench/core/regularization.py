@@ -41,6 +41,7 @@ constant model is what that evidence prefers); the history's ``gamma`` shows it.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -54,6 +55,8 @@ RegularizationName = Literal["none", "bayesian"]
 REGULARIZATION_NAMES: tuple[RegularizationName, ...] = ("none", "bayesian")
 #: Engines whose systems give the trace Bayesian regularisation needs (a factorisation).
 BAYESIAN_ENGINES = ("in_memory", "streaming")
+#: The relative change of the Bayesian lambda in one epoch below which it counts as settled.
+SETTLED_CHANGE = 1e-3
 
 
 def weight_energy(theta: torch.Tensor) -> float:
@@ -146,6 +149,17 @@ class Regularization:
                 "Gauss-Newton system: use full-batch LM (mini_batch_size=None), or a fixed "
                 "weight_decay=... with mini-batches"
             )
+
+    def settled(self, weight_decays: Sequence[float]) -> bool:
+        """Whether the penalty held still over the last epoch, so that a convergence test
+        means the run converged: always for a fixed weight decay; for Bayesian regularisation
+        once the estimate lambda = alpha / beta moved by at most ``SETTLED_CHANGE`` (relative),
+        since before that the objective itself is still moving."""
+        if not self.bayesian:
+            return True
+        if len(weight_decays) < 2:
+            return False
+        return math.isclose(weight_decays[-1], weight_decays[-2], rel_tol=SETTLED_CHANGE)
 
     def initial_state(self) -> RegularizationState:
         return RegularizationState(alpha=self.weight_decay)

@@ -24,9 +24,16 @@ from torch import nn
 
 from lmbench.core.callbacks import CallbackSpec
 from lmbench.core.checks import check_device
-from lmbench.core.damping import DAMPING_NAMES, DampingName, DampingRule, make_damping
+from lmbench.core.damping import (
+    DAMPING_NAMES,
+    DampingName,
+    DampingRule,
+    DampingScaling,
+    make_damping,
+)
 from lmbench.core.distributed import Reducer
 from lmbench.core.engines import ENGINE_NAMES, EngineName, LMEngine, plan_engine, resolve_auto
+from lmbench.core.geodesic import GeodesicAcceleration
 from lmbench.core.history import TrainingHistory
 from lmbench.core.jacobian import JacobianMode
 from lmbench.core.losses import Loss, LossName
@@ -34,7 +41,6 @@ from lmbench.core.minibatch import MiniBatchLevenbergMarquardt, check_batch_size
 from lmbench.core.regularization import Regularization, RegularizationName, make_regularization
 from lmbench.core.system import SystemForm
 from lmbench.core.trainer import (
-    DEFAULT_JACOBIAN_BUDGET,
     LevenbergMarquardt,
     LossFn,
     StoppingRules,
@@ -59,13 +65,21 @@ class TrainerSettings:
         (seed and marquardt: mu_init 10, factor 10; gain_ratio: mu_init 1e-3, threshold 1e-4).
         ``damping_factor`` is the seed's ``demping_coef``: mu is divided by it after a success
         and multiplied after a failure (not used by gain_ratio).
+    damping_grow_factor, damping_shrink_factor: an asymmetric seed/marquardt update (mu *=
+        grow after a failure, mu /= shrink after a success; None: ``damping_factor``).
+    damping_scaling: the damping term D: ``rule`` (the rule's own), ``diagonal``
+        (diag(J^T J)) or ``running_max`` (More's running maximum of it, as MINPACK).
+    acceleration, geodesic_ratio: ``geodesic`` adds Transtrum's second-order correction to
+        each step (``lmbench.core.geodesic``; mse loss, primal system), kept while
+        2 ||a|| / ||v|| <= ``geodesic_ratio``; ``none`` by default.
     inner_steps: damping trials per epoch.
     weight_decay, regularization, bayesian_max_change: the weight penalty
         (``lmbench.core.regularization``): F = E + (weight_decay / 2) ||w||^2 over all weights
         and biases; ``bayesian`` re-estimates the penalty from the evidence (MATLAB's trainbr;
         in_memory and streaming engines, full batch), each update bounded by the factor
         ``bayesian_max_change``.
-    max_epochs, min_error, min_gradient, mu_max, patience: the stopping rules.
+    max_epochs, min_error, min_gradient, mu_max, patience, ftol, xtol, gtol: the stopping
+        rules (``lmbench.core.stopping``; ftol, xtol and gtol are the convergence tests).
     jacobian_mode, system_dtype, chunk_rows, jacobian_budget_bytes, cg_max_iter, mu_min: numerics.
     temp_folder: the cache engine's Jacobian files (a private sub-folder, always removed).
     batch_size: rows per chunk when in-memory arrays feed the streaming or cache engine.
@@ -83,6 +97,11 @@ class TrainerSettings:
     mu_init: float | None = None
     damping_factor: float | None = None
     gain_ratio_threshold: float | None = None
+    damping_grow_factor: float | None = None
+    damping_shrink_factor: float | None = None
+    damping_scaling: DampingScaling = "rule"
+    acceleration: Literal["none", "geodesic"] = "none"
+    geodesic_ratio: float = GeodesicAcceleration.ratio
     inner_steps: int = 10
     weight_decay: float = 0.0
     regularization: RegularizationName = "none"
@@ -92,10 +111,13 @@ class TrainerSettings:
     min_gradient: float = StoppingRules.min_gradient
     mu_max: float = StoppingRules.mu_max
     patience: int | None = StoppingRules.patience
+    ftol: float = StoppingRules.ftol
+    xtol: float = StoppingRules.xtol
+    gtol: float = StoppingRules.gtol
     jacobian_mode: JacobianMode = "auto"
     system_dtype: str | None = None
     chunk_rows: int | None = None
-    jacobian_budget_bytes: int = DEFAULT_JACOBIAN_BUDGET
+    jacobian_budget_bytes: int | None = None
     cg_max_iter: int = 500
     mu_min: float = 1e-20
     temp_folder: str | None = None
@@ -129,10 +151,37 @@ class TrainerSettings:
         self.objective()  # validates the loss name and huber_delta
         self.stopping_rules()  # validates max_epochs, min_error, mu_max, patience
         self.damping_rule()  # validates mu_init and damping_factor (the seed's demping_coef)
+        accelerator = self.accelerator()  # validates acceleration and geodesic_ratio
+        if accelerator is not None:
+            accelerator.check(self.loss)
+            if self.engine not in ("in_memory", "streaming") or self.form == "dual" or (
+                    self.mini_batch_size is not None):
+                raise ValueError(
+                    "acceleration='geodesic' needs the primal system of a full-batch in_memory "
+                    "or streaming run (form 'auto' or 'primal', no mini_batch_size)"
+                )
         regularizer = self.regularizer()  # validates weight_decay and regularization
         if self.engine != "auto":  # auto is checked by the trainer, once resolved
             regularizer.check_engine(self.engine)
         regularizer.check_full_batch(self.mini_batch_size is not None)
+
+    @classmethod
+    def for_curve_fit(cls, **changes: Any) -> TrainerSettings:
+        """The least-squares preset: LM as a curve fitter (as one reaches for MINPACK).
+
+        The gain-ratio rule with More's scaling (D = running max of diag(J^T J)), float64
+        systems, the convergence tests at scipy's tolerances (ftol = xtol = gtol = 1e-8) and
+        no ``min_error``, up to 1000 epochs, and mu free to fall as far as the problem needs
+        (``mu_min=1e-300``: More's D can lie many orders of magnitude above the curvature left
+        near the solution); ``changes`` override any field. Give the module
+        float64 parameters: the preset solves in float64, but the residuals are the model's.
+        """
+        preset: dict[str, Any] = {
+            "damping": "gain_ratio", "damping_scaling": "running_max", "system_dtype": "float64",
+            "min_error": None, "max_epochs": 1000, "inner_steps": 50, "form": "primal",
+            "mu_min": 1e-300,
+        }
+        return cls(**{**preset, **{ALIASES.get(k, k): v for k, v in changes.items()}})
 
     # ------------------------------------------------------------------ reading configs
     @classmethod
@@ -167,7 +216,17 @@ class TrainerSettings:
             min_gradient=self.min_gradient,
             mu_max=self.mu_max,
             patience=self.patience,
+            ftol=self.ftol,
+            xtol=self.xtol,
+            gtol=self.gtol,
         )
+
+    def accelerator(self) -> GeodesicAcceleration | None:
+        if self.acceleration not in ("none", "geodesic"):
+            raise ValueError(
+                f"acceleration must be 'none' or 'geodesic', got {self.acceleration!r}")
+        return GeodesicAcceleration(self.geodesic_ratio) if self.acceleration == "geodesic" \
+            else None
 
     def objective(self) -> Loss:
         return Loss(self.loss, huber_delta=self.huber_delta)
@@ -178,7 +237,9 @@ class TrainerSettings:
 
     def damping_rule(self) -> DampingRule:
         return make_damping(
-            self.damping, self.mu_init, self.damping_factor, self.gain_ratio_threshold
+            self.damping, self.mu_init, self.damping_factor, self.gain_ratio_threshold,
+            grow_factor=self.damping_grow_factor, shrink_factor=self.damping_shrink_factor,
+            scaling=self.damping_scaling,
         )
 
     def resolved_engine(self, model: nn.Module) -> EngineName:
@@ -224,6 +285,7 @@ class TrainerSettings:
             stopping=self.stopping_rules(),
             inner_steps=self.inner_steps,
             regularization=self.regularizer(),
+            acceleration=self.accelerator(),
             engine=engine,
             reducer=reducer,
             jacobian_mode=self.jacobian_mode,

@@ -87,19 +87,85 @@ def _bind_potrf(lib: ctypes.CDLL) -> dict[torch.dtype, _Potrf] | None:
     return routines
 
 
-@functools.cache
-def _native_potrf() -> dict[torch.dtype, _Potrf] | None:
-    """LAPACK ?potrf from torch's own CPU library (MKL in the x86 wheels), or None."""
+def _from_torch_cpu(bind: Callable[[ctypes.CDLL], dict[torch.dtype, _Potrf] | None]
+                    ) -> dict[torch.dtype, _Potrf] | None:
+    """The routines ``bind`` finds (and checks) in torch's own CPU library, or None."""
     if os.environ.get(NATIVE_CHOLESKY_ENV, "1") == "0":
         return None
     for path in sorted((Path(torch.__file__).parent / "lib").glob("libtorch_cpu.*")):
         try:
-            routines = _bind_potrf(ctypes.CDLL(str(path)))
+            routines = bind(ctypes.CDLL(str(path)))
         except OSError:
             continue
         if routines is not None:
             return routines
     return None
+
+
+@functools.cache
+def _native_potrf() -> dict[torch.dtype, _Potrf] | None:
+    """LAPACK ?potrf from torch's own CPU library (MKL in the x86 wheels), or None."""
+    return _from_torch_cpu(_bind_potrf)
+
+
+def _call_syrk(routine: _Potrf, gram: torch.Tensor, rows: torch.Tensor) -> None:
+    """gram += rows^T rows on the upper triangle of row-major ``gram`` (BLAS ?syrk).
+
+    In column-major terms ``rows`` (m x P, C-contiguous) is A = rows^T (P x m, lda = P) and the
+    upper triangle of ``gram`` is the lower triangle of its column-major view: C += A A^T with
+    uplo='L', trans='N'. Integers in 64-bit cells, as for ``_call_potrf``.
+    """
+    n, k = ctypes.c_int64(rows.shape[1]), ctypes.c_int64(rows.shape[0])
+    scalar = ctypes.c_float if rows.dtype == torch.float32 else ctypes.c_double
+    one = scalar(1.0)
+    routine(
+        ctypes.c_char_p(b"L"), ctypes.c_char_p(b"N"), ctypes.byref(n), ctypes.byref(k),
+        ctypes.byref(one), ctypes.c_void_p(rows.data_ptr()), ctypes.byref(n),
+        ctypes.byref(one), ctypes.c_void_p(gram.data_ptr()), ctypes.byref(n),
+    )
+
+
+def _bind_syrk(lib: ctypes.CDLL) -> dict[torch.dtype, _Potrf] | None:
+    """ssyrk_/dsyrk_ of ``lib`` if it has them and they update a small upper triangle
+    correctly (leaving the other triangle untouched)."""
+    for single, double in (("ssyrk_", "dsyrk_"), ("mkl_blas_ssyrk", "mkl_blas_dsyrk")):
+        try:  # the plain BLAS names, else MKL's own (torch's wheels export only these)
+            routines: dict[torch.dtype, _Potrf] = {
+                torch.float32: getattr(lib, single), torch.float64: getattr(lib, double)}
+            break
+        except AttributeError:
+            continue
+    else:
+        return None
+    for dtype, routine in routines.items():
+        routine.restype = None  # type: ignore[attr-defined]
+        rows = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], dtype=dtype)
+        gram = torch.tensor([[1.0, 1.0, 1.0], [-7.0, 1.0, 1.0], [-7.0, -7.0, 1.0]], dtype=dtype)
+        expected = torch.triu(rows.T @ rows + 1.0) + torch.tril(torch.full_like(gram, -7.0), -1)
+        _call_syrk(routine, gram, rows)
+        if not torch.equal(gram, expected):
+            return None
+    return routines
+
+
+@functools.cache
+def _native_syrk() -> dict[torch.dtype, _Potrf] | None:
+    """BLAS ?syrk from torch's own CPU library, or None."""
+    return _from_torch_cpu(_bind_syrk)
+
+
+def add_upper_gram_native(gram: torch.Tensor, rows: torch.Tensor) -> bool:
+    """gram[i, j] += (rows^T rows)[i, j] for j >= i by one BLAS ?syrk (exactly half a GEMM's
+    flops) when the CPU library offers it; False (nothing done) elsewhere (CUDA, other dtypes,
+    non-contiguous ``gram``, ``LMBENCH_NATIVE_CHOLESKY=0``)."""
+    if gram.device.type != "cpu" or not gram.is_contiguous() or rows.dtype != gram.dtype:
+        return False
+    routines = _native_syrk()
+    routine = None if routines is None else routines.get(gram.dtype)
+    if routine is None or rows.shape[0] == 0:
+        return routine is not None
+    _call_syrk(routine, gram, rows.contiguous())
+    return True
 
 
 def _native_routine(matrix: torch.Tensor) -> _Potrf | None:

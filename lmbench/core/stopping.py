@@ -1,5 +1,19 @@
-"""When LM stops: the rules users know from MATLAB's trainlm plus the seed's ``min_error``, the
-stop reasons, and the best-validation weights kept for ``patience``."""
+"""When LM stops: the convergence tests of MINPACK and Ceres, the rules users know from MATLAB's
+trainlm plus the seed's ``min_error``, the stop reasons, and the best-validation weights kept for
+``patience``.
+
+Scales, stated once: the step minimises the objective F = E + lambda E_W, a SUM over the rows
+(E = 1/2 sum r^2 for mse; ``TrainingHistory.objective`` and ``penalised_objective``); the
+convergence tests are relative to F, so they read the same on any number of rows. ``min_error``
+compares the reported loss (the user's ``loss_fn``, a MEAN over rows: ``TrainingHistory.loss``,
+or ``val_loss`` when there is validation data); ``min_gradient`` compares ||grad F||_2 of the
+sum, the history's ``gradient_norm``.
+
+Stop reasons: ``converged_ftol``, ``converged_xtol``, ``converged_gtol`` (converged: the
+answer is a local minimum to the stated tolerance), ``min_error``, ``min_gradient``,
+``mu_max`` (no damped step makes progress), ``validation_patience``, ``callback``,
+``max_epochs`` and ``interrupted``.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +31,23 @@ class StoppingRules:
     min_error: stop when the loss falls to this value, measured on the validation set when one is
     given (as the seed does), else on the training set; None disables.
     max_epochs: epochs of LM steps (epoch 0 is the initial evaluation).
-    min_gradient: stop when ||J^T r||_2 falls below it (0 disables).
+    min_gradient: stop when ||grad F||_2 = ||J^T r + lambda w||_2 of the summed objective falls
+        below it (0 disables).
     mu_max: stop when mu grows beyond it (no step can make progress).
     patience: stop after this many epochs without a new best validation loss, and restore the
     best-validation weights (None disables; needs validation data).
     min_epochs: epochs trained before ``min_error`` is checked (the seed functions use 1: the
     original always trains one epoch, even from a start already below ``min_error``).
+    ftol: converged when an accepted step's actual and predicted reductions of F are both at
+        most ``ftol * F`` and the gain ratio is at most 2 (MINPACK's ``ftol``; scipy's default).
+    xtol: converged when every weight's step is at most ``xtol * (|theta_j| + xtol)`` (GSL's
+        ``xtol`` test, component by component, so that a weight a million times smaller than
+        another still has to settle). As in MINPACK the test follows the trial: the tiny step is
+        evaluated and kept if the damping rule accepts it, then the run stops.
+    gtol: converged when the scaled gradient, the largest cosine between the residuals and a
+        column of J (max_j |g_j| / (||J_j|| ||r||), MINPACK's ``gtol``), is at most ``gtol``.
+    Each of the three is 0 to disable. They test full-batch steps only: mini-batch LM, whose
+    steps each see one batch, never stops on them.
     """
 
     max_epochs: int = 10
@@ -31,6 +56,9 @@ class StoppingRules:
     mu_max: float = 1e10
     patience: int | None = None
     min_epochs: int = 0
+    ftol: float = 1e-8
+    xtol: float = 1e-8
+    gtol: float = 1e-8
 
     def __post_init__(self) -> None:
         for name in ("max_epochs", "min_epochs"):
@@ -51,6 +79,31 @@ class StoppingRules:
             raise ValueError(f"min_gradient must be >= 0 (0 disables), got {self.min_gradient}")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be >= 1 or None, got {self.patience}")
+        for name in CONVERGENCE_TOLERANCES:
+            value = getattr(self, name)
+            if not (0.0 <= value < 1.0):  # also refuses NaN
+                raise ValueError(
+                    f"{name} must be a relative tolerance in [0, 1) (0 disables; 1e-8 is the "
+                    f"default, as in scipy.optimize.least_squares), got {value!r}"
+                )
+
+    def reduction_converged(self, actual: float, predicted: float, objective: float) -> bool:
+        """MINPACK's ftol test on an accepted step from a point where F = ``objective``."""
+        if self.ftol <= 0 or not objective > 0:
+            return False
+        bound = self.ftol * objective
+        return abs(actual) <= bound and predicted <= bound and actual <= 2.0 * predicted
+
+    def step_converged(self, step: torch.Tensor, theta: torch.Tensor) -> bool:
+        """The xtol test: every weight's step is negligible beside that weight."""
+        if self.xtol <= 0:
+            return False
+        bound = self.xtol * (theta.abs() + self.xtol)
+        return bool((step.to(theta.dtype).abs() <= bound).all())
+
+    def gradient_converged(self, scaled_gradient: float) -> bool:
+        """The gtol test on max_j |g_j| / (||J_j|| ||r||) (0 at an exact zero residual)."""
+        return scaled_gradient <= self.gtol
 
     def reached_min_error(self, loss: float, val_loss: float, epoch: int | None = None) -> bool:
         """The seed's goal: the validation loss when there is one, else the training loss
@@ -66,9 +119,12 @@ class StoppingRules:
 
     def stop_reason(
         self, loss: float, val_loss: float, gradient_norm: float, mu: float, bad_epochs: int,
-        epoch: int | None = None,
+        epoch: int | None = None, converged: str | None = None,
     ) -> str | None:
-        """Why training stops after this epoch, or None to go on (first matching rule)."""
+        """Why training stops after this epoch, or None to go on (first matching rule);
+        ``converged`` is the convergence test the epoch's step met, if any."""
+        if converged is not None:
+            return converged
         if self.reached_min_error(loss, val_loss, epoch):
             return "min_error"
         if gradient_norm < self.min_gradient:
@@ -78,6 +134,11 @@ class StoppingRules:
         if self.patience is not None and bad_epochs >= self.patience:
             return "validation_patience"
         return None
+
+
+#: The convergence tests' tolerances and the stop reason each one gives.
+CONVERGENCE_TOLERANCES = ("ftol", "xtol", "gtol")
+CONVERGED_FTOL, CONVERGED_XTOL, CONVERGED_GTOL = (f"converged_{n}" for n in CONVERGENCE_TOLERANCES)
 
 
 @dataclass

@@ -1,11 +1,12 @@
 """The Gauss-Newton system of one LM epoch, assembled once and reused by every damping trial.
 
 Objective: E(theta) = 1/2 * ||r||^2 with r = f(x; theta) - y over all N*O residuals (M rows).
-An LM step solves (J^T J + mu*D) delta = -J^T r, with D = I or D = diag(J^T J) (Marquardt).
+An LM step solves (J^T J + mu*D) delta = -J^T r, with D = I, D = diag(J^T J) (Marquardt) or
+D = the running maximum of diag(J^T J) over the epochs (More 1978, as MINPACK scales).
 
 * Primal form (M >= P): A = J^T J (P x P) and g = J^T r are accumulated chunk by chunk, so J is
-  never held whole. Only the upper triangle of A is formed (symmetry halves the GEMM work, as in
-  Wilamowski & Yu's quasi-Hessian); the Cholesky factorisation reads only that triangle.
+  never held whole. Only the upper triangle of A is formed (``lmbench.core.gram``: half the
+  flops of a GEMM, as in Wilamowski & Yu's quasi-Hessian); the Cholesky reads only that.
 * Dual form (M < P): keep J (M x P) and factor the smaller K = J D^-1 J^T (M x M); then
   delta = -D^-1 J^T (K + mu*I)^-1 r, which equals the primal step exactly.
 * Cache CG form (P x P does not fit): only g, diag(J^T J) and an operator v -> J^T (J v)
@@ -32,6 +33,7 @@ import torch
 
 from lmbench.core.cache import JacobianCache
 from lmbench.core.distributed import LocalReducer, Reducer
+from lmbench.core.gram import accumulate_upper_gram, trace_of_inverse
 from lmbench.core.losses import Loss
 from lmbench.core.solve import (
     CholeskyWorkspace,
@@ -49,25 +51,6 @@ FormName = Literal["primal", "dual", "cache_cg"]
 #: ``cache_cg``; ``matrix_free`` is the jvp/vjp system of ``lmbench.core.matrix_free``.
 SystemName = Literal["primal", "dual", "cache_cg", "matrix_free"]
 
-#: Column block of the upper-triangular Gram product; ~512 keeps each GEMM efficient.
-#: (Measured on 2 MKL threads at P = 1.2k-7k: 512-wide panels beat 256, 384, 768 and 1024, and
-#: beat recursive halving into square blocks at every P but the smallest, by 4-25%.)
-GRAM_BLOCK = 512
-
-
-def accumulate_upper_gram(gram: torch.Tensor, jac: torch.Tensor, block: int = GRAM_BLOCK) -> None:
-    """gram[i, j] += (jac^T jac)[i, j] for j >= i only: about half the flops of a full GEMM."""
-    n = jac.shape[1]
-    for start in range(0, n, block):
-        stop = min(start + block, n)
-        gram[start:stop, start:].addmm_(jac[:, start:stop].T, jac[:, start:])
-
-
-def symmetrize_upper(upper: torch.Tensor) -> torch.Tensor:
-    """Full symmetric matrix from one whose upper triangle holds the values (for checks/CG)."""
-    return torch.triu(upper) + torch.triu(upper, diagonal=1).T
-
-
 @dataclass(kw_only=True)
 class GaussNewtonSystem:
     """What every damping trial of one epoch needs; built once per accepted point.
@@ -83,6 +66,7 @@ class GaussNewtonSystem:
     n_residuals: int
     penalty: float = 0.0  # lambda of the weight penalty (lambda / 2) ||w||^2
     weights: torch.Tensor | None = None  # w, kept when penalised (the dual step needs it)
+    scale_floor: torch.Tensor | None = None  # More's running max of diag(J^T J), if used
 
     def penalised(self, penalty: float, theta: torch.Tensor) -> GaussNewtonSystem:
         """The system of E + (penalty / 2) ||w||^2 at ``theta``: sqrt(penalty) I appended to J,
@@ -98,17 +82,46 @@ class GaussNewtonSystem:
         where the form has no factorisation to take the trace from."""
         return math.nan
 
+    def with_scale_floor(self, floor: torch.Tensor) -> GaussNewtonSystem:
+        """The system whose Marquardt scaling is max(diag(J^T J), ``floor``) (More's scaling:
+        ``floor`` is the running maximum of the diagonals of the epochs before)."""
+        return replace(self, scale_floor=floor)
+
     @property
     def gradient_norm(self) -> float:
-        """||J^T r||_2, the gradient norm of E (the min-gradient stopping rule reads it)."""
+        """||J^T r + lambda w||_2, the gradient norm of F (the min-gradient rule reads it)."""
         return float(torch.linalg.vector_norm(self.gradient))
 
+    @property
+    def scaled_gradient(self) -> float:
+        """max_j |g_j| / (||J_j|| ||r||): MINPACK's gtol measure, the largest cosine between the
+        residuals and a column of J (the penalty's rows included); 0 at a zero residual."""
+        residual_norm = math.sqrt(max(2.0 * self.penalised_objective, 0.0))
+        if residual_norm == 0.0:
+            return 0.0
+        columns = self.diagonal.sqrt()
+        used = columns > 0
+        if not bool(used.any()):
+            return 0.0
+        cosines = self.gradient[used].abs() / columns[used]
+        return float(cosines.max()) / residual_norm
+
+    @property
+    def penalised_objective(self) -> float:
+        """F = E + (lambda / 2) ||w||^2 at the system's weights."""
+        if self.penalty == 0 or self.weights is None:
+            return self.objective
+        return self.objective + 0.5 * self.penalty * float(self.weights @ self.weights)
+
     def scaling(self, by_diagonal: bool) -> torch.Tensor:
-        """D of the damping term: ones, or diag(J^T J) floored so zero columns stay damped."""
+        """D of the damping term: ones, or diag(J^T J) (at least ``scale_floor``, More's
+        running maximum, when set) floored so zero columns stay damped."""
         if not by_diagonal:
             return torch.ones_like(self.diagonal)
-        floor = torch.clamp(self.diagonal.max(), min=torch.finfo(self.diagonal.dtype).tiny)
-        return torch.clamp(self.diagonal, min=float(floor) * 1e-12)
+        diagonal = self.diagonal if self.scale_floor is None else torch.maximum(
+            self.diagonal, self.scale_floor)
+        floor = torch.clamp(diagonal.max(), min=torch.finfo(diagonal.dtype).tiny)
+        return torch.clamp(diagonal, min=float(floor) * 1e-12)
 
     def solve(self, mu: float, scale_by_diagonal: bool) -> Step | None:
         """The step of (J^T J + penalty I + mu*D) delta = -g, or None when the system is not
@@ -131,14 +144,27 @@ class PrimalSystem(GaussNewtonSystem):
     gram: torch.Tensor
     workspace: CholeskyWorkspace = field(default_factory=CholeskyWorkspace, repr=False)
 
+    _factored: tuple[float, bool, torch.Tensor] | None = field(default=None, repr=False)
+
     def solve(self, mu: float, scale_by_diagonal: bool) -> Step | None:
         scale = self.scaling(scale_by_diagonal)
         factor = self.workspace.factor(self.gram, mu * scale + self.penalty)
+        self._factored = None if factor is None else (mu, scale_by_diagonal, factor)
         if factor is None:
             return None
         return self._step(solve_factored(factor, -self.gradient), mu, scale)
 
+    def solve_linear(self, mu: float, scale_by_diagonal: bool, rhs: torch.Tensor
+                     ) -> torch.Tensor | None:
+        """x with (J^T J + penalty I + mu D) x = rhs, reusing the last ``solve``'s factor when it
+        was at this mu and scaling (geodesic acceleration's second solve)."""
+        stale = self._factored is None or self._factored[:2] != (mu, scale_by_diagonal)
+        if stale and self.solve(mu, scale_by_diagonal) is None or self._factored is None:
+            return None
+        return solve_factored(self._factored[2], rhs.to(self.gram.dtype))
+
     def effective_parameters(self, penalty: float) -> float:
+        self._factored = None  # the trace's factorisation reuses the workspace's buffer
         n_params = self.gram.shape[0]
         if penalty <= 0:
             return float(n_params)
@@ -182,11 +208,17 @@ class DualSystem(GaussNewtonSystem):
         return kernel
 
     def penalised(self, penalty: float, theta: torch.Tensor) -> GaussNewtonSystem:
-        system = super().penalised(penalty, theta)
-        if system is not self:  # the Marquardt scaling moved with the diagonal; J J^T did not
-            kept = {False: self._kernels[False]} if False in self._kernels else {}
-            system = replace(system, _kernels=kept)
-        return system
+        return self._unscaled_kernels(super().penalised(penalty, theta))
+
+    def with_scale_floor(self, floor: torch.Tensor) -> GaussNewtonSystem:
+        return self._unscaled_kernels(super().with_scale_floor(floor))
+
+    def _unscaled_kernels(self, system: GaussNewtonSystem) -> GaussNewtonSystem:
+        """``system`` keeping only the unscaled J J^T: the Marquardt scaling has moved."""
+        if system is self:
+            return system
+        kept = {False: self._kernels[False]} if False in self._kernels else {}
+        return replace(system, _kernels=kept)
 
     def solve(self, mu: float, scale_by_diagonal: bool) -> Step | None:
         scale = self.scaling(scale_by_diagonal)
@@ -367,24 +399,6 @@ class SystemAccumulator:
         jac = torch.cat(self._jac_chunks) if len(self._jac_chunks) > 1 else self._jac_chunks[0]
         res = torch.cat(self._res_chunks) if len(self._res_chunks) > 1 else self._res_chunks[0]
         return DualSystem(diagonal=(jac * jac).sum(dim=0), jacobian=jac, residuals=res, **common)
-
-
-def trace_of_inverse(lower: torch.Tensor | None, block: int = GRAM_BLOCK) -> float:
-    """tr((L L^T)^-1) = ||L^-1||_F^2 from a lower Cholesky factor (NaN without one).
-
-    L^-1 is lower triangular: its columns j..j+b come from the trailing block L[j:, j:] alone,
-    so ``block`` columns at a time cost n^3 / 3 flops in all and n * block floats of memory."""
-    if lower is None:
-        return math.nan
-    n = lower.shape[0]
-    total = 0.0
-    for start in range(0, n, block):
-        width = min(block, n - start)
-        rhs = torch.zeros(n - start, width, dtype=lower.dtype, device=lower.device)
-        rhs[:width].fill_diagonal_(1.0)
-        columns = torch.linalg.solve_triangular(lower[start:, start:], rhs, upper=False)
-        total += float(columns.double().square().sum())
-    return total
 
 
 def default_system_dtype(model_dtype: torch.dtype) -> torch.dtype:

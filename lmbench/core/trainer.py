@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -28,17 +28,19 @@ from torch import nn
 from lmbench.core.cache import JacobianCache
 from lmbench.core.callbacks import CallbackSpec, EpochInfo, as_callbacks
 from lmbench.core.checkpoint import checkpoint_payload, restore_checkpoint, save_checkpoint
-from lmbench.core.checks import check_device, check_materialised
+from lmbench.core.checks import check_device, check_finite_objective, check_materialised
 from lmbench.core.damping import DampingRule, DampingState, SeedDamping
 from lmbench.core.distributed import LocalReducer, Reducer
 from lmbench.core.engines import LMEngine, engine_for_solver
-from lmbench.core.errors import NonFiniteLossError
+from lmbench.core.geodesic import GeodesicAcceleration
 from lmbench.core.history import TrainingHistory
 from lmbench.core.jacobian import JacobianMode, ResidualFunction
 from lmbench.core.losses import Loss, as_loss
 from lmbench.core.matrix_free import WarmStart
+from lmbench.core.outcomes import DampedStep, EpochTally
 from lmbench.core.params import FlatParameters
 from lmbench.core.regularization import Regularization, RegularizationState, weight_energy
+from lmbench.core.solve import Step
 from lmbench.core.sources import (
     LoaderSource,
     RowSource,
@@ -46,12 +48,19 @@ from lmbench.core.sources import (
     check_inference_layers,
     check_paired_rows,
     chunk_rows_for,
+    default_jacobian_budget,
     first_batch,
     probe_outputs,
     tensor_source,
     validation_source,
 )
-from lmbench.core.stopping import BestWeights, StoppingRules
+from lmbench.core.stopping import (
+    CONVERGED_FTOL,
+    CONVERGED_GTOL,
+    CONVERGED_XTOL,
+    BestWeights,
+    StoppingRules,
+)
 from lmbench.core.system import GaussNewtonSystem, SystemForm, default_system_dtype
 from lmbench.core.timing import PhaseTimer
 
@@ -59,10 +68,9 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ValidationData = tuple[Any, Any] | Iterable[Any] | None
 
 #: Default memory for one chunk's Jacobian, in bytes (chunk rows are derived from it).
-DEFAULT_JACOBIAN_BUDGET = 512 * 2**20
 
 __all__ = [
-    "DEFAULT_JACOBIAN_BUDGET", "DampedStep", "EpochTally", "FitState", "LevenbergMarquardt",
+    "DampedStep", "EpochTally", "FitState", "LevenbergMarquardt",
     "StoppingRules",
 ]
 
@@ -83,42 +91,15 @@ class FitState:
     system: GaussNewtonSystem | None = None  # kept while the weights have not moved
     regularization: RegularizationState = field(default_factory=RegularizationState)
     train_rows: float = 0.0  # training rows (over every worker), counted at the start
-
-
-@dataclass
-class DampedStep:
-    """The outcome of one LM step's damping trials (weights unchanged when none was kept)."""
-
-    theta: torch.Tensor
-    objective: float
-    loss: float
-    trials: int
-    accepted: bool
-    gain_ratio: float = math.nan
-
-
-@dataclass
-class EpochTally:
-    """What an epoch's LM steps add up to in the history (one step full-batch, one per batch
-    in mini-batch LM)."""
-
-    form: str = ""
-    trials: int = 0
-    accepted: int = 0
-    gradient_norm: float = 0.0
-    gain_ratio: float = math.nan
-
-    def add(self, system: GaussNewtonSystem, step: DampedStep) -> None:
-        self.form = system.form
-        self.gradient_norm = max(self.gradient_norm, system.gradient_norm)
-        self.trials += step.trials
-        if step.accepted:
-            self.accepted += 1
-            self.gain_ratio = step.gain_ratio
+    scale_floor: torch.Tensor | None = None  # More's running max of diag(J^T J)
 
 
 class LevenbergMarquardt:
     """Levenberg-Marquardt training of any ``nn.Module`` on a sum-of-squares objective.
+
+    Stops on the convergence tests of ``StoppingRules`` (ftol, xtol, gtol), ``min_error``,
+    ``min_gradient``, ``mu_max``, validation patience or ``max_epochs``; the history's
+    ``stop_reason`` says which (``converged_*`` when the run converged).
 
     Minimises E = sum over samples of the ``loss`` (``lmbench.core.losses``: ``mse`` by default,
     1/2 * sum((model(x) - y)^2), or ``cross_entropy``, ``bce``, ``huber``, ``sqrt_cross_entropy``)
@@ -134,6 +115,8 @@ class LevenbergMarquardt:
         inner_steps: damping trials per epoch before giving up on that epoch.
         regularization: the weight penalty (``lmbench.core.regularization``: weight decay, or
             Bayesian regularisation as MATLAB's trainbr); default none.
+        acceleration: geodesic acceleration of each step (``lmbench.core.geodesic``; mse loss,
+            primal system); default none.
         engine: how each epoch's system is built (``lmbench.core.engines``: ``InMemoryEngine``,
             ``StreamingEngine``, ``CacheEngine``, ``MatrixFreeEngine``); default from the
             seed-style ``form``, ``solver``, ``temp_folder`` and ``cg_max_iter`` below.
@@ -149,12 +132,16 @@ class LevenbergMarquardt:
         system_dtype: dtype of J^T J and the solves; default the model's dtype (float32 for
             half-precision and bfloat16 models: their Jacobians are computed in that dtype).
         chunk_rows: samples per Jacobian chunk; default from ``jacobian_budget_bytes``.
-        jacobian_budget_bytes: memory for one chunk's Jacobian when ``chunk_rows`` is None.
+        jacobian_budget_bytes: memory for one chunk's Jacobian when ``chunk_rows`` is None;
+            default ``sources.default_jacobian_budget`` (CPU: half of J^T J's bytes).
         mu_min: floor for mu so that repeated successes cannot underflow it.
         callbacks: metric mapping, callback objects or functions, called after each epoch.
         checkpoint_dir: folder for per-epoch checkpoints (None: no checkpoints).
         device: move the model there first (default: where the model already is).
     """
+
+    #: Whether steps are tested for convergence (ftol, xtol, gtol): full-batch steps only.
+    tests_convergence: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -166,6 +153,7 @@ class LevenbergMarquardt:
         stopping: StoppingRules | None = None,
         inner_steps: int = 10,
         regularization: Regularization | None = None,
+        acceleration: GeodesicAcceleration | None = None,
         engine: LMEngine | None = None,
         form: SystemForm = "auto",
         solver: Literal["cholesky", "cg", "matrix_free"] = "cholesky",
@@ -175,7 +163,7 @@ class LevenbergMarquardt:
         jacobian_mode: JacobianMode = "auto",
         system_dtype: torch.dtype | None = None,
         chunk_rows: int | None = None,
-        jacobian_budget_bytes: int = DEFAULT_JACOBIAN_BUDGET,
+        jacobian_budget_bytes: int | None = None,
         mu_min: float = 1e-20,
         callbacks: CallbackSpec = None,
         checkpoint_dir: str | Path | None = None,
@@ -200,6 +188,9 @@ class LevenbergMarquardt:
         self.loss_fn: LossFn = loss_fn if loss_fn is not None else self.loss.report
         self.damping: DampingRule = damping if damping is not None else SeedDamping()
         self.stopping = stopping if stopping is not None else StoppingRules()
+        self.acceleration = acceleration
+        if acceleration is not None:
+            acceleration.check(self.loss.name)
         self.inner_steps = inner_steps
         self.engine = engine
         self.cg_max_iter = getattr(engine, "cg_max_iter", cg_max_iter)
@@ -330,8 +321,10 @@ class LevenbergMarquardt:
             )
             self._track_best(run, val_loss, theta)
             stop_requested = self._end_of_epoch(run)
+            settled = self.regularization.settled(history.weight_decay)
+            converged = tally.converged if settled else None
             reason = rules.stop_reason(loss, val_loss, tally.gradient_norm, run.damping.mu,
-                                       run.best.bad_epochs, run.epoch)
+                                       run.best.bad_epochs, run.epoch, converged)
             if reason is None and stop_requested:
                 reason = "callback"
             if reason is not None:
@@ -346,9 +339,15 @@ class LevenbergMarquardt:
         if run.system is None:
             run.system = self._assemble(run, theta, timer, objective)
         system = run.system
+        if self.tests_convergence and self.stopping.gradient_converged(system.scaled_gradient):
+            tally.form, tally.converged = system.form, CONVERGED_GTOL
+            tally.gradient_norm = system.gradient_norm
+            return theta, objective, loss
         step = self._damped_step(run, system, run.source, theta, objective, timer)
         tally.add(system, step)
         if not step.accepted:
+            if step.converged is not None:  # a Bayesian run goes on: re-estimate at this point
+                run.system = None
             return theta, objective, loss
         run.system = None  # weights moved: the next epoch needs a new system
         return step.theta, step.objective, step.loss
@@ -364,24 +363,45 @@ class LevenbergMarquardt:
             trials += 1
             with timer("time_solve"):
                 step = system.solve(run.damping.mu, self.damping.scale_by_diagonal)
+            # MINPACK's xtol test, after the trial: a negligible step is still tried (and kept
+            # when it gains), then the run stops; a badly scaled weight gets its last step
+            tiny = step is not None and self.tests_convergence and self.stopping.step_converged(
+                step.delta, theta)
+            if step is not None and self.acceleration is not None:
+                step = self._accelerated(run, system, source, theta, step, timer)
             if step is not None:  # None: not positive definite at this mu, damp harder
                 candidate = theta + step.delta.to(theta.dtype)
                 with timer("time_evaluate"):
                     new_objective, new_loss = self._evaluate(run, source, candidate)
                 actual = penalised - (new_objective + system.penalty * weight_energy(candidate))
-                if math.isfinite(new_objective) and self.damping.accepts(
-                    actual, step.predicted_reduction
-                ):
-                    predicted = step.predicted_reduction
+                predicted = step.predicted_reduction
+                # MINPACK's ftol test, on every evaluated trial: kept or not, a step that can
+                # neither gain nor is predicted to gain more than ftol * F means F is minimal
+                converged = CONVERGED_XTOL if tiny else CONVERGED_FTOL if (
+                    math.isfinite(new_objective) and self.tests_convergence
+                    and self.stopping.reduction_converged(actual, predicted, penalised)) else None
+                if math.isfinite(new_objective) and self.damping.accepts(actual, predicted):
                     gain = actual / predicted if predicted > 0 else math.nan
                     state = self.damping.after_accept(run.damping, gain)
                     run.damping = replace(state, mu=max(state.mu, self.mu_min))
                     self.flat.assign(candidate)
-                    return DampedStep(candidate, new_objective, new_loss, trials, True, gain)
+                    return DampedStep(candidate, new_objective, new_loss, trials, True, gain,
+                                      converged)
+                if converged is not None:
+                    return DampedStep(theta, objective, math.nan, trials, False,
+                                      converged=converged)
             run.damping = self.damping.after_reject(run.damping)
             if self.stopping.mu_exhausted(run.damping.mu):
                 break
         return DampedStep(theta, objective, math.nan, trials, False)
+
+    def _accelerated(self, run: FitState, system: GaussNewtonSystem, source: RowSource,
+                     theta: torch.Tensor, velocity: Step, timer: PhaseTimer) -> Step | None:
+        """The geodesic-accelerated trial step, or None when its correction is too large."""
+        assert self.acceleration is not None
+        with timer("time_solve"):
+            return self.acceleration.corrected(system, run.residual_fn, source.chunks(), theta,
+                                               velocity, run.damping.mu, self.damping, self.reducer)
 
     # ------------------------------------------------------------------ pieces of an epoch
     def _assemble(self, run: FitState, theta: torch.Tensor, timer: PhaseTimer, objective: float,
@@ -393,7 +413,12 @@ class LevenbergMarquardt:
         with timer("time_system"):
             run.regularization = self.regularization.update(run.regularization, system, theta,
                                                             objective, self.loss)
-        return system.penalised(run.regularization.weight_decay * share, theta)
+        system = system.penalised(run.regularization.weight_decay * share, theta)
+        if not self.damping.running_max_scaling:
+            return system
+        run.scale_floor = system.diagonal if run.scale_floor is None else torch.maximum(
+            run.scale_floor, system.diagonal)
+        return system.with_scale_floor(run.scale_floor)
 
     def _evaluate(self, run: FitState, source: RowSource, theta: torch.Tensor
                   ) -> tuple[float, float]:
@@ -446,15 +471,8 @@ class LevenbergMarquardt:
     def _chunk_rows(self, n_outputs: int) -> int:
         if self.chunk_rows is not None:
             return self.chunk_rows
-        return chunk_rows_for(self.jacobian_budget_bytes, n_outputs, self.flat.count,
-                              self.flat.dtype)
-
-
-
-def check_finite_objective(objective: float, when: str) -> None:
-    """Refuse a non-finite training objective with what to check."""
-    if not math.isfinite(objective):
-        raise NonFiniteLossError(
-            f"the training loss {when} is not finite; check the inputs' scale and the "
-            "model's initialisation (e.g. exploding activations or log of zero)."
-        )
+        budget = self.jacobian_budget_bytes
+        if budget is None:
+            budget = default_jacobian_budget(self.flat.count, n_outputs, self.flat.dtype,
+                                             self.flat.device)
+        return chunk_rows_for(budget, n_outputs, self.flat.count, self.flat.dtype)

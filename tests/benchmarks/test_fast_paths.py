@@ -14,8 +14,9 @@ import pytest
 import torch
 
 from lmbench.core import solve
+from lmbench.core.gram import accumulate_upper_gram, symmetrize_upper
 from lmbench.core.solve import solve_damped
-from lmbench.core.system import SystemAccumulator, accumulate_upper_gram, symmetrize_upper
+from lmbench.core.system import SystemAccumulator
 
 
 @pytest.fixture(params=["native", "torch"])

@@ -18,6 +18,7 @@ from torch import nn
 import lmbench
 from lmbench.core import LevenbergMarquardt, StoppingRules, TrainerSettings
 from lmbench.core.errors import InvalidInputError
+from lmbench.core.gram import symmetrize_upper
 from lmbench.core.jacobian import ResidualFunction
 from lmbench.core.losses import (
     LOSS_NAMES,
@@ -33,7 +34,7 @@ from lmbench.core.losses import (
     takes_logits,
 )
 from lmbench.core.params import FlatParameters
-from lmbench.core.system import SystemAccumulator, symmetrize_upper
+from lmbench.core.system import SystemAccumulator
 
 N, D, K = 60, 3, 4
 

@@ -41,7 +41,8 @@ def test_every_rule_parameter_is_reachable_from_settings_and_config() -> None:
     # every parameter of every rule has a TrainerSettings field
     settings_fields = {f.name for f in dataclasses.fields(TrainerSettings)}
     spelled = {"mu_init": "mu_init", "factor": "damping_factor",
-               "threshold": "gain_ratio_threshold"}
+               "threshold": "gain_ratio_threshold", "grow_factor": "damping_grow_factor",
+               "shrink_factor": "damping_shrink_factor"}
     for name in DAMPING_NAMES:
         assert {spelled[p] for p in damping_parameters(name)} <= settings_fields
 

@@ -8,10 +8,11 @@ from hypothesis import strategies as st
 from torch import nn
 
 from lmbench.core import LevenbergMarquardt, SeedDamping, StoppingRules
+from lmbench.core.gram import accumulate_upper_gram, symmetrize_upper
 from lmbench.core.jacobian import ResidualFunction
 from lmbench.core.params import FlatParameters
 from lmbench.core.solve import solve_damped
-from lmbench.core.system import SystemAccumulator, accumulate_upper_gram, symmetrize_upper
+from lmbench.core.system import SystemAccumulator
 
 
 def one_step_model(x, y, mu, form="primal", scale_by_diagonal=False):
