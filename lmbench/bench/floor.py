@@ -62,6 +62,28 @@ def floor_epoch_raw_lapack(jac: torch.Tensor, shift: float | None = None) -> boo
     return True
 
 
+def floor_epoch_syrk(jac: torch.Tensor, shift: float | None = None) -> bool:
+    """The symmetric limit: J^T J's upper triangle by one BLAS ?syrk (half a GEMM's flops),
+    then LAPACK ?potrf in place, as the engine forms and factors its primal system on the CPU.
+
+    An epoch that builds J^T J and factors it once can do no less; at M = 2P it is about
+    (2 + 1/3) / (4 + 1/3) = 0.54 of ``floor_epoch`` in flops. Falls back to
+    ``floor_epoch_raw_lapack`` where the native routines are unavailable (CUDA, other builds).
+    """
+    from lmbench.core import solve
+
+    routines = solve._native_potrf()
+    n = jac.shape[1]
+    gram = torch.zeros(n, n, dtype=jac.dtype, device=jac.device)
+    if routines is None or jac.dtype not in routines or not solve.add_upper_gram_native(
+            gram, jac):
+        return floor_epoch_raw_lapack(jac, shift)
+    gram.diagonal().add_(floor_shift(jac) if shift is None else shift)
+    if solve._call_potrf(routines[gram.dtype], gram) != 0:
+        raise RuntimeError("floor Cholesky failed")
+    return True
+
+
 def calibration(seed: int = 0) -> Callable[[], object]:
     """The floor at a fixed size: the speed gate's calibration kernel."""
     jac = floor_jacobian(CALIBRATION_ROWS, CALIBRATION_PARAMS, seed=seed)

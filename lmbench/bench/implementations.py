@@ -9,7 +9,8 @@
   ``solve_method="cholesky"`` (variant ``torch_levenberg_marquardt_qr``: its default QR) and
   its ``StandardDampingStrategy`` set up to follow our seed rule (``reference_damping``).
 * ``plain_vmap``: the reference LM of ``lmbench.bench.reference``.
-* ``floor``: the GEMM + Cholesky of ``lmbench.bench.floor`` at the epoch's M x P.
+* ``floor``: the GEMM + Cholesky of ``lmbench.bench.floor`` at the epoch's M x P (variant
+  ``syrk_floor``: one syrk + potrf in place, the least an epoch that forms JᵀJ can do).
 
 The reference library is imported only when its runners are built.
 """
@@ -24,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lmbench.bench.floor import floor_epoch, floor_jacobian
+from lmbench.bench.floor import floor_epoch, floor_epoch_syrk, floor_jacobian
 from lmbench.bench.reference import EpochOutcome, LMSettings, PlainVmapLM
 from lmbench.bench.timing import sync, tick
 from lmbench.bench.workloads import Workload
@@ -38,7 +39,8 @@ IMPLEMENTATIONS = schema.IMPLEMENTATIONS
 #: Extra variants measured alongside (kept in the JSON, not logged as runs): lmbench with
 #: ``form="auto"``; lmbench with its Jacobian chunk bounded to half the size of JᵀJ; the
 #: reference library with its default QR solver.
-VARIANTS = ("lmbench_auto", "lmbench_whole_jacobian", "torch_levenberg_marquardt_qr")
+VARIANTS = ("lmbench_auto", "lmbench_whole_jacobian", "torch_levenberg_marquardt_qr",
+            "syrk_floor")
 REFERENCE = "torch_levenberg_marquardt"
 FLOOR = "floor"
 
@@ -178,14 +180,16 @@ def prepare_plain_vmap(work: Workload, settings: LMSettings) -> Runner:
     return run
 
 
-def prepare_floor(work: Workload) -> Runner:
-    """JᵀJ as one full GEMM of the epoch's M x P size plus one Cholesky of P x P."""
+def prepare_floor(work: Workload, symmetric: bool = False) -> Runner:
+    """JᵀJ as one full GEMM of the epoch's M x P size plus one Cholesky of P x P (``symmetric``:
+    the ``syrk_floor`` variant, JᵀJ's triangle by one syrk and potrf in place)."""
     jac = floor_jacobian(work.n_residuals, work.n_params, work.x.dtype, work.device, seed=7)
+    kernel = floor_epoch_syrk if symmetric else floor_epoch
 
     def run() -> EpochOutcome:
         sync(work.device)
         started = time.perf_counter()
-        ok = floor_epoch(jac)
+        ok = kernel(jac)
         sync(work.device)
         return EpochOutcome(time.perf_counter() - started, math.nan, 1, ok)
 
@@ -204,6 +208,7 @@ def runners(work: Workload, settings: LMSettings,
         "torch_levenberg_marquardt_qr": lambda: prepare_reference(work, settings, "qr"),
         "plain_vmap": lambda: prepare_plain_vmap(work, settings),
         FLOOR: lambda: prepare_floor(work),
+        "syrk_floor": lambda: prepare_floor(work, symmetric=True),
     }
     unknown = set(names) - set(table)
     if unknown:
