@@ -223,6 +223,12 @@ def test_a_config_mapping_gives_the_same_data_as_the_name() -> None:
     assert prepare_dataset(OmegaConf.to_container(cfg), 5).hash == by_name.hash
 
 
+def test_seed_defaults_to_the_harness_seed() -> None:
+    default = prepare_dataset("wine")
+    assert default.seed == 0
+    assert default.hash == _prepared("wine", 0).hash
+
+
 def test_hydra_composes_the_dataset_and_model_groups() -> None:
     from hydra import compose, initialize_config_dir
 
