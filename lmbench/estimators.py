@@ -33,10 +33,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, ClassifierMixin, MultiOutputMixin, RegressorMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from lmbench.core import TrainerSettings, TrainingHistory
@@ -68,6 +69,30 @@ def _validate_data(estimator: BaseEstimator, *args: Any, **kwargs: Any) -> Any:
     if _sk_validate_data is not None:
         return _sk_validate_data(estimator, *args, **kwargs)
     return estimator._validate_data(*args, **kwargs)  # pragma: no cover
+
+
+def _one_hot_rows(y: Any) -> np.ndarray | None:
+    """``y`` as an array when it is one-hot rows ``(n, n_classes)``, else None. scikit-learn
+    reads a 2-D 0/1 ``y`` as multilabel; one class per sample is what ``LMClassifier`` predicts,
+    so rows with several 1s or none are refused (``prepare_dataset``'s targets have one)."""
+    if issparse(y):
+        return None
+    try:
+        kind = type_of_target(y)
+    except ValueError:  # not a target at all: _validate_data gives scikit-learn's message
+        return None
+    if kind != "multilabel-indicator":
+        return None
+    rows = np.asarray(y)
+    ones = np.count_nonzero(rows, axis=1)
+    if not np.all(ones == 1):
+        bad = int(np.flatnonzero(ones != 1)[0])
+        raise ValueError(
+            f"y is a 0/1 matrix of shape {rows.shape} but row {bad} holds {ones[bad]} ones: "
+            "LMClassifier predicts one class per sample, so pass labels y of shape (n,) or "
+            "one-hot rows (exactly one 1 per row)"
+        )
+    return rows
 
 
 class _LMNetwork(BaseEstimator):
@@ -213,7 +238,10 @@ class LMClassifier(ClassifierMixin, _LMNetwork):
       one-hot rows; ``predict_proba`` is the softmax output.
 
     The other parameters are shared with ``LMRegressor`` (see the module docstring).
-    ``predict`` returns ``classes_[argmax predict_proba]``.
+    ``predict`` returns ``classes_[argmax predict_proba]``. ``y`` may also be one-hot rows
+    ``(n, n_classes)``, as ``lmbench.data.prepare_dataset`` returns them: ``classes_`` is then
+    ``0 .. n_classes - 1`` (the columns) and ``predict`` returns one-hot rows, as scikit-learn's
+    classifiers give back a target in the representation they were fitted on.
     Attributes after ``fit``: ``classes_``, ``model_`` (the ``nn.Sequential``; it outputs logits
     unless ``loss="mse"``), ``history_`` (``TrainingHistory``), ``n_iter_`` (LM epochs run),
     ``n_features_in_``.
@@ -246,16 +274,25 @@ class LMClassifier(ClassifierMixin, _LMNetwork):
         self.loss = loss
 
     def fit(self, X: Any, y: Any) -> LMClassifier:
-        """Train on ``X`` (n, features) and labels ``y`` (n,) of at least two classes."""
+        """Train on ``X`` (n, features) and labels ``y`` (n,) of at least two classes, or
+        one-hot rows ``y`` (n, n_classes), e.g. ``lmbench.data.prepare_dataset``'s ``y_train``
+        (``classes_`` is then the column indices and ``predict`` returns one-hot rows)."""
         if self.loss not in CLASSIFIER_LOSSES:
             raise ValueError(f"loss must be one of {CLASSIFIER_LOSSES}, got {self.loss!r}")
+        one_hot = _one_hot_rows(y)
+        if one_hot is not None:
+            y = one_hot.argmax(axis=1)
         X, y = _validate_data(self, X, y, dtype=[np.float64, np.float32])
         check_classification_targets(y)
-        self.classes_, encoded = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
+        if one_hot is not None:  # every column is a class, present in y or not
+            self.classes_, encoded = np.arange(one_hot.shape[1]), y
+        else:
+            self.classes_, encoded = np.unique(y, return_inverse=True)
+        self._one_hot_dtype = None if one_hot is None else one_hot.dtype
+        if len(np.unique(encoded)) < 2:
             raise ValueError(
                 f"LMClassifier needs samples of at least 2 classes in y; got 1 class "
-                f"({self.classes_[0]!r})"
+                f"({self.classes_[encoded[0]]!r})"
             )
         if self.loss == "bce":
             if len(self.classes_) > 2:
@@ -281,9 +318,13 @@ class LMClassifier(ClassifierMixin, _LMNetwork):
         return out
 
     def predict(self, X: Any) -> np.ndarray:
-        """The most probable class of each row."""
+        """The most probable class of each row: a label from ``classes_``, or a one-hot row (in
+        ``y``'s dtype) when ``fit`` was given one-hot rows, so ``score`` takes the same ``y``."""
         check_is_fitted(self)
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        best = np.argmax(self.predict_proba(X), axis=1)
+        if self._one_hot_dtype is not None:
+            return np.eye(len(self.classes_), dtype=self._one_hot_dtype)[best]
+        return self.classes_[best]
 
 
 class LMRegressor(MultiOutputMixin, RegressorMixin, _LMNetwork):

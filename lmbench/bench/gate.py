@@ -40,8 +40,11 @@ from lmbench.bench.timing import best_time
 from lmbench.core.jacobian import ResidualFunction
 from lmbench.core.params import FlatParameters
 from lmbench.core.settings import TrainerSettings
+from lmbench.paths import PACKAGE_DIR
 
-BASELINE = Path(__file__).resolve().parents[2] / "tests" / "benchmarks" / "perf_baseline.json"
+#: The committed baseline: a file of the repository checkout around the package, not of the
+#: package itself (an installed package has none: pass ``--baseline``).
+BASELINE = PACKAGE_DIR.parent / "tests" / "benchmarks" / "perf_baseline.json"
 THRESHOLD = 0.25
 
 
@@ -114,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
+    if args.baseline == BASELINE and not BASELINE.parent.is_dir():
+        print(f"no {BASELINE.parent}: the default baseline is a file of an lmbench checkout "
+              "(tests/benchmarks/perf_baseline.json); outside one, pass --baseline PATH",
+              file=sys.stderr)
+        return 2
     torch.set_num_threads(args.threads)
     ratios = measure(repeats=args.repeats)
     if args.update_baseline:

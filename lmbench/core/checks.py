@@ -62,28 +62,66 @@ def check_materialised(model: nn.Module) -> None:
         )
 
 
+def first_layer(model: nn.Module) -> tuple[str, nn.Linear | nn.modules.conv._ConvNd] | None:
+    """The first (built) Linear or Conv layer and its name, or None if the model has none."""
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear | nn.modules.conv._ConvNd) and not isinstance(
+            module.weight, nn.parameter.UninitializedParameter
+        ):
+            return name or type(model).__name__, module
+    return None
+
+
 def expected_input(model: nn.Module) -> str | None:
     """What the first Linear/Conv layer expects, in words (None if no such layer comes first)."""
-    for name, module in model.named_modules():
-        label = name or type(model).__name__
-        if isinstance(module, nn.Linear) and not isinstance(
-            module.weight, nn.parameter.UninitializedParameter
-        ):
-            return (f"its first layer {label} (Linear) takes {module.in_features} features: "
-                    f"x should be (n_samples, {module.in_features})")
-        if isinstance(module, nn.modules.conv._ConvNd) and not isinstance(
-            module.weight, nn.parameter.UninitializedParameter
-        ):
-            dims = ", ".join(["H", "W", "D"][: len(module.kernel_size)])
-            return (f"its first layer {label} ({type(module).__name__}) takes "
-                    f"{module.in_channels} channels: x should be (n_samples, "
-                    f"{module.in_channels}, {dims})")
-    return None
+    found = first_layer(model)
+    if found is None:
+        return None
+    label, module = found
+    if isinstance(module, nn.Linear):
+        return (f"its first layer {label} (Linear) takes {module.in_features} features: "
+                f"x should be (n_samples, {module.in_features})")
+    dims = ", ".join(["H", "W", "D"][: len(module.kernel_size)])
+    return (f"its first layer {label} ({type(module).__name__}) takes "
+            f"{module.in_channels} channels: x should be (n_samples, "
+            f"{module.in_channels}, {dims})")
+
+
+def _fits_first_layer(model: nn.Module, x_row: torch.Tensor) -> bool:
+    """Whether one row of x has the width (features or channels) the first layer takes."""
+    found = first_layer(model)
+    if found is None:
+        return True
+    module = found[1]
+    if isinstance(module, nn.Linear):
+        return x_row.shape[-1] == module.in_features
+    return x_row.dim() > 1 and x_row.shape[1] == module.in_channels
+
+
+def other_dtype_tensors(model: nn.Module, dtype: torch.dtype) -> dict[str, torch.dtype]:
+    """The model's floating-point parameters and buffers (frozen ones included) whose dtype is
+    not ``dtype``, by name."""
+    tensors = [*model.named_parameters(), *model.named_buffers()]
+    return {name: t.dtype for name, t in tensors if t.is_floating_point() and t.dtype != dtype}
 
 
 def forward_error(model: nn.Module, x_row: torch.Tensor, name: str,
                   exc: Exception) -> InvalidInputError:
-    """The model's first forward pass failed on ``name``: say x's shape and what it expects."""
+    """The model's first forward pass failed on ``name``: say why (the model mixes dtypes, or
+    x's shape is not what the first layer expects)."""
+    others = other_dtype_tensors(model, x_row.dtype)
+    if others and _fits_first_layer(model, x_row):  # x is cast to the trainable weights' dtype
+        names = list(others)
+        listed = ", ".join(f"{n} ({str(others[n]).removeprefix('torch.')})" for n in names[:5])
+        more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+        dtype = str(x_row.dtype).removeprefix("torch.")
+        return InvalidInputError(
+            f"the model's first forward pass failed because its dtypes differ: {name} is "
+            f"{dtype}, the dtype of the trainable weights that LM trains in, but the model also "
+            f"holds {listed}{more}: frozen weights and buffers must have that dtype too. Cast "
+            f"the whole model to one dtype before training: model.to({x_row.dtype}) (or "
+            f"model.float() / model.double()). Original error: {type(exc).__name__}: {exc}"
+        )
     shape = (f"{name} has {x_row.shape[1:].numel()} feature(s) per sample (one row: "
              f"{tuple(x_row.shape)})")
     expected = expected_input(model)

@@ -79,7 +79,7 @@ class PreparedDataset:
 
 def prepare_dataset(
     name_or_cfg: str | Mapping[str, Any] | DictConfig,
-    seed: int,
+    seed: int = 0,
     *,
     val_fraction: float = 0.2,
     test_fraction: float = 0.2,
@@ -94,8 +94,9 @@ def prepare_dataset(
     truncates the training split after splitting (as Grinsztajn et al. 2022 truncate training
     sets) and ``max_eval_rows`` the validation and test splits each, so capped training does
     not also shrink the data the methods are scored on. Every subsample is stratified for
-    classification and seeded. The result depends only on the config, the seed, the fractions
-    and the caps; raw tables are cached per process.
+    classification and seeded by ``seed`` (default 0, the harness's default ``seed``). The
+    result depends only on the config, the seed, the fractions and the caps; raw tables are
+    cached per process.
     """
     spec = resolve_spec(name_or_cfg)
     return prepare_frame(

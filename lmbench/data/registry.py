@@ -14,9 +14,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from lmbench.data.errors import DatasetConfigError, UnknownDatasetError
+from lmbench.paths import CONF_DIR
 
-#: conf/dataset/ of the source tree (the Hydra config group of the same name).
-DATASET_CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf" / "dataset"
+#: conf/dataset/ inside the package (the Hydra config group of the same name).
+DATASET_CONFIG_DIR = CONF_DIR / "dataset"
 
 TASKS = ("binary", "multiclass", "regression")
 CLASSIFICATION_TASKS = ("binary", "multiclass")

@@ -13,16 +13,14 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
 from lmbench.data.problems import PROBLEMS
 from lmbench.harness.runners.paper_check import run_paper_checks
+from lmbench.paths import CONF_DIR
 from lmbench.tracking import Tracker, schema, tracker_from_config
-
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 def compose_config(overrides: Sequence[str]) -> DictConfig:

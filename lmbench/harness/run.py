@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -15,9 +14,9 @@ from omegaconf import DictConfig
 
 from lmbench.harness.jobs import JobOutcome, run_job
 from lmbench.harness.signals import stop_signals_as_interrupt
+from lmbench.paths import CONF_DIR
 from lmbench.tracking.sweep import read_parent_run_id, record_skipped_job, sweep_id_of
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 _log = logging.getLogger("lmbench")
 
 

@@ -7,11 +7,9 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from lmbench.paths import PACKAGE_DIR
+
 UNKNOWN = "unknown"
-
-
-def _package_dir() -> Path:
-    return Path(__file__).resolve().parents[1]
 
 
 def _git(args: list[str], cwd: Path) -> str | None:
@@ -34,7 +32,7 @@ def git_commit(path: str | Path | None = None) -> str:
     ``"unknown"`` when git is missing, ``path`` is not in a checkout, the checkout has no commit
     yet, or lmbench is installed under ``site-packages`` (a repo around a venv is not ours).
     """
-    where = Path(path) if path is not None else _package_dir()
+    where = Path(path) if path is not None else PACKAGE_DIR
     if "site-packages" in where.parts:
         return UNKNOWN
     commit = _git(["rev-parse", "--verify", "--quiet", "HEAD"], where)
@@ -43,7 +41,7 @@ def git_commit(path: str | Path | None = None) -> str:
 
 def git_dirty(path: str | Path | None = None) -> bool | None:
     """Whether tracked files differ from HEAD (``None`` if unknown): a commit alone may mislead."""
-    where = Path(path) if path is not None else _package_dir()
+    where = Path(path) if path is not None else PACKAGE_DIR
     if git_commit(where) == UNKNOWN:
         return None
     status = _git(["status", "--porcelain", "--untracked-files=no"], where)

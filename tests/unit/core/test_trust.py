@@ -164,6 +164,21 @@ def test_wrong_number_of_features_names_shapes():
         LevenbergMarquardt(conv).fit(torch.randn(4, 2, 4), torch.randn(4, 1))
 
 
+def test_frozen_layer_of_another_dtype_is_named_as_the_cause():
+    x, y = data()
+    model = nn.Sequential(nn.Linear(2, 5).double(), nn.Tanh(), nn.Linear(5, 1))
+    model[0].requires_grad_(False)  # frozen float64 layer, float32 trainable head
+    with pytest.raises(InvalidInputError, match=r"dtypes differ: x is float32.*0\.weight "
+                                                r"\(float64\).*model\.float\(\)") as info:
+        LevenbergMarquardt(model).fit(x, y)
+    assert "feature" not in str(info.value)  # the width is right: it is not the cause
+    # a wrong width is still reported as such, whatever the dtypes
+    with pytest.raises(InvalidInputError, match=r"x has 3 feature.*takes 2 features"):
+        LevenbergMarquardt(model).fit(torch.cat([x, x[:, :1]], dim=1), y)
+    model.float()
+    LevenbergMarquardt(model, stopping=StoppingRules(max_epochs=1, min_error=None)).fit(x, y)
+
+
 def test_loader_of_x_only_and_empty_loader():
     x, y = data()
     only_x = DataLoader(TensorDataset(x), batch_size=8)

@@ -22,6 +22,7 @@ from lmbench.data import (
 from lmbench.data.prepare import clean_frame
 from lmbench.data.registry import DATASET_CONFIG_DIR, DatasetSpec, resolve_spec
 from lmbench.data.sources import _cached_load, load_raw_frame
+from lmbench.paths import PACKAGE_DIR
 
 CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
 
@@ -223,6 +224,12 @@ def test_a_config_mapping_gives_the_same_data_as_the_name() -> None:
     assert prepare_dataset(OmegaConf.to_container(cfg), 5).hash == by_name.hash
 
 
+def test_seed_defaults_to_the_harness_seed() -> None:
+    default = prepare_dataset("wine")
+    assert default.seed == 0
+    assert default.hash == _prepared("wine", 0).hash
+
+
 def test_hydra_composes_the_dataset_and_model_groups() -> None:
     from hydra import compose, initialize_config_dir
 
@@ -293,5 +300,8 @@ def test_missing_required_key_is_reported() -> None:
         prepare_dataset(cfg, seed=0)
 
 
-def test_config_dir_is_the_hydra_group() -> None:
-    assert DATASET_CONFIG_DIR == CONF_DIR / "dataset"
+def test_config_dir_is_the_hydra_group_inside_the_package() -> None:
+    # inside the package, so that an installed wheel finds its datasets from any folder (the
+    # repository's conf/ is only a link to lmbench/conf)
+    assert DATASET_CONFIG_DIR.is_relative_to(PACKAGE_DIR)
+    assert DATASET_CONFIG_DIR.resolve() == (CONF_DIR / "dataset").resolve()

@@ -15,6 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from lmbench.core import TrainingHistory
+from lmbench.data import prepare_dataset
 from lmbench.estimators import LMClassifier, LMRegressor
 
 
@@ -200,3 +201,24 @@ def test_classifier_rejects_a_single_class_and_continuous_targets() -> None:
         LMClassifier().fit(x, np.ones(10))
     with pytest.raises(ValueError, match="Unknown label type"):
         LMClassifier().fit(x, np.linspace(0, 1, 10))
+
+
+def test_classifier_takes_the_one_hot_targets_of_the_data_api() -> None:
+    ds = prepare_dataset("wine", seed=0)
+    clf = LMClassifier(max_epochs=20, random_state=0).fit(ds.x_train, ds.y_train)
+    assert list(clf.classes_) == [0, 1, 2]
+    predicted = clf.predict(ds.x_test)  # one-hot rows, like the y it was fitted on
+    assert predicted.shape == ds.y_test.shape and predicted.dtype == ds.y_test.dtype
+    np.testing.assert_array_equal(predicted.sum(axis=1), 1)
+    assert clf.score(ds.x_test, ds.y_test) > 0.85
+    # the same fit as on the labels the one-hot rows encode
+    on_labels = LMClassifier(max_epochs=20, random_state=0).fit(ds.x_train, ds.y_train.argmax(1))
+    np.testing.assert_array_equal(predicted.argmax(axis=1), on_labels.predict(ds.x_test))
+    np.testing.assert_allclose(clf.predict_proba(ds.x_test), on_labels.predict_proba(ds.x_test))
+
+
+def test_classifier_refuses_rows_of_several_classes() -> None:
+    x = np.random.default_rng(0).normal(size=(4, 2))
+    multilabel = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 1]])
+    with pytest.raises(ValueError, match=r"row 2 holds 2 ones.*labels y of shape \(n,\)"):
+        LMClassifier().fit(x, multilabel)
