@@ -342,6 +342,7 @@ class LevenbergMarquardt:
         if self.tests_convergence and self.stopping.gradient_converged(system.scaled_gradient):
             tally.form, tally.converged = system.form, CONVERGED_GTOL
             tally.gradient_norm = system.gradient_norm
+            run.system = None  # a Bayesian run goes on only to re-estimate at this point
             return theta, objective, loss
         step = self._damped_step(run, system, run.source, theta, objective, timer)
         tally.add(system, step)

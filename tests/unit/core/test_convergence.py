@@ -291,3 +291,16 @@ def test_geodesic_acceleration_solves_rosenbrock_in_fewer_jacobians():
 def test_geodesic_acceleration_refusals_name_the_setting(changes):
     with pytest.raises(ValueError, match="geodesic|acceleration|ratio"):
         TrainerSettings(**{"acceleration": "geodesic", **changes})
+
+
+# ---------------------------------------------------------------- with Bayesian regularisation
+def test_a_bayesian_run_converges_once_its_penalty_has_travelled_and_settled():
+    model, x, y = linear_problem()
+    # lambda may move by 5% an epoch: it needs ~100 epochs to fall from its start
+    history = TrainerSettings(regularization="bayesian", bayesian_max_change=1.05,
+                              mu_init=1e-3, max_epochs=400, min_error=None).fit(model, x, y)
+    assert history.stop_reason in CONVERGED
+    lambdas = history.weight_decay
+    assert 50 < len(history.loss) - 1 < 400
+    assert lambdas[1] > 100 * lambdas[-1] > 0
+    assert math.isclose(lambdas[-1], lambdas[-2], rel_tol=1e-3)
