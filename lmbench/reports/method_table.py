@@ -93,7 +93,7 @@ def comparison_section(runs: pd.DataFrame, reference: str = METHOD_LM) -> Sectio
     cost = Table(
         "comparison_cost",
         "Model size (weights; leaf values for tree ensembles) and mean training time in "
-        "seconds (grid search included for the tuned baselines).",
+        "seconds (for the tuned methods: the whole tuning, every Optuna trial included).",
         ["dataset", *[f"{m} {what}" for m in methods for what in ("size", "train s")]],
     )
     ranks = Table(

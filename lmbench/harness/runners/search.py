@@ -58,7 +58,7 @@ def run(job: DatasetJob) -> JobOutcome:
             "selected_trial": result.selected_trial,
             "trials": [trial.as_dict() for trial in result.trials],
         },
-        schema.GRID_SEARCH_ARTIFACT,
+        schema.TUNING_ARTIFACT,
     )
     tracker.log_child_runs(tuning_trials(result, data.name))
     extra: dict[str, float] = {}

@@ -192,3 +192,21 @@ def test_sensitivity_colorbar_labels_stay_beside_their_own_panel():
                     continue
                 assert not label.overlaps(other.get_tightbbox(renderer)), (
                     block.stem, colorbar.get_ylabel())
+
+
+def test_tuned_methods_are_described_as_tuned_by_optuna_trials_not_a_grid_search():
+    from lmbench.reports.dynamics import dynamics_section
+
+    runs = lm_runs([
+        {"run_id": "a", "dataset": "d", "primary_value": 5.0, "params.trainer.mu_init": "1"},
+        {"run_id": "b", "dataset": "d", "primary_value": 4.0, "method": "adam"},
+    ])
+    series = {"train_loss": pd.Series([1.0, 0.5]), "val_loss": pd.Series([1.0, 0.6]),
+              "mu": pd.Series([1.0, 0.1]), "epoch_time_s": pd.Series([0.0, 0.5])}
+
+    def load(run_ids, keys):
+        return {r: {k: series[k] for k in keys if k in series} for r in run_ids}
+
+    for section in (comparison_section(runs), dynamics_section(runs, load)):
+        md = text_of(section) + "\n".join(table.caption for table in section.tables)
+        assert "grid" not in md.lower() and "Optuna trial" in md
