@@ -155,6 +155,14 @@ DEFAULT_TEST_METRIC_PREFIX = "default_test_"
 METRIC_DEFAULT_VAL_SCORE = "default_val_score"
 METRIC_N_TRIALS = "n_trials"
 METRIC_N_TIMED_OUT = "n_timed_out_trials"
+#: Tuned runs: the selected model's size counts (``BaselineResult.model_size``) as
+#: ``model_size_<count>`` (see :func:`model_size_metric`): ``n_parameters`` for networks; for
+#: tree ensembles ``n_trees``, ``n_leaves``, ``n_internal_nodes``, ``n_nodes``,
+#: ``n_leaf_values`` and (CatBoost) ``n_split_conditions``.
+MODEL_SIZE_METRIC_PREFIX = "model_size_"
+MODEL_SIZE_TREES = "n_trees"
+MODEL_SIZE_LEAVES = "n_leaves"
+MODEL_SIZE_INTERNAL_NODES = "n_internal_nodes"
 # limits runs
 METRIC_PEAK_MEMORY = "peak_memory_bytes"
 METRIC_PREDICTED_MEMORY = "predicted_memory_bytes"
@@ -286,6 +294,11 @@ test_metric.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 def default_test_metric(name: str) -> str:
     """The metric name of the default configuration's test score: ``default_test_<name>``."""
     return f"{DEFAULT_TEST_METRIC_PREFIX}{name}"
+
+
+def model_size_metric(count: str) -> str:
+    """The metric name of a tuned run's model-size count: ``model_size_<count>``."""
+    return f"{MODEL_SIZE_METRIC_PREFIX}{count}"
 
 
 def tag_column(name: str) -> str:

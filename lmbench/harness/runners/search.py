@@ -96,7 +96,7 @@ def run(job: DatasetJob) -> JobOutcome:
             "search_time_s": result.search_time_s,
             "best_fit_time_s": result.best_fit_time_s,
             "best_val_score": result.best_val_score,
-            **{f"model_size_{k}": v for k, v in size.items()},
+            **{schema.model_size_metric(k): v for k, v in size.items()},
             **extra,
         },
     )
