@@ -16,13 +16,42 @@ from dataclasses import dataclass
 import pandas as pd
 from scipy import stats
 
-from lmbench.reports.numbers import fmt
+from lmbench.reports.labels import width_label
+from lmbench.reports.numbers import MISSING, fmt, fmt_int
 from lmbench.reports.statistics import ALPHA, MIN_PAIRS, paired_outcome, rank_scores
 from lmbench.reports.tables import markdown_table
-from lmbench.tracking.schema import METHOD_LM
+from lmbench.tracking.schema import METHOD_LM, PARAM_HIDDEN, param_column
 
 #: The outcomes of one method against another on one dataset.
 OUTCOMES = ("win", "tie", "loss", "n too small")
+#: The run-table column of the hidden widths a run's network had (single-configuration runs).
+WIDTH_COLUMN = param_column(PARAM_HIDDEN)
+#: Said under a size column where some cell lists a size per hidden widths.
+SIZES_PER_WIDTH_NOTE = ("Where a method's runs on a dataset trained networks of several "
+                        "hidden widths, the size of each is listed (widths in brackets): a "
+                        "mean of different networks' sizes is no network's size.")
+
+
+def model_sizes(runs: pd.DataFrame) -> tuple[tuple[str, float], ...]:
+    """The model sizes of ``runs``, one per network: with several hidden widths
+    (``model.hidden``) among them, ``(widths, median size)`` per widths, smallest first; else
+    ``(("", median size),)`` over the runs (one network, up to what tuning selected); ``()``
+    without sizes."""
+    sizes = pd.to_numeric(runs["n_parameters"], errors="coerce")
+    if WIDTH_COLUMN in runs and runs[WIDTH_COLUMN].dropna().nunique() > 1:
+        per_width = sizes.groupby(runs[WIDTH_COLUMN].map(width_label)).median().dropna()
+        return tuple(sorted(((str(w), float(s)) for w, s in per_width.items()),
+                            key=lambda pair: (pair[1], pair[0])))
+    return (("", float(sizes.median())),) if sizes.notna().any() else ()
+
+
+def format_model_sizes(sizes: tuple[tuple[str, float], ...]) -> str:
+    """``2,026`` for one network; ``266 (8) / 530 (16)`` for one per hidden widths."""
+    if not sizes:
+        return MISSING
+    if len(sizes) == 1:
+        return fmt_int(sizes[0][1])
+    return " / ".join(f"{fmt_int(size)} ({widths})" for widths, size in sizes)
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
@@ -51,6 +80,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
             "std": std,
             "ci95": half,
             "n_parameters": float(good["n_parameters"].median()) if n else math.nan,
+            "model_sizes": model_sizes(good),
             "train_time_s": float(good["train_time_s"].mean()) if n else math.nan,
         })
     summary = pd.DataFrame(rows)
@@ -112,7 +142,7 @@ class ComparisonResult:
                 row["dataset"], f"{row['metric']} {direction}", row["method"],
                 f"{num(row['mean'], digits)} ± {num(row['std'], digits)} "
                 f"({int(row['n'])}{failed})",
-                num(row["n_parameters"], None), num(row["train_time_s"], 2),
+                format_model_sizes(row["model_sizes"]), num(row["train_time_s"], 2),
                 num(row["rank"], 1),
             ])
         scores = pd.DataFrame(rows, columns=[
@@ -124,8 +154,11 @@ class ComparisonResult:
             columns=["method", "mean rank"],
         )
         wtl = self.wtl[["method", "versus", *OUTCOMES]]
+        per_width = ([SIZES_PER_WIDTH_NOTE, ""]
+                     if self.summary["model_sizes"].map(len).gt(1).any() else [])
         return "\n".join([
-            markdown_table(scores), "", markdown_table(ranks), "", markdown_table(wtl), "",
+            markdown_table(scores), "", *per_width, markdown_table(ranks), "",
+            markdown_table(wtl), "",
             f"Win rule: two-sided Wilcoxon signed-rank over seeds, p < {ALPHA}; 'n too "
             f"small': fewer than {MIN_PAIRS} seeds with a difference.",
         ])

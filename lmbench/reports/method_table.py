@@ -7,9 +7,14 @@ import math
 
 import pandas as pd
 
-from lmbench.reports.comparison import OUTCOMES, compare_methods
+from lmbench.reports.comparison import (
+    OUTCOMES,
+    SIZES_PER_WIDTH_NOTE,
+    compare_methods,
+    format_model_sizes,
+)
 from lmbench.reports.document import Section
-from lmbench.reports.numbers import fmt, fmt_int, fmt_mean_std
+from lmbench.reports.numbers import fmt, fmt_mean_std
 from lmbench.reports.statistics import ALPHA, MIN_PAIRS
 from lmbench.reports.tables import Cell, Table, bold_best
 from lmbench.tracking.schema import (
@@ -127,7 +132,7 @@ def comparison_section(runs: pd.DataFrame, reference: str = METHOD_LM) -> Sectio
         cost.add([dataset, *[
             v for row in rows for v in (
                 ("–", "–") if row is None
-                else (fmt_int(row["n_parameters"]), fmt(row["train_time_s"], 3))
+                else (format_model_sizes(row["model_sizes"]), fmt(row["train_time_s"], 3))
             )
         ]])
         rank_values = [math.nan if r is None else float(r["rank"]) for r in rows]
@@ -139,6 +144,8 @@ def comparison_section(runs: pd.DataFrame, reference: str = METHOD_LM) -> Sectio
         Cell(fmt(v, 3), b)
         for v, b in zip(mean_ranks, bold_best(mean_ranks, False), strict=True)
     ]])
+    if summary["model_sizes"].map(len).gt(1).any():
+        cost.notes.append(SIZES_PER_WIDTH_NOTE)
     if stale:
         scores.notes.append("† includes runs from another code version (see the run audit).")
     if multi_config:

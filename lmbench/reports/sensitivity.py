@@ -13,7 +13,6 @@ primary test metric instead, and the table says so. A cell is the mean over the 
 
 from __future__ import annotations
 
-import ast
 import math
 import textwrap
 from collections.abc import Callable, Sequence
@@ -30,6 +29,7 @@ from lmbench.reports.labels import (
     MU_INIT_LABEL,
     run_loss_label,
     spans_decades,
+    width_label,
 )
 from lmbench.reports.numbers import fmt
 from lmbench.reports.tables import Cell, Table, bold_best
@@ -55,17 +55,6 @@ WIDTH = param_column(PARAM_HIDDEN)
 VAL_PREFIX = "val "
 #: Characters per line of a colour bar's label: wrapped to stay beside its own panel.
 COLORBAR_LABEL_WIDTH = 24
-
-
-def width_label(value: object) -> str:
-    """``"[32, 16]"`` -> ``"32-16"`` (hidden widths as logged); other text unchanged."""
-    try:
-        parsed = ast.literal_eval(str(value))
-    except (ValueError, SyntaxError):
-        return str(value)
-    if isinstance(parsed, list | tuple):
-        return "-".join(str(v) for v in parsed)
-    return str(parsed)
 
 
 def _width_key(label: str) -> tuple[int, list[float], str]:

@@ -72,3 +72,11 @@ def test_single_seed_comparisons_are_not_called():
     table = runs_table({("d", "lm"): [0.99], ("d", "adam"): [0.5]})
     counts = win_tie_loss(table).iloc[0]
     assert counts["n too small"] == 1 and counts["win"] == 0
+
+
+def test_compare_table_lists_a_size_per_hidden_width_instead_of_their_mean():
+    runs = runs_table({("d", "lm"): [0.9, 0.8]})
+    runs["params.model.hidden"] = ["[8]", "[16]"]
+    runs["n_parameters"] = [266.0, 530.0]
+    table = compare_methods(runs).to_markdown()
+    assert "| 266 (8) / 530 (16) |" in table and "398" not in table

@@ -210,3 +210,16 @@ def test_tuned_methods_are_described_as_tuned_by_optuna_trials_not_a_grid_search
     for section in (comparison_section(runs), dynamics_section(runs, load)):
         md = text_of(section) + "\n".join(table.caption for table in section.tables)
         assert "grid" not in md.lower() and "Optuna trial" in md
+
+
+def test_cost_lists_a_size_per_hidden_width_instead_of_their_mean():
+    runs = lm_runs([
+        {"run_id": f"{width}{seed}", "dataset": "d", "primary_value": 1.0, "seed": seed,
+         "params.model.hidden": width, "n_parameters": size}
+        for width, size in (("[8]", 266.0), ("[16]", 530.0)) for seed in (0, 1)
+    ] + [{"run_id": "a0", "dataset": "d", "method": "adam", "primary_value": 1.0,
+          "params.model.hidden": math.nan, "n_parameters": 2026.0}])
+    section = comparison_section(runs)
+    cost = next(t for t in section.tables if t.name == "comparison_cost")
+    assert "| d | 266 (8) / 530 (16) | 1 | 2,026 | 1 |" in cost.to_markdown()
+    assert "398" not in cost.to_markdown() and any("widths" in n for n in cost.notes)
