@@ -127,13 +127,19 @@ class ComparisonResult:
     summary: pd.DataFrame
     mean_ranks: pd.Series
     wtl: pd.DataFrame
+    #: The method whose win/tie/loss against the others ``wtl`` counts.
+    reference: str = METHOD_LM
 
     def to_markdown(self, digits: int = 4) -> str:
-        """Per-dataset table (mean ± std, size, time, rank), mean ranks and win/tie/loss."""
+        """Per-dataset table (mean ± std, size, time, rank), mean ranks and win/tie/loss; with
+        fewer than two methods, or without the reference method, a sentence instead of the
+        tables that would compare nothing."""
 
         def num(value: float, significant: int | None) -> str:
             return fmt(value, significant, group_below=math.inf)
 
+        methods = list(dict.fromkeys(self.summary["method"]))
+        compared = len(methods) >= 2
         rows = []
         for _, row in self.summary.iterrows():
             direction = "↑" if row["higher_is_better"] else "↓"
@@ -143,22 +149,33 @@ class ComparisonResult:
                 f"{num(row['mean'], digits)} ± {num(row['std'], digits)} "
                 f"({int(row['n'])}{failed})",
                 format_model_sizes(row["model_sizes"]), num(row["train_time_s"], 2),
-                num(row["rank"], 1),
+                *([num(row["rank"], 1)] if compared else []),
             ])
         scores = pd.DataFrame(rows, columns=[
             "dataset", "metric", "method", "mean ± std (n)", "params / leaves", "train s",
-            "rank",
+            *(["rank"] if compared else []),
         ])
+        per_width = ([SIZES_PER_WIDTH_NOTE, ""]
+                     if self.summary["model_sizes"].map(len).gt(1).any() else [])
+        parts = [markdown_table(scores), "", *per_width]
+        if not compared:
+            return "\n".join([*parts,
+                f"One method (`{methods[0]}`) in these runs: ranks and win/tie/loss compare "
+                "methods with each other, so there are none. Add runs of another method to "
+                "the experiment to compare."])
         ranks = pd.DataFrame(
             [[m, fmt(r, decimals=2)] for m, r in self.mean_ranks.items()],
             columns=["method", "mean rank"],
         )
+        parts += [markdown_table(ranks), ""]
+        if self.reference not in methods:
+            return "\n".join([*parts,
+                f"No win/tie/loss: it counts `{self.reference}` against each other method, "
+                f"and these runs hold no `{self.reference}` (methods: "
+                + ", ".join(f"`{m}`" for m in methods) + "; pick one with --reference)."])
         wtl = self.wtl[["method", "versus", *OUTCOMES]]
-        per_width = ([SIZES_PER_WIDTH_NOTE, ""]
-                     if self.summary["model_sizes"].map(len).gt(1).any() else [])
         return "\n".join([
-            markdown_table(scores), "", *per_width, markdown_table(ranks), "",
-            markdown_table(wtl), "",
+            *parts, markdown_table(wtl), "",
             f"Win rule: two-sided Wilcoxon signed-rank over seeds, p < {ALPHA}; 'n too "
             f"small': fewer than {MIN_PAIRS} seeds with a difference.",
         ])
@@ -170,5 +187,5 @@ def compare_methods(runs: pd.DataFrame, reference: str = METHOD_LM) -> Compariso
     if summary.empty:
         raise ValueError("no runs to compare: the experiment has no runs with a primary metric")
     mean_ranks = summary.groupby("method")["rank"].mean().sort_values()
-    return ComparisonResult(summary, mean_ranks, win_tie_loss(runs, reference))
+    return ComparisonResult(summary, mean_ranks, win_tie_loss(runs, reference), reference)
 

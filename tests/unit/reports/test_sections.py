@@ -223,3 +223,13 @@ def test_cost_lists_a_size_per_hidden_width_instead_of_their_mean():
     cost = next(t for t in section.tables if t.name == "comparison_cost")
     assert "| d | 266 (8) / 530 (16) | 1 | 2,026 | 1 |" in cost.to_markdown()
     assert "398" not in cost.to_markdown() and any("widths" in n for n in cost.notes)
+
+
+def test_a_one_method_comparison_has_no_rank_table_and_says_why():
+    runs = lm_runs([{"run_id": "a", "dataset": "d1", "primary_value": 1.0},
+                    {"run_id": "b", "dataset": "d2", "primary_value": 2.0}])
+    section = comparison_section(runs)
+    assert [t.name for t in section.tables] == ["comparison_scores", "comparison_cost"]
+    md = text_of(section)
+    assert "with one method (`lm`) in these experiments there is nothing to rank or pair" in md
+    assert "Wilcoxon" not in md and "Win/tie/loss needs" not in md
