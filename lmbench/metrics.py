@@ -5,7 +5,7 @@ predictions are class scores of shape ``(n, k)`` (probabilities from a softmax h
 ``predict_proba``) or, for binary tasks, a 1-D positive-class probability. Regression targets and
 predictions are ``(n,)`` or ``(n, 1)``; pass ``inverse_target`` to report metrics in original units.
 
-``PRIMARY_METRIC`` is the single number model selection (grid searches, validation stopping) and
+``PRIMARY_METRIC`` is the single number model selection (tuning, validation stopping) and
 the comparison table use. Its choice per task:
 
 * ``binary -> roc_auc (max)``: threshold-free and insensitive to class imbalance, so it compares
@@ -88,8 +88,8 @@ def primary_score(task: str, metrics: dict[str, float]) -> float:
 def is_better(task: str, candidate: float, incumbent: float) -> bool:
     """Whether ``candidate`` strictly beats ``incumbent`` on the task's primary metric.
 
-    NaN never beats anything; anything finite beats NaN. Ties keep the incumbent, so a grid
-    search keeps the first of equally good points (grid order is the config order).
+    NaN never beats anything; anything finite beats NaN. Ties keep the incumbent, so a tuning
+    keeps the first of equally good trials (the default configuration before sampled ones).
     """
     _check_task(task)
     if math.isnan(candidate):

@@ -116,12 +116,25 @@ def _log_ticks(values: Sequence[float], most: int = 6) -> list[float]:
     return [float(v) for v in MaxNLocator(nbins=most - 1).tick_values(low, high) if v > 0]
 
 
+def distinct_tick_format(ticks: Sequence[float], fewest: int = 2, most: int = 12) -> str:
+    """A ``%.<n>g`` format with the fewest significant digits (at least ``fewest``) that
+    writes every tick exactly, so no two ticks share a label: ticks 0.215 and 0.22 read
+    ``0.215, 0.22``, not ``0.22`` twice (and 1.0025 is not rounded to 1.002)."""
+    for digits in range(fewest, most + 1):
+        if all(math.isclose(float(f"{t:.{digits}g}"), t, rel_tol=1e-9, abs_tol=1e-300)
+               for t in ticks):
+            return f"%.{digits}g"
+    return f"%.{most}g"
+
+
 def _log_axis(ax: Any, values: Sequence[float]) -> None:
-    """Log y axis with at most six ticks labelled in plain text (``%.2g``, no mathtext) and no
-    minor ticks, at most six x ticks: tick labels are what drawing a figure spends its time on."""
+    """Log y axis with at most six ticks labelled in plain text (``%.<n>g`` with as few digits
+    as keep the labels distinct, no mathtext) and no minor ticks, at most six x ticks: tick
+    labels are what drawing a figure spends its time on."""
+    ticks = _log_ticks(values)
     ax.set_yscale("log")
-    ax.yaxis.set_major_locator(FixedLocator(_log_ticks(values)))
-    ax.yaxis.set_major_formatter(FormatStrFormatter("%.2g"))
+    ax.yaxis.set_major_locator(FixedLocator(ticks))
+    ax.yaxis.set_major_formatter(FormatStrFormatter(distinct_tick_format(ticks)))
     ax.yaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
 

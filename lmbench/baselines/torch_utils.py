@@ -1,4 +1,4 @@
-"""Torch helpers shared by the network baselines (Adam, LM grid): thread pinning (with the
+"""Torch helpers shared by the network baselines (Adam, tuned LM): thread pinning (with the
 ``auto`` thread rule) and the chunked, eval-mode predictor every ``BaselineResult`` of a network
 uses."""
 

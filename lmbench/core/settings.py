@@ -1,6 +1,6 @@
 """One typed settings object for an LM run, and the one place that turns it into a trainer.
 
-Every caller outside the engine (the harness, the baselines' LM grid, the scikit-learn
+Every caller outside the engine (the harness, the tuned LM baseline, the scikit-learn
 estimators, the seed-compatible functions, the paper checks, the benchmarks) describes its run
 as ``TrainerSettings`` and calls ``build`` (or ``fit``), so a new knob is added here once.
 ``from_mapping`` reads a config mapping (a Hydra ``DictConfig`` or a dict) and accepts the seed's

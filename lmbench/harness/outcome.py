@@ -10,6 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from lmbench.harness.context import model_tag
 from lmbench.tracking import flatten_config
 
 
@@ -38,9 +39,10 @@ class JobOutcome:
 
 
 def run_name(cfg: Mapping[str, Any], method: str, dataset: str) -> str:
-    """Readable and unique enough: method/dataset/model/seed plus a short config digest."""
+    """Readable and unique enough: method/dataset/model/seed plus a short config digest. The
+    model is the run's ``model`` tag (``model_tag``): a tuned method's own model
+    (``mlp_grid``, ``xgboost``), not the ``cfg.model`` it ignores."""
     plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
     assert isinstance(plain, Mapping)
     digest = hashlib.sha256(repr(sorted(flatten_config(plain).items())).encode()).hexdigest()
-    model = plain.get("model", {}).get("name", "mlp")
-    return f"{method}-{dataset}-{model}-s{plain['seed']}-{digest[:8]}"
+    return f"{method}-{dataset}-{model_tag(plain)}-s{plain['seed']}-{digest[:8]}"

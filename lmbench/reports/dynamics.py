@@ -175,8 +175,8 @@ def _lm_vs_adam(
         return
     section.text(
         "LM vs Adam: training (solid) and validation (dashed) loss of the last epoch's weights "
-        "against cumulative epoch time. Adam's curve is its selected grid "
-        "point only (the grid search's other points are not in the time axis); its first "
+        "against cumulative epoch time. Adam's curve is its selected tuning trial only (its "
+        "other Optuna trials are not on the time axis); its first "
         "point is after one epoch, LM's is the initial state."
     )
     table = Table(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import math
 
 import pandas as pd
@@ -31,6 +32,17 @@ def loss_label(loss: object, task: object) -> str:
 def run_loss_label(run: pd.Series) -> str:
     """The loss label of one run (its ``loss`` tag and ``task``)."""
     return loss_label(run.get(tag_column(TAG_LOSS)), run.get("task"))
+
+
+def width_label(value: object) -> str:
+    """``"[32, 16]"`` -> ``"32-16"`` (hidden widths as logged); other text unchanged."""
+    try:
+        parsed = ast.literal_eval(str(value))
+    except (ValueError, SyntaxError):
+        return str(value)
+    if isinstance(parsed, list | tuple):
+        return "-".join(str(v) for v in parsed)
+    return str(parsed)
 
 
 def spans_decades(values: object) -> bool:

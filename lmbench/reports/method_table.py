@@ -7,9 +7,14 @@ import math
 
 import pandas as pd
 
-from lmbench.reports.comparison import OUTCOMES, compare_methods
+from lmbench.reports.comparison import (
+    OUTCOMES,
+    SIZES_PER_WIDTH_NOTE,
+    compare_methods,
+    format_model_sizes,
+)
 from lmbench.reports.document import Section
-from lmbench.reports.numbers import fmt, fmt_int, fmt_mean_std
+from lmbench.reports.numbers import fmt, fmt_mean_std
 from lmbench.reports.statistics import ALPHA, MIN_PAIRS
 from lmbench.reports.tables import Cell, Table, bold_best
 from lmbench.tracking.schema import (
@@ -65,16 +70,22 @@ def comparison_section(runs: pd.DataFrame, reference: str = METHOD_LM) -> Sectio
             + ", ".join(f"`{m}`" for m in methods) + " only."
         )
         section.missing += [("comparison", f"no `{m}` runs") for m in absent]
+    compared = len(methods) >= 2
     section.text(
         "Primary test metric per task (↑ higher is better, ↓ lower): mean ± sample std over "
         "the FINISHED runs of each method on each dataset (n; failed runs counted beside it); "
         "the best mean of each row in bold (descriptive: equal means are all bold, and bold "
-        "is not a test). Ranks are per dataset (1 = best, ties averaged). Win/tie/loss pairs "
-        "the two methods' scores by seed on each dataset and applies the two-sided Wilcoxon "
-        f"signed-rank test: a win or loss needs p < {ALPHA} (unadjusted, per dataset); equal "
-        "scores and non-significant differences are ties; with fewer than "
-        f"{MIN_PAIRS} seeds that differ no such test can reach {ALPHA}, and the dataset is "
-        "counted as 'n too small' instead of being called."
+        "is not a test)." + (
+            " Ranks are per dataset (1 = best, ties averaged). Win/tie/loss pairs "
+            "the two methods' scores by seed on each dataset and applies the two-sided "
+            f"Wilcoxon signed-rank test: a win or loss needs p < {ALPHA} (unadjusted, per "
+            "dataset); equal scores and non-significant differences are ties; with fewer "
+            f"than {MIN_PAIRS} seeds that differ no such test can reach {ALPHA}, and the "
+            "dataset is counted as 'n too small' instead of being called." if compared else
+            f" Ranks and win/tie/loss compare methods with each other; with one method "
+            f"(`{methods[0]}`) in these experiments there is nothing to rank or pair, so "
+            "neither is shown."
+        )
     )
     stale = _stale_cells(runs)
     configs = {
@@ -93,7 +104,7 @@ def comparison_section(runs: pd.DataFrame, reference: str = METHOD_LM) -> Sectio
     cost = Table(
         "comparison_cost",
         "Model size (weights; leaf values for tree ensembles) and mean training time in "
-        "seconds (grid search included for the tuned baselines).",
+        "seconds (for the tuned methods: the whole tuning, every Optuna trial included).",
         ["dataset", *[f"{m} {what}" for m in methods for what in ("size", "train s")]],
     )
     ranks = Table(
@@ -127,7 +138,7 @@ def comparison_section(runs: pd.DataFrame, reference: str = METHOD_LM) -> Sectio
         cost.add([dataset, *[
             v for row in rows for v in (
                 ("–", "–") if row is None
-                else (fmt_int(row["n_parameters"]), fmt(row["train_time_s"], 3))
+                else (format_model_sizes(row["model_sizes"]), fmt(row["train_time_s"], 3))
             )
         ]])
         rank_values = [math.nan if r is None else float(r["rank"]) for r in rows]
@@ -139,6 +150,8 @@ def comparison_section(runs: pd.DataFrame, reference: str = METHOD_LM) -> Sectio
         Cell(fmt(v, 3), b)
         for v, b in zip(mean_ranks, bold_best(mean_ranks, False), strict=True)
     ]])
+    if summary["model_sizes"].map(len).gt(1).any():
+        cost.notes.append(SIZES_PER_WIDTH_NOTE)
     if stale:
         scores.notes.append("† includes runs from another code version (see the run audit).")
     if multi_config:
@@ -148,8 +161,9 @@ def comparison_section(runs: pd.DataFrame, reference: str = METHOD_LM) -> Sectio
         )
     section.table(scores)
     section.table(cost)
-    section.table(ranks)
-    if reference in methods and len(methods) > 1:
+    if compared:  # one method: nothing to rank or pair (the text above says so)
+        section.table(ranks)
+    if compared and reference in methods:
         wtl = Table(
             "comparison_win_tie_loss",
             f"Win/tie/loss of `{reference}` against each other method, over datasets "
@@ -161,7 +175,7 @@ def comparison_section(runs: pd.DataFrame, reference: str = METHOD_LM) -> Sectio
         for _, row in result.wtl.iterrows():
             wtl.add([row["method"], row["versus"], *[str(row[o]) for o in OUTCOMES]])
         section.table(wtl)
-    else:
+    elif compared:
         section.text(f"Win/tie/loss needs `{reference}` and at least one other method.")
     for _, run in runs.iterrows():
         if run["status"] != "FINISHED":

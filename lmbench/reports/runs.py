@@ -54,7 +54,7 @@ def load_runs(
     experiments: str | Sequence[str], tracking_uri: str | None = None
 ) -> pd.DataFrame:
     """Every run of ``experiments`` (FAILED and unfinished ones included, never dropped); the
-    runs that only group or detail others (sweep parents, grid trials:
+    runs that only group or detail others (sweep parents, tuning trials:
     ``schema.GROUPING_KINDS``) are not results and are left out.
 
     ``primary_metric`` is the run's ``primary_metric`` tag (set by the harness), or for runs
@@ -73,7 +73,7 @@ def load_runs(
         )
     raw = _runs_frame(uri, [e.experiment_id for e in found])
     kind = _column(raw, tag_column(TAG_KIND))
-    raw = raw[~kind.isin(GROUPING_KINDS)].reset_index(drop=True)  # sweep parents, grid trials
+    raw = raw[~kind.isin(GROUPING_KINDS)].reset_index(drop=True)  # sweep parents, tuning trials
     id_to_name = {e.experiment_id: e.name for e in found}
     tidy = pd.DataFrame(index=raw.index)
     tidy["run_id"] = raw["run_id"]

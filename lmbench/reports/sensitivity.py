@@ -1,18 +1,20 @@
 """Report section 2: sensitivity of LM to ``mu_init`` × ``demping_coef`` and to the width.
 
 Runs: method ``lm`` with a ``trainer.mu_init`` param (single-configuration LM jobs, e.g. the
-``lm_sweep`` or ``quick`` experiments). The value of a run is its validation loss (MSE on the
-validation split) for the weights it returned: at ``best_epoch`` when validation patience
-restored the best weights, else at the last epoch — the ``best_val_loss`` metric where the run
-logged it, else read from the ``val_loss`` history. A
-dataset whose runs logged no validation loss uses the primary test metric instead, and the
-table says so. A cell is the mean over the runs in it (seeds and the other swept settings).
+``lm_sweep`` or ``quick`` experiments). The value of a run is its validation loss (the loss
+the run minimised, its ``loss`` tag: MSE, cross-entropy, ..., on the validation split) for the
+weights it returned: at ``best_epoch`` when validation patience restored the best weights, else
+at the last epoch — the ``best_val_loss`` metric where the run logged it, else read from the
+``val_loss`` history. The table and figures name that loss. A dataset whose runs logged no
+validation loss, or minimised different losses (values that cannot be averaged), uses the
+primary test metric instead, and the table says so. A cell is the mean over the runs in it
+(seeds and the other swept settings).
 """
 
 from __future__ import annotations
 
-import ast
 import math
+import textwrap
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -22,7 +24,13 @@ from matplotlib.figure import Figure
 
 from lmbench.reports.document import Section
 from lmbench.reports.figures import report_style, subplots
-from lmbench.reports.labels import DAMPING_COEF_LABEL, MU_INIT_LABEL, spans_decades
+from lmbench.reports.labels import (
+    DAMPING_COEF_LABEL,
+    MU_INIT_LABEL,
+    run_loss_label,
+    spans_decades,
+    width_label,
+)
 from lmbench.reports.numbers import fmt
 from lmbench.reports.tables import Cell, Table, bold_best
 from lmbench.tracking.schema import (
@@ -43,19 +51,10 @@ HistoryLoader = Callable[[Sequence[str], Sequence[str]], dict[str, dict[str, pd.
 MU = param_column(PARAM_MU_INIT)
 DAMPING = param_column(PARAM_DAMPING_COEF)
 WIDTH = param_column(PARAM_HIDDEN)
-VAL_LABEL = "val loss"
-VAL_COLORBAR = "validation loss of the returned weights"
-
-
-def width_label(value: object) -> str:
-    """``"[32, 16]"`` -> ``"32-16"`` (hidden widths as logged); other text unchanged."""
-    try:
-        parsed = ast.literal_eval(str(value))
-    except (ValueError, SyntaxError):
-        return str(value)
-    if isinstance(parsed, list | tuple):
-        return "-".join(str(v) for v in parsed)
-    return str(parsed)
+#: Prefix of the ``value`` column for a validation loss: ``val `` + the loss with its unit.
+VAL_PREFIX = "val "
+#: Characters per line of a colour bar's label: wrapped to stay beside its own panel.
+COLORBAR_LABEL_WIDTH = 24
 
 
 def _width_key(label: str) -> tuple[int, list[float], str]:
@@ -87,13 +86,16 @@ def sensitivity_values(runs: pd.DataFrame, load_histories: HistoryLoader) -> pd.
     lm["val_value"] = val
     lm["value"] = math.nan
     lm["quantity"] = ""
+    lm["is_val_loss"] = False
     for _, group in lm.groupby("dataset", sort=True):
         ok = group[group["status"] == "FINISHED"]
-        use_val = not ok.empty and ok["val_value"].notna().all()
+        losses = {run_loss_label(run) for _, run in ok.iterrows()}
+        use_val = not ok.empty and ok["val_value"].notna().all() and len(losses) == 1
         idx = group.index
+        lm.loc[idx, "is_val_loss"] = use_val
         if use_val:
             lm.loc[idx, "value"] = group["val_value"]
-            lm.loc[idx, "quantity"] = VAL_LABEL
+            lm.loc[idx, "quantity"] = VAL_PREFIX + losses.pop()
         else:
             lm.loc[idx, "value"] = group["primary_value"]
             lm.loc[idx, "quantity"] = f"test {group['primary_metric'].iloc[0]}"  # as shown
@@ -124,10 +126,12 @@ def sensitivity_section(runs: pd.DataFrame, load_histories: HistoryLoader) -> Se
         section.missing.append(("sensitivity", "no LM sweep runs"))
         return section
     section.text(
-        "Value per run: the validation loss (MSE on the validation split) of the weights the "
-        "run returned (at `best_epoch` when validation patience restored them, else the last "
-        "epoch), read from its `val_loss` history; lower is better. Where a dataset's runs "
-        "logged no validation loss, the primary test metric is used and the `value` column "
+        "Value per run: the validation loss of the weights the run returned (at `best_epoch` "
+        "when validation patience restored them, else the last epoch), read from its "
+        "`val_loss` history; lower is better. It is the loss the run minimised, computed on "
+        "the validation split, and the `value` column names it with its unit (`val MSE`, "
+        "`val cross-entropy`, ...). Where a dataset's runs logged no validation loss, or "
+        "minimised different losses, the primary test metric is used and the `value` column "
         "says so. Each cell is the mean over its runs (seeds and the settings not on the "
         "axes), with the number of runs in brackets; the best cell of each dataset is bold."
     )
@@ -144,7 +148,7 @@ def sensitivity_section(runs: pd.DataFrame, load_histories: HistoryLoader) -> Se
         section.cite(run["run_id"], MU, run["mu"])
         section.cite(run["run_id"], DAMPING, run["damping"])
         section.cite(run["run_id"], WIDTH, run["width"])
-        quantity = f"{SERIES_VAL_LOSS}_returned" if run["quantity"] == VAL_LABEL else (
+        quantity = f"{SERIES_VAL_LOSS}_returned" if run["is_val_loss"] else (
             test_metric(run["quantity"].removeprefix("test ")))
         section.cite(run["run_id"], quantity, run["value"])
     return section
@@ -224,6 +228,16 @@ def _grid(
                             col_axis)
 
 
+def colorbar_label(quantity: str, log_scale: bool) -> str:
+    """A heatmap's colour-bar label: the quantity with its unit (``val MSE ...`` ->
+    ``validation MSE ...``), wrapped to ``COLORBAR_LABEL_WIDTH`` characters a line so that it
+    stays within its panel's height instead of running into the next panel."""
+    label = ("validation " + quantity.removeprefix(VAL_PREFIX)
+             if quantity.startswith(VAL_PREFIX) else quantity)
+    label += ", log scale" if log_scale else ""
+    return textwrap.fill(label, COLORBAR_LABEL_WIDTH, break_on_hyphens=False)
+
+
 def _heatmaps(
     panels: list[tuple[str, list, list, np.ndarray, str]],
     row_label: str, col_label: str, row_axis: str, col_axis: str,
@@ -246,7 +260,7 @@ def _heatmaps(
             ax.set_yticks(range(len(rows)), [_axis_text(row_axis, r) for r in rows])
             ax.set_xlabel(col_label)
             ax.set_ylabel(row_label)
-            ax.set_title(f"{dataset} ({quantity})")
+            ax.set_title(dataset)
             middle = (float(np.sqrt(finite.min() * finite.max())) if norm is not None
                       else float(np.mean([finite.min(), finite.max()])) if finite.size else 0.0)
             for i in range(grid.shape[0]):
@@ -256,9 +270,7 @@ def _heatmaps(
                     dark = not math.isnan(value) and value > middle  # viridis_r: high = dark
                     ax.text(j, i, text, ha="center", va="center", fontsize=7,
                             color="white" if dark else "black")
-            fig.colorbar(image, ax=ax, shrink=0.8,
-                         label=(VAL_COLORBAR if quantity == VAL_LABEL else quantity)
-                         + (" (log scale)" if norm is not None else ""))
+            fig.colorbar(image, ax=ax, label=colorbar_label(quantity, norm is not None))
         for ax in axes.ravel()[n:]:
             ax.set_visible(False)
     return fig

@@ -39,14 +39,26 @@ from lmbench.tracking.schema import (
     METRIC_N_TIMED_OUT,
     METRIC_N_TRIALS,
     METRIC_TRAIN_TIME,
-    METRICS_PREFIX,
+    MODEL_SIZE_INTERNAL_NODES,
+    MODEL_SIZE_LEAVES,
+    MODEL_SIZE_TREES,
     default_test_metric,
     metric_column,
+    model_size_metric,
     test_metric,
 )
 
-#: Metrics whose name starts with this are model sizes (bytes, leaves, ...), shown as medians.
-MODEL_SIZE_PREFIX = metric_column("model_size_")
+#: The cost table's model-size columns, one per concept: its header and the run-table column
+#: it reads. Parameters are the weights of a network and the leaf values of a tree ensemble
+#: (``n_parameters``, every run has it); the tree counts are the ensembles' only (``–`` for
+#: networks). Sums (``n_nodes``) and repeats of these (``model_size_n_parameters``,
+#: ``model_size_n_leaf_values``) are left out.
+COST_SIZE_COLUMNS = (
+    ("parameters", METRIC_N_PARAMETERS),
+    ("trees", metric_column(model_size_metric(MODEL_SIZE_TREES))),
+    ("leaves", metric_column(model_size_metric(MODEL_SIZE_LEAVES))),
+    ("internal nodes", metric_column(model_size_metric(MODEL_SIZE_INTERNAL_NODES))),
+)
 
 
 def has_study(runs: pd.DataFrame) -> bool:
@@ -262,23 +274,24 @@ def _tuned_vs_default(section: Section, runs: pd.DataFrame) -> None:
 
 def _cost_table(runs: pd.DataFrame, methods: list[str]) -> Table:
     ok = runs[runs["status"].eq("FINISHED")]
-    sizes = sorted(c for c in ok.columns if c.startswith(MODEL_SIZE_PREFIX))
-    size_names = [c.removeprefix(METRICS_PREFIX) for c in sizes]
     table = Table("study_cost", "Cost per method over its finished runs: training time "
-                  "(median and total, seconds; tuning included), model size (median "
-                  "parameters; leaf values for tree ensembles), tuning trials.",
-                  ["method", "runs", "train s (median)", "train s (total)", "parameters",
-                   *[f"{n} (median)" for n in size_names], "trials", "timed-out trials"],
-                  align="l" + "r" * (6 + len(sizes)))
+                  "(median and total, seconds; tuning included), model size (medians over "
+                  "runs: parameters are a network's weights and a tree ensemble's leaf values; "
+                  "trees, leaves and internal nodes are the tree ensembles' own), tuning "
+                  "trials.",
+                  ["method", "runs", "train s (median)", "train s (total)",
+                   *[f"{name} (median)" for name, _ in COST_SIZE_COLUMNS], "trials",
+                   "timed-out trials"],
+                  align="l" + "r" * (5 + len(COST_SIZE_COLUMNS)))
     for method in methods:
         mine = ok[ok["method"] == method]
         time = mine[METRIC_TRAIN_TIME].astype(float)
         trials = _metric_sum(mine, METRIC_N_TRIALS)
         timed_out = _metric_sum(mine, METRIC_N_TIMED_OUT)
+        sizes = [pd.to_numeric(mine[column], errors="coerce").median() if column in mine
+                 else math.nan for _, column in COST_SIZE_COLUMNS]
         table.add([method, fmt_int(len(mine)), fmt(time.median(), 3), fmt(time.sum(), 4),
-                   fmt_int(mine[METRIC_N_PARAMETERS].median()),
-                   *[fmt(mine[c].astype(float).median(), 4) for c in sizes],
-                   fmt_int(trials), fmt_int(timed_out)])
+                   *[fmt(size, 4) for size in sizes], fmt_int(trials), fmt_int(timed_out)])
     return table
 
 

@@ -15,8 +15,8 @@ default store is an embedded SQLite file ``<launch dir>/mlflow.db`` with artifac
         tracker.log_dataset(name, source, {"train": (x, y, digest), ...})   # mlflow inputs
 
 A --multirun gets a parent run (``lmbench.tracking.sweep``, started by the Hydra callback in
-``lmbench.tracking.hydra_callback``); its jobs nest under it (``parent_run_id``), and a grid
-search's points nest under their job's run (:meth:`RunTracker.log_child_runs`).
+``lmbench.tracking.hydra_callback``); its jobs nest under it (``parent_run_id``), and a
+tuning's trials nest under their job's run (:meth:`RunTracker.log_child_runs`).
 
 Every tag, param, metric and series name that writers log and reports read is in
 ``lmbench.tracking.schema``.

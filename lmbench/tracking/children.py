@@ -1,5 +1,5 @@
 """Child runs nested under a run (``mlflow.parentRunId``): one finished run per item, e.g. the
-grid points of a baseline's search, each written with one ``log_batch`` call."""
+trials of a method's tuning, each written with one ``log_batch`` call."""
 
 from __future__ import annotations
 

@@ -369,7 +369,7 @@ class RunTracker:
 
     def log_child_runs(self, children: Iterable[Mapping[str, Any]]) -> list[str]:
         """Nest one finished run per item under this run; an item has ``run_name``,
-        ``params``, ``metrics`` and ``tags`` (e.g. the grid points of a search). Their ids."""
+        ``params``, ``metrics`` and ``tags`` (e.g. the trials of a tuning). Their ids."""
         client = self._require_client()
         assert self.run_id is not None and self.experiment_id is not None
         return log_child_runs(client, self.experiment_id, self.run_id, children)

@@ -35,7 +35,8 @@ KIND_SCALE = "scale"
 RUN_KINDS = (KIND_BENCHMARK, KIND_LIMITS, KIND_PERFORMANCE, KIND_PAPER_CHECK, KIND_SCALE)
 #: The parent run of a --multirun (a sweep or a named experiment): its jobs nest under it.
 KIND_SWEEP = "sweep"
-#: One grid point of a baseline's grid search, nested under its job's run.
+#: One grid point of the grid searches older stores hold (tuning is Optuna's now:
+#: ``KIND_TUNING_TRIAL``); still skipped by readers that count results.
 KIND_GRID_TRIAL = "grid_trial"
 #: One tuning trial (the default configuration or one sampled from the search space) of a
 #: method's hyperparameter search, nested under its job's run.
@@ -70,7 +71,7 @@ TAG_PRIMARY_METRIC = "primary_metric"
 TAG_STOP_REASON = "stop_reason"
 #: LM runs: the loss LM minimised (``loss: auto`` resolved by task).
 TAG_LOSS = "loss"
-#: Grid-search baselines: the selected grid point, one tag per setting (``best.<name>``).
+#: Tuned methods: the selected trial's settings, one tag per setting (``best.<name>``).
 TAG_BEST_PREFIX = "best."
 #: Limits runs: the engine variant (one of ``ENGINES``), whether it was measured, the device.
 TAG_ENGINE = "engine"
@@ -87,9 +88,9 @@ TAG_CHECK_PREFIX = "check."
 TAG_ARM = "arm"
 #: Runs with an MLflow model: its URI (``models:/<id>``, for ``mlflow.pyfunc.load_model``).
 TAG_MODEL_URI = "model_uri"
-#: Grid trials: the trial's index in the grid.
+#: Tuning trials: the trial's number (0 = the default configuration).
 TAG_TRIAL = "trial"
-#: Grid trials: ``true`` on the grid point the search selected.
+#: Tuning trials: ``true`` on the trial the tuning selected.
 TAG_SELECTED = "selected"
 #: Tuning trials: ``default`` (the method's default configuration) or ``sampled``.
 TAG_TRIAL_ORIGIN = "trial_origin"
@@ -143,7 +144,7 @@ METRIC_SWEEP_KILLED = "n_killed"
 METRIC_SWEEP_UNFINISHED = "n_unfinished"
 #: Jobs not trained because a FINISHED run of their configuration was already in the store.
 METRIC_SWEEP_SKIPPED = "n_skipped"
-# grid-search trial runs (the trial's validation scores are ``val_<metric name>``)
+# tuning trial runs (the trial's validation scores are ``val_<metric name>``)
 VAL_METRIC_PREFIX = "val_"
 METRIC_VAL_SCORE = "val_score"
 METRIC_FIT_TIME = "fit_time_s"
@@ -154,6 +155,14 @@ DEFAULT_TEST_METRIC_PREFIX = "default_test_"
 METRIC_DEFAULT_VAL_SCORE = "default_val_score"
 METRIC_N_TRIALS = "n_trials"
 METRIC_N_TIMED_OUT = "n_timed_out_trials"
+#: Tuned runs: the selected model's size counts (``BaselineResult.model_size``) as
+#: ``model_size_<count>`` (see :func:`model_size_metric`): ``n_parameters`` for networks; for
+#: tree ensembles ``n_trees``, ``n_leaves``, ``n_internal_nodes``, ``n_nodes``,
+#: ``n_leaf_values`` and (CatBoost) ``n_split_conditions``.
+MODEL_SIZE_METRIC_PREFIX = "model_size_"
+MODEL_SIZE_TREES = "n_trees"
+MODEL_SIZE_LEAVES = "n_leaves"
+MODEL_SIZE_INTERNAL_NODES = "n_internal_nodes"
 # limits runs
 METRIC_PEAK_MEMORY = "peak_memory_bytes"
 METRIC_PREDICTED_MEMORY = "predicted_memory_bytes"
@@ -231,7 +240,9 @@ WEIGHTS_ARTIFACT_DIR = "weights"
 DATASET_HASHES_ARTIFACT = "dataset_hashes.json"
 LIMITS_POINT_ARTIFACT = "limits_point.yaml"
 TRAINING_REPORT_ARTIFACT = "training_report.png"
-GRID_SEARCH_ARTIFACT = "grid_search.json"
+#: A tuned run's Optuna trials (settings, validation scores, fit times), the selected trial
+#: and its settings. Stores written before it was named so hold it as ``grid_search.json``.
+TUNING_ARTIFACT = "tuning.json"
 #: The MLflow model (``mlflow.pytorch`` / ``mlflow.xgboost`` / ``mlflow.catboost`` flavour,
 #: loadable with ``mlflow.pyfunc.load_model``) of a run: ``runs:/<run id>/model``.
 MODEL_ARTIFACT_PATH = "model"
@@ -283,6 +294,11 @@ test_metric.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 def default_test_metric(name: str) -> str:
     """The metric name of the default configuration's test score: ``default_test_<name>``."""
     return f"{DEFAULT_TEST_METRIC_PREFIX}{name}"
+
+
+def model_size_metric(count: str) -> str:
+    """The metric name of a tuned run's model-size count: ``model_size_<count>``."""
+    return f"{MODEL_SIZE_METRIC_PREFIX}{count}"
 
 
 def tag_column(name: str) -> str:

@@ -6,7 +6,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from lmbench.harness.jobs import run_job
+from lmbench.harness.context import model_tag
+from lmbench.harness.jobs import run_job, run_name
 
 REPO = Path(__file__).resolve().parents[2]
 CONF = REPO / "conf"
@@ -44,3 +45,11 @@ def test_same_config_gives_bit_identical_metrics():
     assert first.test_metrics == second.test_metrics  # exact, not approximate
     third = run_job(compose_with([*overrides, "seed=1"]))
     assert third.test_metrics != first.test_metrics
+
+
+@pytest.mark.parametrize(("trainer", "model"), [("lm", "mlp_small"), ("lm_tuned", "mlp_grid"),
+                                                ("adam", "mlp_grid"), ("xgboost", "xgboost")])
+def test_run_names_name_the_model_the_run_is_tagged_with(trainer, model):
+    cfg = compose_with([f"trainer={trainer}", "dataset=iris", "model=mlp_small"])
+    assert model_tag(cfg) == model
+    assert run_name(cfg, "m", "iris").startswith(f"m-iris-{model}-s0-")

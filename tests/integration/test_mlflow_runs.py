@@ -114,3 +114,17 @@ def test_tunings_nest_trials_gbdt_has_its_own_model_lm_tuned_gets_a_report(run_a
     assert lm["metrics." + schema.METRIC_BEST_VAL_LOSS] > 0
     artifacts = {a.path for a in client.list_artifacts(lm["run_id"])}
     assert schema.TRAINING_REPORT_ARTIFACT in artifacts
+
+
+def test_a_tuning_logs_its_trials_as_tuning_json_under_a_name_with_its_model_tag(run_app):
+    run_app("dataset=iris", "trainer=adam", "trainer.budget=quick", "tuning.n_samples=1",
+            "tracking.experiment_name=tuning_artifact")
+    runs = _runs(run_app, "tuning_artifact")
+    job = runs[_kind(runs).isna()].iloc[0]
+    assert job["tags." + schema.TAG_MODEL] == "mlp_grid"
+    assert job["tags.mlflow.runName"].startswith("adam-iris-mlp_grid-s0-")
+    client = MlflowClient(run_app.store)
+    artifacts = {a.path for a in client.list_artifacts(job["run_id"])}
+    assert schema.TUNING_ARTIFACT == "tuning.json" and "grid_search.json" not in artifacts
+    tuning = mlflow.artifacts.load_dict(f"runs:/{job['run_id']}/{schema.TUNING_ARTIFACT}")
+    assert len(tuning["trials"]) == 2 and tuning["selected_trial"] in (0, 1)

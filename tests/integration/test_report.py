@@ -180,7 +180,7 @@ def test_sections_from_histories_limits_performance_and_paper_checks(store, repo
         assert (out / "figures" / f"{stem}.png").stat().st_size > 0, stem
     # sensitivity: iris LM seeds 0, 2 have mu 1, seed 1 has mu 10; value = last val loss
     row = next(line for line in md.splitlines()
-               if line.startswith("| iris | val loss | 10 |"))
+               if line.startswith("| iris | val MSE (on probabilities) | 10 |"))
     assert "0.1714 (1)" in row  # 1.2 / 7: seed 1 logged 7 epochs
     assert "| streaming | cpu | float32 | 9,000 | 6,000 | 512 | 1907 | 1526 | 1.25 |" in md
     assert "beyond" in md and "within" in md

@@ -92,3 +92,15 @@ def test_report_axes_have_few_plain_text_ticks():
         assert 1 <= len(ticks) <= 6 and ax.get_yaxis().get_minor_locator().tick_values(1, 2) == []
         labels = [ax.yaxis.get_major_formatter()(t) for t in ticks]
         assert not any("$" in label for label in labels)
+
+
+def test_report_tick_labels_never_repeat_within_a_decade():
+    # a loss that moves from 0.23 to 0.21: ticks 0.21, 0.215, ... must not read 0.22 twice
+    history = {"loss": [0.23 - 0.002 * k for k in range(11)],
+               "val": [0.229 - 0.002 * k for k in range(11)],
+               "mu": [1.0 + 0.001 * k for k in range(11)], "time": [0.01] * 11}
+    fig = plot_train_report(history)
+    for ax in fig.axes:
+        ticks = ax.get_yticks()
+        labels = [ax.yaxis.get_major_formatter()(t) for t in ticks]
+        assert len(ticks) >= 2 and len(set(labels)) == len(labels), labels

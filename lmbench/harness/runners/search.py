@@ -58,7 +58,7 @@ def run(job: DatasetJob) -> JobOutcome:
             "selected_trial": result.selected_trial,
             "trials": [trial.as_dict() for trial in result.trials],
         },
-        schema.GRID_SEARCH_ARTIFACT,
+        schema.TUNING_ARTIFACT,
     )
     tracker.log_child_runs(tuning_trials(result, data.name))
     extra: dict[str, float] = {}
@@ -96,7 +96,7 @@ def run(job: DatasetJob) -> JobOutcome:
             "search_time_s": result.search_time_s,
             "best_fit_time_s": result.best_fit_time_s,
             "best_val_score": result.best_val_score,
-            **{f"model_size_{k}": v for k, v in size.items()},
+            **{schema.model_size_metric(k): v for k, v in size.items()},
             **extra,
         },
     )

@@ -72,3 +72,24 @@ def test_single_seed_comparisons_are_not_called():
     table = runs_table({("d", "lm"): [0.99], ("d", "adam"): [0.5]})
     counts = win_tie_loss(table).iloc[0]
     assert counts["n too small"] == 1 and counts["win"] == 0
+
+
+def test_compare_table_lists_a_size_per_hidden_width_instead_of_their_mean():
+    runs = runs_table({("d", "lm"): [0.9, 0.8]})
+    runs["params.model.hidden"] = ["[8]", "[16]"]
+    runs["n_parameters"] = [266.0, 530.0]
+    table = compare_methods(runs).to_markdown()
+    assert "| 266 (8) / 530 (16) |" in table and "398" not in table
+
+
+def test_compare_table_of_one_method_has_no_ranks_and_no_empty_win_tie_loss():
+    table = compare_methods(runs_table({("d", "lm"): [0.9, 0.8]})).to_markdown()
+    assert "One method (`lm`) in these runs" in table
+    assert "rank" not in table.split("One method")[0] and "| versus |" not in table
+
+
+def test_compare_table_without_the_reference_method_says_why_there_is_no_win_tie_loss():
+    runs = runs_table({("d", "xgboost"): [0.9, 0.8], ("d", "adam"): [0.7, 0.6]})
+    table = compare_methods(runs).to_markdown()
+    assert "mean rank" in table and "| versus |" not in table
+    assert "these runs hold no `lm`" in table

@@ -47,8 +47,8 @@ def test_sensitivity_uses_val_loss_at_best_epoch_and_reports_missing_cells():
     val = {"a": pd.Series([1.0, 0.25, 0.5]), "b": pd.Series([1.0, 0.75])}
     section = sensitivity_section(runs, histories_from(val))
     md = text_of(section)
-    assert "| d | val loss | 1 | missing | **0.25 (1)** |" in md
-    assert "| d | val loss | 10 | 0.75 (1) | failed |" in md
+    assert "| d | val MSE (standardised target) | 1 | missing | **0.25 (1)** |" in md
+    assert "| d | val MSE (standardised target) | 10 | 0.75 (1) | failed |" in md
     assert ("sensitivity", "`d` μ_init=10, demping_coef=10: failed") in section.missing
     cited = {(e["run_id"], e["quantity"]): e["value"] for e in section.evidence}
     assert cited[("a", "val_loss_returned")] == "0.25"
@@ -131,10 +131,105 @@ def test_sensitivity_heatmap_labels_and_log_colours_across_decades():
          "metrics.best_val_loss": 1.0},
     ])
     section = sensitivity_section(runs, histories_from({}))
-    assert "| d | val loss | 1 | **0.001 (1)** |" in text_of(section)
+    assert "| d | val MSE (standardised target) | 1 | **0.001 (1)** |" in text_of(section)
     figure = section.figures[0].figure
     heatmap, colorbar = figure.axes[0], figure.axes[-1]
     assert heatmap.get_xlabel() == "damping factor (demping_coef)"
     assert heatmap.get_ylabel() == "initial damping μ_init"
-    assert colorbar.get_ylabel() == "validation loss of the returned weights (log scale)"
+    assert colorbar.get_ylabel().replace("\n", " ") == (
+        "validation MSE (standardised target), log scale")
     assert heatmap.images[0].norm.__class__.__name__ == "LogNorm"
+
+
+def test_sensitivity_names_the_loss_the_runs_minimised():
+    runs = lm_runs([
+        {"run_id": "a", "dataset": "d", "task": "multiclass", "tags.loss": "cross_entropy",
+         "params.trainer.mu_init": "1", "primary_value": 0.9, "metrics.best_val_loss": 0.5},
+    ])
+    section = sensitivity_section(runs, histories_from({}))
+    md = text_of(section)
+    assert "| d | val cross-entropy (nats) | 1 | **0.5 (1)** |" in md
+    assert "MSE on the validation split" not in md
+    colorbar = section.figures[0].figure.axes[-1]
+    assert colorbar.get_ylabel().replace("\n", " ") == "validation cross-entropy (nats)"
+
+
+def test_sensitivity_does_not_average_different_losses():
+    runs = lm_runs([
+        {"run_id": "a", "dataset": "d", "tags.loss": "mse", "params.trainer.mu_init": "1",
+         "primary_value": 5.0, "metrics.best_val_loss": 0.5},
+        {"run_id": "b", "dataset": "d", "tags.loss": "huber", "params.trainer.mu_init": "1",
+         "primary_value": 7.0, "metrics.best_val_loss": 0.1},
+    ])
+    md = text_of(sensitivity_section(runs, histories_from({})))
+    assert "| d | test rmse | 1 | **6 (2)** |" in md
+
+
+def test_sensitivity_colorbar_labels_stay_beside_their_own_panel():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    runs = lm_runs([
+        {"run_id": f"{dataset}{mu}{damping}", "dataset": dataset, "primary_value": 1.0,
+         "params.trainer.mu_init": mu, "params.trainer.demping_coef": damping,
+         "metrics.best_val_loss": float(mu) * float(damping) * scale}
+        for dataset, scale in (("a", 1.0), ("b", 1e-3), ("c", 2.0), ("d", 1.0))
+        for mu in ("1", "10") for damping in ("3", "10")
+    ])
+    for block in sensitivity_section(runs, histories_from({})).figures:
+        figure = block.figure
+        renderer = FigureCanvasAgg(figure).get_renderer()
+        figure.draw(renderer)
+        page = figure.bbox
+        colorbars = [ax for ax in figure.axes if hasattr(ax, "_colorbar")]
+        assert colorbars
+        for colorbar in colorbars:
+            label = colorbar.yaxis.label.get_window_extent(renderer)
+            assert page.y0 <= label.y0 and label.y1 <= page.y1, block.stem
+            assert page.x0 <= label.x0 and label.x1 <= page.x1, block.stem
+            heatmap = colorbar._colorbar.mappable.axes
+            for other in figure.axes:
+                if other in (colorbar, heatmap) or not other.get_visible():
+                    continue
+                assert not label.overlaps(other.get_tightbbox(renderer)), (
+                    block.stem, colorbar.get_ylabel())
+
+
+def test_tuned_methods_are_described_as_tuned_by_optuna_trials_not_a_grid_search():
+    from lmbench.reports.dynamics import dynamics_section
+
+    runs = lm_runs([
+        {"run_id": "a", "dataset": "d", "primary_value": 5.0, "params.trainer.mu_init": "1"},
+        {"run_id": "b", "dataset": "d", "primary_value": 4.0, "method": "adam"},
+    ])
+    series = {"train_loss": pd.Series([1.0, 0.5]), "val_loss": pd.Series([1.0, 0.6]),
+              "mu": pd.Series([1.0, 0.1]), "epoch_time_s": pd.Series([0.0, 0.5])}
+
+    def load(run_ids, keys):
+        return {r: {k: series[k] for k in keys if k in series} for r in run_ids}
+
+    for section in (comparison_section(runs), dynamics_section(runs, load)):
+        md = text_of(section) + "\n".join(table.caption for table in section.tables)
+        assert "grid" not in md.lower() and "Optuna trial" in md
+
+
+def test_cost_lists_a_size_per_hidden_width_instead_of_their_mean():
+    runs = lm_runs([
+        {"run_id": f"{width}{seed}", "dataset": "d", "primary_value": 1.0, "seed": seed,
+         "params.model.hidden": width, "n_parameters": size}
+        for width, size in (("[8]", 266.0), ("[16]", 530.0)) for seed in (0, 1)
+    ] + [{"run_id": "a0", "dataset": "d", "method": "adam", "primary_value": 1.0,
+          "params.model.hidden": math.nan, "n_parameters": 2026.0}])
+    section = comparison_section(runs)
+    cost = next(t for t in section.tables if t.name == "comparison_cost")
+    assert "| d | 266 (8) / 530 (16) | 1 | 2,026 | 1 |" in cost.to_markdown()
+    assert "398" not in cost.to_markdown() and any("widths" in n for n in cost.notes)
+
+
+def test_a_one_method_comparison_has_no_rank_table_and_says_why():
+    runs = lm_runs([{"run_id": "a", "dataset": "d1", "primary_value": 1.0},
+                    {"run_id": "b", "dataset": "d2", "primary_value": 2.0}])
+    section = comparison_section(runs)
+    assert [t.name for t in section.tables] == ["comparison_scores", "comparison_cost"]
+    md = text_of(section)
+    assert "with one method (`lm`) in these experiments there is nothing to rank or pair" in md
+    assert "Wilcoxon" not in md and "Win/tie/loss needs" not in md

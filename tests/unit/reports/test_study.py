@@ -177,3 +177,22 @@ def test_study_section_only_with_two_methods():
     assert {"study_scores", "study_summary", "study_win_rate", "study_cost"} <= set(names)
     stems = [f.stem for f in section.figures]
     assert "study_cd_diagram" in stems and "study_time_quality" in stems
+
+
+def test_cost_table_has_one_clearly_named_column_per_size_concept():
+    runs = runs_from({("d1", "lm"): [0.9, 0.8], ("d1", "xgboost"): [0.7, 0.6]})
+    lm, xgb = runs["method"] == "lm", runs["method"] == "xgboost"
+    runs.loc[lm, "n_parameters"] = [457.0, 458.0]
+    runs.loc[lm, "metrics.model_size_n_parameters"] = [457.0, 458.0]
+    runs.loc[xgb, "n_parameters"] = [594.0, 594.0]
+    for count, value in (("n_trees", 110.0), ("n_leaves", 594.0), ("n_internal_nodes", 439.0),
+                         ("n_nodes", 1033.0), ("n_leaf_values", 594.0)):
+        runs.loc[xgb, f"metrics.model_size_{count}"] = value
+    cost = next(t for t in study_section(runs).tables if t.name == "study_cost").to_markdown()
+    header = cost.splitlines()[0]
+    assert header == ("| method | runs | train s (median) | train s (total) | parameters (median) "
+                      "| trees (median) | leaves (median) | internal nodes (median) | trials "
+                      "| timed-out trials |")
+    assert "model_size" not in cost
+    assert "| lm | 2 | 1.5 | 3 | 457.5 | – | – | – |" in cost
+    assert "| xgboost | 2 | 1.5 | 3 | 594 | 110 | 594 | 439 |" in cost
