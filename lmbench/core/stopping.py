@@ -101,6 +101,19 @@ class StoppingRules:
         bound = self.xtol * (theta.abs() + self.xtol)
         return bool((step.to(theta.dtype).abs() <= bound).all())
 
+    def trial_converged(self, step: torch.Tensor, theta: torch.Tensor, actual: float,
+                        predicted: float, objective: float) -> str | None:
+        """The convergence test an evaluated damping trial from ``theta`` meets, kept or not:
+        ``converged_xtol`` when its step is negligible (as MINPACK, after the trial: the tiny
+        step is still tried, and kept when it gains), else ``converged_ftol`` when neither the
+        actual nor the predicted reduction of F exceeds ``ftol * F`` (MINPACK tests every
+        trial so); None otherwise."""
+        if not math.isfinite(actual):
+            return None
+        if self.step_converged(step, theta):
+            return CONVERGED_XTOL
+        return CONVERGED_FTOL if self.reduction_converged(actual, predicted, objective) else None
+
     def gradient_converged(self, scaled_gradient: float) -> bool:
         """The gtol test on max_j |g_j| / (||J_j|| ||r||) (0 at an exact zero residual)."""
         return scaled_gradient <= self.gtol

@@ -123,6 +123,11 @@ class GaussNewtonSystem:
         floor = torch.clamp(diagonal.max(), min=torch.finfo(diagonal.dtype).tiny)
         return torch.clamp(diagonal, min=float(floor) * 1e-12)
 
+    def held_back(self, mu: float, scale_by_diagonal: bool) -> bool:
+        """Whether mu * D exceeds the largest curvature diag(J^T J): a step is then short because
+        of the damping, and its size says nothing about convergence (the xtol test waits)."""
+        return mu * float(self.scaling(scale_by_diagonal).max()) > float(self.diagonal.max())
+
     def solve(self, mu: float, scale_by_diagonal: bool) -> Step | None:
         """The step of (J^T J + penalty I + mu*D) delta = -g, or None when the system is not
         solvable."""

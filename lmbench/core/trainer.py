@@ -55,9 +55,7 @@ from lmbench.core.sources import (
     validation_source,
 )
 from lmbench.core.stopping import (
-    CONVERGED_FTOL,
     CONVERGED_GTOL,
-    CONVERGED_XTOL,
     BestWeights,
     StoppingRules,
 )
@@ -364,10 +362,6 @@ class LevenbergMarquardt:
             trials += 1
             with timer("time_solve"):
                 step = system.solve(run.damping.mu, self.damping.scale_by_diagonal)
-            # MINPACK's xtol test, after the trial: a negligible step is still tried (and kept
-            # when it gains), then the run stops; a badly scaled weight gets its last step
-            tiny = step is not None and self.tests_convergence and self.stopping.step_converged(
-                step.delta, theta)
             if step is not None and self.acceleration is not None:
                 step = self._accelerated(run, system, source, theta, step, timer)
             if step is not None:  # None: not positive definite at this mu, damp harder
@@ -376,11 +370,11 @@ class LevenbergMarquardt:
                     new_objective, new_loss = self._evaluate(run, source, candidate)
                 actual = penalised - (new_objective + system.penalty * weight_energy(candidate))
                 predicted = step.predicted_reduction
-                # MINPACK's ftol test, on every evaluated trial: kept or not, a step that can
-                # neither gain nor is predicted to gain more than ftol * F means F is minimal
-                converged = CONVERGED_XTOL if tiny else CONVERGED_FTOL if (
-                    math.isfinite(new_objective) and self.tests_convergence
-                    and self.stopping.reduction_converged(actual, predicted, penalised)) else None
+                # a trial whose step the damping holds back says nothing about convergence
+                judged = self.tests_convergence and not system.held_back(
+                    run.damping.mu, self.damping.scale_by_diagonal)
+                converged = self.stopping.trial_converged(
+                    step.delta, theta, actual, predicted, penalised) if judged else None
                 if math.isfinite(new_objective) and self.damping.accepts(actual, predicted):
                     gain = actual / predicted if predicted > 0 else math.nan
                     state = self.damping.after_accept(run.damping, gain)

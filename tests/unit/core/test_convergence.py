@@ -304,3 +304,25 @@ def test_a_bayesian_run_converges_once_its_penalty_has_travelled_and_settled():
     assert 50 < len(history.loss) - 1 < 400
     assert lambdas[1] > 100 * lambdas[-1] > 0
     assert math.isclose(lambdas[-1], lambdas[-2], rel_tol=1e-3)
+
+
+# ---------------------------------------------------------------- a step held back by the damping
+def test_held_back_compares_the_damping_with_the_largest_curvature():
+    acc = SystemAccumulator(2, "primal", torch.float64, torch.device("cpu"))
+    acc.add(torch.tensor([[1.0, 0.0], [0.0, 0.1]], dtype=torch.float64),
+            torch.tensor([1.0, 1.0], dtype=torch.float64))
+    system = acc.finish()  # diag(J^T J) = (1, 0.01)
+    assert not system.held_back(0.5, False) and system.held_back(2.0, False)
+    floored = system.with_scale_floor(torch.tensor([100.0, 0.0], dtype=torch.float64))
+    assert not floored.held_back(0.1, False) and floored.held_back(0.1, True)
+
+
+def test_a_tiny_step_held_back_by_more_scaling_is_not_called_converged():
+    # Chebyquad from 100 x0: D keeps the start's enormous column norms, so mu * D holds every
+    # step to a sliver of the weights while the sum of squares still falls by ~40% an epoch
+    problem = PROBLEMS["chebyquad"]
+    module = ResidualModule(problem, scale=100.0)
+    rows, targets = problem_data(problem)
+    history = TrainerSettings.for_curve_fit(max_epochs=80).fit(module, rows, targets)
+    assert history.stop_reason == "max_epochs"
+    assert history.objective[-1] < 1e-6 * history.objective[0]
