@@ -154,6 +154,8 @@ def _t_outcome(diff: np.ndarray) -> str:
         return "tie" if len(diff) else "n too small"
     if len(diff) < MIN_SEEDS_T:
         return "n too small"
+    if np.ptp(diff) <= TIE_TOL:  # the same difference on every seed: t is infinite, p = 0
+        return "win" if float(diff[0]) > 0 else "loss"
     p = float(stats.ttest_1samp(diff, 0.0).pvalue)
     if math.isnan(p) or p >= ALPHA:
         return "tie"

@@ -61,7 +61,7 @@ def oriented_per_seed(scores: pd.DataFrame) -> pd.DataFrame:
     return wide[method_order(set(wide.columns))]
 
 
-def test_set_sizes(runs: pd.DataFrame) -> pd.DataFrame:
+def dataset_test_rows(runs: pd.DataFrame) -> pd.DataFrame:
     """Per dataset: task, primary metric, test rows (median over its runs' ``n_test_rows``),
     the points one misclassified row moves the score by, and whether that exceeds
     ``ONE_ERROR_POINTS`` (classification only: an RMSE has no per-row step)."""
@@ -198,7 +198,7 @@ def _dataset_tests(section: Section, scores: pd.DataFrame, methods: list[str]) -
 
 
 def _test_rows(section: Section, runs: pd.DataFrame) -> None:
-    sizes = test_set_sizes(runs)
+    sizes = dataset_test_rows(runs)
     if sizes.empty:
         return
     table = Table("study_test_rows", "Test rows per dataset and the points (of 100) one "
@@ -237,4 +237,4 @@ def _efficiency(section: Section, runs: pd.DataFrame) -> None:
 
 
 __all__ = ["efficiency_points", "errors_section", "oriented_per_seed", "seed_mean_errors",
-           "test_set_sizes"]
+           "dataset_test_rows"]
