@@ -337,10 +337,13 @@ def conclusion(result: FriedmanResult, comparisons: list[PairedResult], referenc
 
 def _nemenyi_separates(result: FriedmanResult, a: str, b: str) -> bool | None:
     """Whether the mean ranks of ``a`` and ``b`` lie further apart than the Nemenyi critical
-    difference (None: no ranks for both, or no critical difference)."""
+    difference, read only after a significant Friedman test (False after a Friedman p >=
+    ``ALPHA``; None: no ranks for both, or no critical difference)."""
     ranks = result.mean_ranks
     if a not in ranks or b not in ranks or math.isnan(result.cd):
         return None
+    if result.tested and result.p_value >= ALPHA:
+        return False
     return abs(float(ranks[a]) - float(ranks[b])) > result.cd
 
 
@@ -350,6 +353,9 @@ def _nemenyi_clause(result: FriedmanResult, a: str, b: str) -> str:
     separated = _nemenyi_separates(result, a, b)
     if separated is None:
         return ""
+    if result.tested and result.p_value >= ALPHA:
+        return ("; the Friedman test finds no difference among the ranks, so no Nemenyi "
+                "post-hoc comparison separates them")
     gap = abs(float(result.mean_ranks[a]) - float(result.mean_ranks[b]))
     where = "beyond" if separated else "inside"
     verdict = "separates them" if separated else "does not separate them"

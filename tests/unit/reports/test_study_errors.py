@@ -108,3 +108,13 @@ def test_run_records_export_selected_params_and_trial_records_in_order():
         ("r1", "trial.2.epochs", "500"), ("r1", "trial.2.fit_time_s", "1.25"),
         ("r1", "trial.2.stop_reason", "max_epochs"), ("r1", "trial.10.epochs", "7"),
     ]
+
+
+def test_conclusion_reads_no_nemenyi_verdict_after_a_non_significant_friedman_test():
+    result = FriedmanResult(k=2, n_datasets=19, statistic=1.0, p_value=0.3, cd=1.4,
+                            mean_ranks=pd.Series({"catboost": 1.0, "lm": 2.9}), nemenyi=None)
+    pair = PairedResult("lm", "catboost", 19, 9, 0, 10, -0.01, 0.6, 0.6)
+    text = conclusion(result, [pair], "lm", pd.DataFrame())
+    assert "no significant difference between the methods' ranks" in text
+    assert "no Nemenyi post-hoc comparison separates them" in text
+    assert "separates them, although" not in text
