@@ -338,9 +338,9 @@ def conclusion(result: FriedmanResult, comparisons: list[PairedResult], referenc
 def _nemenyi_separates(result: FriedmanResult, a: str, b: str) -> bool | None:
     """Whether the mean ranks of ``a`` and ``b`` lie further apart than the Nemenyi critical
     difference, read only after a significant Friedman test (False after a Friedman p >=
-    ``ALPHA``; None: no ranks for both, or no critical difference)."""
+    ``ALPHA``; None: no Friedman test, no ranks for both, or no critical difference)."""
     ranks = result.mean_ranks
-    if a not in ranks or b not in ranks or math.isnan(result.cd):
+    if not result.tested or a not in ranks or b not in ranks or math.isnan(result.cd):
         return None
     if result.tested and result.p_value >= ALPHA:
         return False

@@ -118,3 +118,12 @@ def test_conclusion_reads_no_nemenyi_verdict_after_a_non_significant_friedman_te
     assert "no significant difference between the methods' ranks" in text
     assert "no Nemenyi post-hoc comparison separates them" in text
     assert "separates them, although" not in text
+
+
+def test_conclusion_names_no_nemenyi_result_without_a_friedman_test():
+    result = FriedmanResult(k=2, n_datasets=1, statistic=math.nan, p_value=math.nan, cd=7.5,
+                            mean_ranks=pd.Series({"catboost": 1.0, "lm": 2.0}), nemenyi=None,
+                            reason="the Friedman test needs at least 2 datasets")
+    pair = PairedResult("lm", "catboost", 1, 0, 0, 1, -0.5, math.nan)
+    text = conclusion(result, [pair], "lm", pd.DataFrame())
+    assert "No Friedman test" in text and "Nemenyi" not in text
