@@ -27,6 +27,7 @@ from lmbench.reports.statistics import (
     MIN_SEEDS_T,
     N_BOOTSTRAP,
     ONE_ERROR_POINTS,
+    ExtraError,
     dataset_outcome_counts,
     error_of,
     extra_error,
@@ -169,6 +170,23 @@ def _extra_error(section: Section, errors: pd.DataFrame, reference: str,
                    f"[{_percent(result.extra_low)}, {_percent(result.extra_high)}]",
                    f"{int((values < 0).sum())} of {len(values)}", gap])
     section.table(table)
+    lines = [extra_error_sentence(result, reference) for result, _ in by_method.values()]
+    if lines:
+        section.text("\n".join(f"- {line}" for line in lines))
+
+
+def extra_error_sentence(result: ExtraError, reference: str) -> str:
+    """One reading of an extra-error result, with its interval and whether it excludes 0."""
+    if result.n == 0 or math.isnan(result.median_log_ratio):
+        return f"`{result.method}`: no dataset shares an error with `{reference}`."
+    direction = "larger" if result.extra > 0 else "smaller"
+    separated = result.low > 0 or result.high < 0
+    verdict = ("the interval excludes 0" if separated
+               else "the interval contains 0: not separated from it")
+    return (f"`{result.method}`: error typically {_percent(abs(result.extra))[1:]} {direction} "
+            f"than `{reference}`'s (median over {result.n} datasets; "
+            f"{round(CONFIDENCE * 100)}% bootstrap interval "
+            f"[{_percent(result.extra_low)}, {_percent(result.extra_high)}]; {verdict}).")
 
 
 def _percent(value: float) -> str:
@@ -236,5 +254,5 @@ def _efficiency(section: Section, runs: pd.DataFrame) -> None:
                    efficiency_figure(points))
 
 
-__all__ = ["efficiency_points", "errors_section", "oriented_per_seed", "seed_mean_errors",
-           "dataset_test_rows"]
+__all__ = ["dataset_test_rows", "efficiency_points", "errors_section", "extra_error_sentence",
+           "oriented_per_seed", "seed_mean_errors"]

@@ -127,3 +127,10 @@ def test_conclusion_names_no_nemenyi_result_without_a_friedman_test():
     pair = PairedResult("lm", "catboost", 1, 0, 0, 1, -0.5, math.nan)
     text = conclusion(result, [pair], "lm", pd.DataFrame())
     assert "No Friedman test" in text and "Nemenyi" not in text
+
+
+def test_each_extra_error_is_read_with_its_interval():
+    md = text_of(errors_section(runs_from(VALUES, N_TEST), "lm"))
+    assert ("`xgboost`: error typically 100.0% larger than `lm`'s (median over 3 datasets; 95% "
+            "bootstrap interval [-50.0%, +300.0%]; the interval contains 0: not separated "
+            "from it).") in md
