@@ -57,6 +57,8 @@ from lmbench.metrics import n_classes_of, to_labels
 
 DEFAULT_THREADS = "auto"
 DEFAULT_EARLY_STOPPING_ROUNDS = 50
+#: XGBoost's own ``n_estimators`` when a config leaves it out.
+XGBOOST_DEFAULT_ROUNDS = 100
 
 
 def gbdt_threads(value: Any) -> int:
@@ -120,7 +122,8 @@ def search_xgboost(
             predictor=_sklearn_predictor(model, task, n_classes),
             best_iteration=_xgboost_rounds_kept(model),
             epochs=rounds,
-            stop_reason=_rounds_stop(rounds, model.get_params().get("n_estimators") or 100),
+            stop_reason=_rounds_stop(rounds, model.get_params().get("n_estimators")
+                                    or XGBOOST_DEFAULT_ROUNDS),
         )
 
     return run_tuning(

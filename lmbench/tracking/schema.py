@@ -73,6 +73,8 @@ TAG_LOSS = "loss"
 #: Grid-search baselines: the selected grid point, one tag per setting (``best.<name>``).
 TAG_BEST_PREFIX = "best."
 #: Limits runs: the engine variant (one of ``ENGINES``), whether it was measured, the device.
+#: Tuned LM job runs: the engine (one of ``ENGINE_NAMES``, ``auto`` resolved) of the selected
+#: trial.
 TAG_ENGINE = "engine"
 TAG_MEASURED = "measured"
 TAG_DEVICE_NAME = "device_name"
