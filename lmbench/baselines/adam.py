@@ -48,6 +48,7 @@ from lmbench.baselines.common import (
     budget_params,
     check_network_settings,
     check_split,
+    epoch_stop_reason,
 )
 from lmbench.baselines.torch_utils import (
     parse_threads,
@@ -161,11 +162,17 @@ def search_adam(
                 model, train, val, settings, generator=torch.Generator().manual_seed(seed),
                 deadline=deadline,
             )
+        epochs = len(history["train_loss"])
         return FitOutcome(
             model=model,
             predictor=torch_predictor(model, threads),
             best_iteration=best_epoch,
             history=history,
+            epochs=epochs,
+            stop_reason=epoch_stop_reason(
+                epochs, settings.max_epochs,
+                history["val_loss"][-1] if history["val_loss"] else None,
+            ),
         )
 
     return run_tuning(

@@ -16,6 +16,7 @@ take train and validation arrays only, so the test split cannot influence it.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -50,6 +51,12 @@ class TrialScore:
     timed_out: bool
     """The fit reached ``tuning.trial_time_limit_s`` and was stopped; the model trained until
     then was scored like any other."""
+    epochs: int = 0
+    """Epochs run (boosting rounds grown for GBDT; LM's epoch 0, the initial evaluation, not
+    counted), the best one included and the ones after it until the stop."""
+    stop_reason: str = ""
+    """Why the fit stopped (``STOP_REASONS``, or the LM engine's own reason); ``time_limit``
+    whenever ``timed_out``."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -147,6 +154,33 @@ class FitOutcome:
     predictor: Predictor
     best_iteration: int
     history: dict[str, list[float]] = field(default_factory=dict)
+    epochs: int = 0
+    """Epochs (boosting rounds) run; see ``TrialScore.epochs``."""
+    stop_reason: str = ""
+    """Why the fit stopped; see ``TrialScore.stop_reason``."""
+
+
+#: Why a trial's fit stopped, in every method's words (the LM engine adds its own: min_error,
+#: min_gradient, mu_max; ``lmbench.core.stopping``): its epoch (boosting-round) cap, patience
+#: on the validation loss (GBDT early stopping included), a non-finite validation loss, the
+#: reference library's damping ceiling, or the trial's time limit.
+STOP_MAX_EPOCHS = "max_epochs"
+STOP_PATIENCE = "validation_patience"
+STOP_DIVERGED = "diverged"
+STOP_DAMPING_MAX = "damping_max"
+STOP_TIME_LIMIT = "time_limit"
+STOP_REASONS: tuple[str, ...] = (
+    STOP_MAX_EPOCHS, STOP_PATIENCE, STOP_DIVERGED, STOP_DAMPING_MAX, STOP_TIME_LIMIT,
+)
+
+
+def epoch_stop_reason(epochs: int, max_epochs: int, last_val_loss: float | None) -> str:
+    """Why an epoch loop with validation patience stopped after ``epochs`` epochs (a time limit
+    is recorded by the tuning, which knows whether the deadline was hit): a non-finite last
+    validation loss, the cap, else patience."""
+    if last_val_loss is not None and not math.isfinite(last_val_loss):
+        return STOP_DIVERGED
+    return STOP_MAX_EPOCHS if epochs >= max_epochs else STOP_PATIENCE
 
 
 FitTrial = Callable[[dict[str, Any], Deadline], FitOutcome]

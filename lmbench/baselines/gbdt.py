@@ -43,6 +43,8 @@ from typing import Any
 import numpy as np
 
 from lmbench.baselines.common import (
+    STOP_MAX_EPOCHS,
+    STOP_PATIENCE,
     BaselineResult,
     Deadline,
     FitOutcome,
@@ -55,6 +57,8 @@ from lmbench.metrics import n_classes_of, to_labels
 
 DEFAULT_THREADS = "auto"
 DEFAULT_EARLY_STOPPING_ROUNDS = 50
+#: XGBoost's own ``n_estimators`` when a config leaves it out.
+XGBOOST_DEFAULT_ROUNDS = 100
 
 
 def gbdt_threads(value: Any) -> int:
@@ -112,10 +116,14 @@ def search_xgboost(
         estimator_cls = xgb.XGBRegressor if task == "regression" else xgb.XGBClassifier
         model = estimator_cls(**params)
         model.fit(x_train, y_fit, eval_set=[(x_val, y_stop)], verbose=False)
+        rounds = int(model.get_booster().num_boosted_rounds())
         return FitOutcome(
             model=model,
             predictor=_sklearn_predictor(model, task, n_classes),
             best_iteration=_xgboost_rounds_kept(model),
+            epochs=rounds,
+            stop_reason=_rounds_stop(rounds, model.get_params().get("n_estimators")
+                                    or XGBOOST_DEFAULT_ROUNDS),
         )
 
     return run_tuning(
@@ -178,10 +186,13 @@ def search_catboost(
             params.setdefault("class_names", list(range(n_classes)))
             model = cb.CatBoostClassifier(**params)
         model.fit(x_train, y_fit, eval_set=(x_val, y_stop), callbacks=[StopAtDeadline(deadline)])
+        rounds = _catboost_rounds_grown(model)
         return FitOutcome(
             model=model,
             predictor=_sklearn_predictor(model, task, n_classes),
             best_iteration=int(model.tree_count_),
+            epochs=rounds,
+            stop_reason=_rounds_stop(rounds, model.get_all_params()["iterations"]),
         )
 
     return run_tuning(
@@ -238,6 +249,18 @@ def _xgboost_rounds_kept(model: Any) -> int:
         return int(model.best_iteration) + 1
     except AttributeError:  # early_stopping_rounds: null -> no best_iteration, all rounds used
         return int(model.get_booster().num_boosted_rounds())
+
+
+def _rounds_stop(rounds: int, cap: Any) -> str:
+    """Why boosting stopped: the round cap, else early stopping (patience on validation)."""
+    return STOP_MAX_EPOCHS if rounds >= int(cap) else STOP_PATIENCE
+
+
+def _catboost_rounds_grown(model: Any) -> int:
+    """Boosting rounds CatBoost grew before it stopped (``use_best_model`` trims the ensemble
+    to the best one afterwards): the length of its validation curve."""
+    curves = model.get_evals_result().get("validation") or {}
+    return max((len(values) for values in curves.values()), default=int(model.tree_count_))
 
 
 def _n_classes(task: str, y_train: np.ndarray, y_val: np.ndarray) -> int:

@@ -79,8 +79,9 @@ from lmbench.models import build_mlp, head_for_task, loss_for_task, probabilitie
 TRIAL_DEFAULTS = TrainerSettings(max_epochs=100, min_error=1e-4, patience=10)
 #: Settings that go to the engine (``TrainerSettings``, in config spelling).
 ENGINE_KEYS: tuple[str, ...] = (
-    "damping", "mu_init", "demping_coef", "gain_ratio_threshold", "inner_steps", "max_epochs",
-    "min_error", "min_gradient", "mu_max", "patience", "regularization", "ftol", "xtol", "gtol",
+    "engine", "damping", "mu_init", "demping_coef", "gain_ratio_threshold", "inner_steps",
+    "max_epochs", "min_error", "min_gradient", "mu_max", "patience", "regularization", "ftol",
+    "xtol", "gtol",
 )
 #: Settings that describe the network; a caller's ``model_factory`` replaces all of them.
 NETWORK_KEYS: tuple[str, ...] = ("hidden", "activation", "dtype")
@@ -96,6 +97,10 @@ class LMSettings:
     hidden: tuple[int, ...] = (16,)
     activation: str = "tanh"
     dtype: str = "float32"
+    #: ``lmbench.core.engines``: in_memory (the default), streaming, cache, matrix_free, or
+    #: ``auto``: the cost model picks the engine the network's size needs (the cache only with
+    #: a temp folder, so a tuned trial never writes to disk).
+    engine: str = TRIAL_DEFAULTS.engine
     damping: str = TRIAL_DEFAULTS.damping
     mu_init: float | None = None  # None: the damping rule's own default (seed: 10)
     demping_coef: float | None = None  # None: the rule's own factor (seed: 10)
@@ -190,6 +195,8 @@ class LMRunSummary:
     """Epoch whose weights were kept: the best-validation one under patience (0: the initial
     weights were never beaten), else the last one."""
     n_parameters: int
+    engine: str = "in_memory"
+    """The engine the trial ran on (``auto`` resolved by the cost model for its network)."""
 
 
 @dataclass
@@ -271,6 +278,7 @@ def search_lm(
                 stop_reason=history.stop_reason,
                 best_epoch=best_epoch,
                 n_parameters=get_weights_count(model),
+                engine=engine.resolved_engine(model),
             )
         )
         return FitOutcome(
@@ -281,6 +289,8 @@ def search_lm(
             ),
             best_iteration=best_epoch,
             history=history_curves(history),
+            epochs=history.epochs,
+            stop_reason=history.stop_reason,
         )
 
     result = run_tuning(

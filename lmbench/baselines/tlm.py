@@ -38,12 +38,15 @@ import numpy as np
 import torch
 
 from lmbench.baselines.common import (
+    STOP_DAMPING_MAX,
+    STOP_DIVERGED,
     BaselineResult,
     Deadline,
     FitOutcome,
     InverseTarget,
     budget_params,
     check_split,
+    epoch_stop_reason,
     plain,
 )
 from lmbench.baselines.torch_utils import (
@@ -156,11 +159,19 @@ def search_tlm(
                 model, task, train, val, settings, seed=seed, deadline=deadline
             )
         output = None if task == "regression" else (lambda t: torch.softmax(t, dim=-1))
+        epochs = len(history["train_loss"])
+        damping = history["damping"][-1] if history["damping"] else 0.0
+        stop_reason = epoch_stop_reason(
+            epochs, settings.max_epochs, history["val_loss"][-1] if epochs else None)
+        if stop_reason != STOP_DIVERGED and damping >= settings.damping_max:
+            stop_reason = STOP_DAMPING_MAX  # the library's own stop signal
         return FitOutcome(
             model=model,
             predictor=torch_predictor(model, threads, output=output),
             best_iteration=best_epoch,
             history=history,
+            epochs=epochs,
+            stop_reason=stop_reason,
         )
 
     return run_tuning(

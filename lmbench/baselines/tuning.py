@@ -9,7 +9,9 @@ Every method is tuned the same way (TabArena-style protocol):
   ``tuning.n_samples`` from ``conf/config.yaml``, the same for every method;
 * every trial fits on train with the method's early stopping on validation and a cooperative
   time limit (``tuning.trial_time_limit_s``); a trial that hits it keeps the model trained so
-  far, is scored like the others and is recorded with ``timed_out=True``;
+  far, is scored like the others and is recorded with ``timed_out=True`` (stop reason
+  ``time_limit``); every trial records its epochs (boosting rounds), best epoch
+  (``best_iteration``), stop reason and fit time (``TrialScore``);
 * selection is on the validation split by ``PRIMARY_METRIC`` (ties keep the earlier trial, so
   the default wins ties); no refit. Only two models stay in memory: the selected one and the
   default's.
@@ -33,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from lmbench.baselines.common import (
+    STOP_TIME_LIMIT,
     BaselineResult,
     Deadline,
     FitOutcome,
@@ -213,6 +216,8 @@ def run_tuning(
             fit_time_s=fit_time,
             best_iteration=outcome.best_iteration,
             timed_out=deadline.hit,
+            epochs=outcome.epochs,
+            stop_reason=STOP_TIME_LIMIT if deadline.hit else outcome.stop_reason,
         )
         scores.append(score)
         if math.isfinite(score.val_score):

@@ -28,9 +28,10 @@ from lmbench.reports.losses import losses_section
 from lmbench.reports.method_table import comparison_section
 from lmbench.reports.paper import paper_section
 from lmbench.reports.regularization import regularization_section
-from lmbench.reports.runs import load_metric_histories, load_runs
+from lmbench.reports.runs import load_metric_histories, load_runs, run_records
 from lmbench.reports.scale import scale_section
 from lmbench.reports.sensitivity import sensitivity_section
+from lmbench.reports.study_errors import errors_section
 from lmbench.reports.study_section import study_section
 from lmbench.reports.tables import Table
 from lmbench.tracking import resolve_tracking_uri
@@ -165,6 +166,7 @@ def build_report(options: ReportOptions) -> Report:
     kind = _kind(runs)
     sections = [
         study_section(benchmark, options.reference_method),
+        errors_section(benchmark, options.reference_method),
         comparison_section(benchmark, options.reference_method),
         sensitivity_section(benchmark, histories),
         dynamics_section(benchmark, histories),
@@ -273,13 +275,18 @@ def _anchor(number: int, title: str) -> str:
 
 
 def runs_csv(report: Report) -> str:
-    """One row per number a section took from a run, plus one ``status`` row per run."""
+    """One row per number a section took from a run, the runs' records (``records``: the
+    selected hyper-parameters and every trial's epochs, best epoch, stop reason, timed-out
+    flag and fit time, ``lmbench.reports.runs.run_records``), plus one ``status`` row per
+    run."""
     meta = report.runs.set_index("run_id")
     rows: list[dict[str, str]] = []
     for section in report.sections:
         for item in section.evidence:
             rows.append(_csv_row(section.key, item["run_id"], meta, item["quantity"],
                                  item["value"]))
+    for run_id, quantity, value in run_records(report.runs):
+        rows.append(_csv_row("records", run_id, meta, quantity, value))
     for run_id in report.runs["run_id"]:
         rows.append(_csv_row("runs", run_id, meta, "status", str(meta.at[run_id, "status"])))
     seen: set[tuple[str, ...]] = set()

@@ -20,12 +20,13 @@ from lmbench.plotting import plot_train_report
 from lmbench.reports.document import Section
 from lmbench.reports.figures import report_style, subplots
 from lmbench.reports.labels import MU_LABEL, run_loss_label
-from lmbench.reports.numbers import fmt
+from lmbench.reports.numbers import fmt, fmt_int
 from lmbench.reports.tables import Table
 from lmbench.tracking.schema import (
     METHOD_ADAM,
     METHOD_LM,
     METRIC_BEST_VAL_LOSS,
+    METRIC_EPOCHS,
     PARAM_DAMPING_COEF,
     PARAM_HIDDEN,
     PARAM_MU_INIT,
@@ -206,7 +207,7 @@ def _lm_vs_adam(
                     ax.plot(elapsed.reindex(val.index).to_numpy(), val.to_numpy(),
                             color=color, linestyle="--")
                 table.add([
-                    dataset, method, run["run_id"][:12], str(int(loss.index.max())),
+                    dataset, method, run["run_id"][:12], fmt_int(epochs_run(run, loss)),
                     fmt(float(loss.iloc[-1]), 4),
                     fmt(float(val.iloc[-1]) if val is not None and len(val) else math.nan, 4),
                     fmt(float(elapsed.iloc[-1]), 3),
@@ -229,6 +230,17 @@ def _lm_vs_adam(
             ax.set_visible(False)
     section.table(table)
     section.figure("lm_vs_adam", "Loss against cumulative epoch time, LM vs Adam.", fig)
+
+
+def epochs_run(run: pd.Series, loss: pd.Series) -> int:
+    """Epochs the run trained: its ``epochs`` metric (tuned runs log the selected trial's),
+    else counted from its ``train_loss`` history, where LM's step 0 is the state before the
+    first epoch and every other method's step 0 is its first epoch (so Adam at its 500-epoch
+    cap has steps 0..499 and ran 500 epochs)."""
+    logged = run.get(metric_column(METRIC_EPOCHS))
+    if logged is not None and not pd.isna(logged):
+        return int(logged)
+    return len(loss) - 1 if run.get("method") == METHOD_LM else len(loss)
 
 
 def _slug(name: str) -> str:

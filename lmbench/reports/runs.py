@@ -11,22 +11,32 @@ from lmbench.metrics import PRIMARY_METRIC
 from lmbench.tracking import get_client, resolve_tracking_uri, search_runs
 from lmbench.tracking.schema import (
     GROUPING_KINDS,
+    METRIC_BEST_EPOCH,
+    METRIC_EPOCHS,
     METRIC_N_PARAMETERS,
+    METRIC_N_TEST_ROWS,
+    METRIC_N_TIMED_OUT,
+    METRIC_N_TRIALS,
+    METRIC_SELECTED_TRIAL,
     METRIC_TRAIN_TIME,
     METRIC_WALL_TIME,
     METRICS_PREFIX,
     PARAM_SEED,
+    PARAM_SELECTED_PREFIX,
     PARAMS_PREFIX,
     TAG_DATASET,
     TAG_DATASET_HASH,
+    TAG_ENGINE,
     TAG_ERROR,
     TAG_GIT_COMMIT,
     TAG_KIND,
     TAG_METHOD,
     TAG_MODEL,
     TAG_PRIMARY_METRIC,
+    TAG_STOP_REASON,
     TAG_TASK,
     TAGS_PREFIX,
+    TRIAL_RECORD_PREFIX,
     metric_column,
     param_column,
     series_names,
@@ -140,6 +150,49 @@ def _metric(frame: pd.DataFrame, index: int, name: str) -> float:
         return math.nan
     value = frame.at[index, name]
     return math.nan if value is None or pd.isna(value) else float(value)
+
+
+#: Run-table columns the report exports as each run's records (``runs.csv`` section
+#: ``records``): the selected trial's hyper-parameters, every trial's record, and the selected
+#: trial's epochs, best epoch and stop reason, trial counts and the test split's rows.
+RECORD_COLUMNS = tuple(metric_column(name) for name in (
+    METRIC_SELECTED_TRIAL, METRIC_EPOCHS, METRIC_BEST_EPOCH, METRIC_N_TRIALS, METRIC_N_TIMED_OUT,
+    METRIC_N_TEST_ROWS)) + (tag_column(TAG_STOP_REASON), tag_column(TAG_ENGINE))
+RECORD_PREFIXES = (param_column(PARAM_SELECTED_PREFIX), metric_column(TRIAL_RECORD_PREFIX),
+                   tag_column(TRIAL_RECORD_PREFIX))
+
+
+def run_records(runs: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """``(run_id, quantity, value)`` of every record a run holds (``RECORD_COLUMNS`` and the
+    columns under ``RECORD_PREFIXES``; quantity = the name without its ``params.`` /
+    ``metrics.`` / ``tags.`` prefix), in run-table order then column order; missing values
+    left out. Numbers keep full precision (whole numbers without a decimal point)."""
+    columns = [c for c in runs.columns if c in RECORD_COLUMNS or c.startswith(RECORD_PREFIXES)]
+    columns = sorted(columns, key=_record_order)
+    out = []
+    for _, run in runs.iterrows():
+        for column in columns:
+            value = run[column]
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                continue
+            name = column.split(".", 1)[1]
+            if isinstance(value, float):
+                text = str(int(value)) if value.is_integer() else repr(value)
+            else:
+                text = str(value)
+            out.append((str(run["run_id"]), name, text))
+    return out
+
+
+def _record_order(column: str) -> tuple[int, int, str]:
+    """Selected params, then the job run's records, then trials by number, then by name."""
+    name = column.split(".", 1)[1]
+    if name.startswith(PARAM_SELECTED_PREFIX):
+        return (0, 0, name)
+    if name.startswith(TRIAL_RECORD_PREFIX):
+        number = name[len(TRIAL_RECORD_PREFIX):].split(".", 1)[0]
+        return (2, int(number) if number.isdigit() else 0, name)
+    return (1, 0, name)
 
 
 def load_metric_histories(

@@ -16,8 +16,8 @@ from lmbench.reports.figures import report_style, subplots
 from lmbench.reports.statistics import FriedmanResult
 
 #: One fixed colour per method (the same in every figure).
-METHOD_COLORS = {"lm": "tab:blue", "xgboost": "tab:green", "catboost": "tab:red",
-                 "adam": "tab:orange", "tlm": "tab:purple"}
+METHOD_COLORS = {"lm": "tab:blue", "lm_bayesian": "tab:cyan", "xgboost": "tab:green",
+                 "catboost": "tab:red", "adam": "tab:orange", "tlm": "tab:purple"}
 NORMALISED_LABEL = "normalised score (1 = best method, 0 = worst)"
 
 

@@ -302,12 +302,14 @@ def _metric_sum(runs: pd.DataFrame, name: str) -> float:
 
 def conclusion(result: FriedmanResult, comparisons: list[PairedResult], reference: str,
                normalised: pd.DataFrame) -> str:
-    """The conclusion paragraph: only what the tests support, with their n and p-values."""
+    """The conclusion paragraph: only what the tests support, with their n and p-values. Each
+    sentence names its test (Friedman/Nemenyi for the ranks, Wilcoxon signed-rank + Holm for
+    the pairs); where the two disagree on a pair, the sentence says so and why."""
     parts = ["**Conclusion.**"]
     if result.tested:
         verdict = ("the methods' ranks differ significantly" if result.p_value < ALPHA
                    else "no significant difference between the methods' ranks")
-        parts.append(f"Friedman test over {result.n_datasets} datasets: p = "
+        parts.append(f"Ranks (Friedman test over {result.n_datasets} datasets): p = "
                      f"{fmt(result.p_value, 3)}, {verdict} at α = {ALPHA}"
                      + (" (few datasets: indicative only)." if result.n_datasets < 10 else "."))
     else:
@@ -319,15 +321,57 @@ def conclusion(result: FriedmanResult, comparisons: list[PairedResult], referenc
         head = (f"`{c.reference}` against `{c.other}` over {c.n} datasets "
                 f"(better/tied/worse on {c.wins}/{c.ties}/{c.losses}; median difference of "
                 f"the normalised score {fmt(c.median_diff, 2)})")
+        ranks = _nemenyi_clause(result, c.reference, c.other)
         if not c.tested:
             parts.append(f"{head}: fewer than {MIN_PAIRS} datasets with a difference, too few "
                          f"for a Wilcoxon signed-rank test to reach significance at {ALPHA}; "
-                         "no winner is called.")
-        elif c.significant:
+                         f"no winner is called{ranks}.")
+            continue
+        pair = f"paired Wilcoxon signed-rank test p = {fmt(c.p_value, 3)} (Holm p = " \
+               f"{fmt(c.p_holm, 3)})"
+        separated = _nemenyi_separates(result, c.reference, c.other)
+        if c.significant:
             winner = c.reference if c.median_diff > 0 else c.other
-            parts.append(f"{head}: Wilcoxon signed-rank p = {fmt(c.p_value, 3)} (Holm "
-                         f"{fmt(c.p_holm, 3)}), `{winner}` is better at {ALPHA}.")
+            if separated is False:
+                parts.append(f"{head}{ranks}, although the {pair} does: `{winner}` is better "
+                             f"at {ALPHA} (the paired test weighs every dataset's difference "
+                             "between these two; the Nemenyi test compares mean ranks among "
+                             "all methods).")
+            else:
+                parts.append(f"{head}: `{winner}` is better by the {pair} at {ALPHA}"
+                             f"{ranks}.")
+        elif separated is True:
+            parts.append(f"{head}{ranks}, although the {pair} finds no significant difference "
+                         f"at {ALPHA}.")
         else:
-            parts.append(f"{head}: Wilcoxon signed-rank p = {fmt(c.p_value, 3)} (Holm "
-                         f"{fmt(c.p_holm, 3)}), no significant difference at {ALPHA}.")
+            parts.append(f"{head}: {pair}, no significant difference at {ALPHA}{ranks}.")
     return " ".join(parts)
+
+
+def _nemenyi_separates(result: FriedmanResult, a: str, b: str) -> bool | None:
+    """Whether the mean ranks of ``a`` and ``b`` lie further apart than the Nemenyi critical
+    difference, read only after a significant Friedman test (False after a Friedman p >=
+    ``ALPHA``; None: no Friedman test, no ranks for both, or no critical difference)."""
+    ranks = result.mean_ranks
+    if not result.tested or a not in ranks or b not in ranks or math.isnan(result.cd):
+        return None
+    if result.tested and result.p_value >= ALPHA:
+        return False
+    return abs(float(ranks[a]) - float(ranks[b])) > result.cd
+
+
+def _nemenyi_clause(result: FriedmanResult, a: str, b: str) -> str:
+    """``; rank gap g is inside / beyond the Nemenyi critical difference CD (mean ranks …)``,
+    or nothing when the ranks of the pair are not known."""
+    separated = _nemenyi_separates(result, a, b)
+    if separated is None:
+        return ""
+    if result.tested and result.p_value >= ALPHA:
+        return ("; the Friedman test finds no difference among the ranks, so no Nemenyi "
+                "post-hoc comparison separates them")
+    gap = abs(float(result.mean_ranks[a]) - float(result.mean_ranks[b]))
+    where = "beyond" if separated else "inside"
+    verdict = "separates them" if separated else "does not separate them"
+    return (f"; their rank gap {fmt(gap, 3)} (mean ranks {fmt(result.mean_ranks[a], 3)} and "
+            f"{fmt(result.mean_ranks[b], 3)}) is {where} the critical difference "
+            f"{fmt(result.cd, 3)}, so the Nemenyi test {verdict}")

@@ -74,6 +74,8 @@ TAG_LOSS = "loss"
 #: Tuned methods: the selected trial's settings, one tag per setting (``best.<name>``).
 TAG_BEST_PREFIX = "best."
 #: Limits runs: the engine variant (one of ``ENGINES``), whether it was measured, the device.
+#: Tuned LM job runs: the engine (one of ``ENGINE_NAMES``, ``auto`` resolved) of the selected
+#: trial.
 TAG_ENGINE = "engine"
 TAG_MEASURED = "measured"
 TAG_DEVICE_NAME = "device_name"
@@ -107,6 +109,10 @@ TAG_TIER = "tier"
 
 # ---------------------------------------------------------------------- params
 PARAM_SEED = "seed"
+#: Tuned job runs: the selected trial's hyper-parameters, one param per setting
+#: (``selected.<name>``, e.g. ``selected.hidden`` = ``[32, 16]``), also kept as the artifact
+#: ``SELECTED_PARAMS_ARTIFACT``: every table can be recomputed from the run table alone.
+PARAM_SELECTED_PREFIX = "selected."
 PARAM_MU_INIT = "trainer.mu_init"
 PARAM_DAMPING_COEF = "trainer.demping_coef"
 PARAM_HIDDEN = "model.hidden"
@@ -163,6 +169,24 @@ MODEL_SIZE_METRIC_PREFIX = "model_size_"
 MODEL_SIZE_TREES = "n_trees"
 MODEL_SIZE_LEAVES = "n_leaves"
 MODEL_SIZE_INTERNAL_NODES = "n_internal_nodes"
+#: Tuned job runs: the number of the selected trial (0 = the default configuration).
+METRIC_SELECTED_TRIAL = "selected_trial"
+#: Every dataset job run: rows of its test split (how far one error moves a score).
+METRIC_N_TEST_ROWS = "n_test_rows"
+#: Tuned job runs: one record per trial on the job run itself, ``trial.<n>.<field>``
+#: (:func:`trial_record`): the metrics ``epochs`` (boosting rounds for GBDT), ``best_epoch``
+#: (best epoch, or boosting rounds kept), ``fit_time_s``, ``timed_out`` (1/0) and
+#: ``val_score``, and the tag ``stop_reason``. The selected trial's values are also the job
+#: run's ``epochs`` and ``best_epoch`` metrics and its ``stop_reason`` tag.
+TRIAL_RECORD_PREFIX = "trial."
+TRIAL_EPOCHS = "epochs"
+TRIAL_BEST_EPOCH = "best_epoch"
+TRIAL_FIT_TIME = "fit_time_s"
+TRIAL_TIMED_OUT = "timed_out"
+TRIAL_VAL_SCORE = "val_score"
+TRIAL_STOP_REASON = "stop_reason"
+TRIAL_METRIC_FIELDS = (TRIAL_EPOCHS, TRIAL_BEST_EPOCH, TRIAL_FIT_TIME, TRIAL_TIMED_OUT,
+                       TRIAL_VAL_SCORE)
 # limits runs
 METRIC_PEAK_MEMORY = "peak_memory_bytes"
 METRIC_PREDICTED_MEMORY = "predicted_memory_bytes"
@@ -243,6 +267,8 @@ TRAINING_REPORT_ARTIFACT = "training_report.png"
 #: A tuned run's Optuna trials (settings, validation scores, fit times), the selected trial
 #: and its settings. Stores written before it was named so hold it as ``grid_search.json``.
 TUNING_ARTIFACT = "tuning.json"
+#: Tuned job runs: the selected trial's hyper-parameters (as the ``selected.*`` params).
+SELECTED_PARAMS_ARTIFACT = "selected_params.yaml"
 #: The MLflow model (``mlflow.pytorch`` / ``mlflow.xgboost`` / ``mlflow.catboost`` flavour,
 #: loadable with ``mlflow.pyfunc.load_model``) of a run: ``runs:/<run id>/model``.
 MODEL_ARTIFACT_PATH = "model"
@@ -289,6 +315,17 @@ def test_metric(name: str) -> str:
 
 
 test_metric.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
+
+
+def trial_record(number: int, field: str) -> str:
+    """The job-run metric (or tag, for ``stop_reason``) of trial ``number``'s ``field``:
+    ``trial.<number>.<field>``."""
+    return f"{TRIAL_RECORD_PREFIX}{number}.{field}"
+
+
+def selected_param(name: str) -> str:
+    """The job-run param of the selected trial's setting ``name``: ``selected.<name>``."""
+    return f"{PARAM_SELECTED_PREFIX}{name}"
 
 
 def default_test_metric(name: str) -> str:

@@ -22,8 +22,9 @@ from lmbench.tracking import Tracker, schema
 
 
 def run(job: DatasetJob) -> JobOutcome:
-    """Tune ``cfg.trainer``; log every trial, the selected params and model, and the test scores
-    of the selected and the default models."""
+    """Tune ``cfg.trainer``; log every trial (child runs, and ``trial.<n>.*`` records on the job
+    run), the selected params (``selected.*``) and model, and the test scores of the selected
+    and the default models."""
     cfg, data, tracker = job.cfg, job.data, job.tracker
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     assert isinstance(trainer_cfg, dict)
@@ -61,10 +62,14 @@ def run(job: DatasetJob) -> JobOutcome:
         schema.TUNING_ARTIFACT,
     )
     tracker.log_child_runs(tuning_trials(result, data.name))
+    log_trial_records(tracker, result)
     extra: dict[str, float] = {}
     if name == "lm":
         loss = str(trainer_cfg.get("params", {}).get("loss", "auto"))
         tracker.set_tags({schema.TAG_LOSS: loss_for_task(loss, data.task)})
+        runs = getattr(result, "runs", [])
+        if result.selected_trial < len(runs):  # the engine the selected trial ran on
+            tracker.set_tags({schema.TAG_ENGINE: runs[result.selected_trial].engine})
         extra[schema.METRIC_BEST_VAL_LOSS] = _returned_val_loss(result)
         if result.history and getattr(tracker, "log_report", False):
             log_selected_report(tracker, result.history,
@@ -80,6 +85,7 @@ def run(job: DatasetJob) -> JobOutcome:
     )
     size = result.model_size
     n_parameters = size.get("n_parameters", size.get("n_leaf_values"))
+    selected = result.trials[result.selected_trial]
     return JobOutcome(
         method=method_label(cfg.trainer),
         dataset=data.name,
@@ -88,7 +94,12 @@ def run(job: DatasetJob) -> JobOutcome:
         primary_metric=result.primary_metric,
         n_parameters=None if n_parameters is None else int(n_parameters),
         train_time_s=train_time,
+        stop_reason=selected.stop_reason or None,
         extra_metrics={
+            schema.METRIC_SELECTED_TRIAL: result.selected_trial,
+            schema.METRIC_EPOCHS: selected.epochs,
+            schema.METRIC_BEST_EPOCH: selected.best_iteration,
+            schema.METRIC_N_TEST_ROWS: len(data.y_test),
             schema.METRIC_N_TRIALS: result.n_trials,
             schema.METRIC_N_TIMED_OUT: result.n_timed_out,
             schema.METRIC_DEFAULT_VAL_SCORE: result.default_val_score,
@@ -116,6 +127,7 @@ def tuning_trials(result: BaselineResult, dataset: str) -> list[dict[str, Any]]:
                 **{schema.VAL_METRIC_PREFIX + k: v for k, v in trial.val_metrics.items()},
                 schema.METRIC_FIT_TIME: trial.fit_time_s,
                 schema.METRIC_BEST_ITERATION: trial.best_iteration,
+                schema.METRIC_EPOCHS: trial.epochs,
             },
             "tags": {
                 schema.TAG_KIND: schema.KIND_TUNING_TRIAL,
@@ -125,6 +137,7 @@ def tuning_trials(result: BaselineResult, dataset: str) -> list[dict[str, Any]]:
                     else schema.TRIAL_ORIGIN_SAMPLED
                 ),
                 schema.TAG_TIMED_OUT: str(trial.timed_out).lower(),
+                schema.TAG_STOP_REASON: trial.stop_reason,
                 schema.TAG_SELECTED: str(trial.number == result.selected_trial).lower(),
                 schema.TAG_METHOD: result.name,
                 schema.TAG_DATASET: dataset,
@@ -132,6 +145,29 @@ def tuning_trials(result: BaselineResult, dataset: str) -> list[dict[str, Any]]:
             },
         })
     return trials
+
+
+def log_trial_records(tracker: Tracker, result: BaselineResult) -> None:
+    """Every trial's record on the job run itself (``trial.<n>.<field>``: epochs, best epoch,
+    fit time, timed-out flag, validation score as metrics, stop reason as a tag) and the
+    selected trial's hyper-parameters as ``selected.<name>`` params (and an artifact), so the
+    run table alone can check every table built from it."""
+    metrics: dict[str, float] = {}
+    tags: dict[str, str] = {}
+    for trial in result.trials:
+        values = {
+            schema.TRIAL_EPOCHS: trial.epochs,
+            schema.TRIAL_BEST_EPOCH: trial.best_iteration,
+            schema.TRIAL_FIT_TIME: trial.fit_time_s,
+            schema.TRIAL_TIMED_OUT: int(trial.timed_out),
+            schema.TRIAL_VAL_SCORE: trial.val_score,
+        }
+        metrics.update({schema.trial_record(trial.number, k): v for k, v in values.items()})
+        tags[schema.trial_record(trial.number, schema.TRIAL_STOP_REASON)] = trial.stop_reason
+    tracker.log_metrics(metrics)
+    tracker.set_tags(tags)
+    tracker.log_config({schema.PARAM_SELECTED_PREFIX.rstrip("."): result.best_params},
+                       schema.SELECTED_PARAMS_ARTIFACT)
 
 
 def log_selected_report(tracker: Tracker, curves: dict[str, list[float]], n_params: int = 0

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from lmbench.reports.document import Section
@@ -233,3 +234,28 @@ def test_a_one_method_comparison_has_no_rank_table_and_says_why():
     md = text_of(section)
     assert "with one method (`lm`) in these experiments there is nothing to rank or pair" in md
     assert "Wilcoxon" not in md and "Win/tie/loss needs" not in md
+
+
+def test_lm_vs_adam_counts_the_epochs_adam_ran_at_its_cap():
+    from lmbench.reports.dynamics import dynamics_section
+
+    runs = lm_runs([
+        {"run_id": "l", "dataset": "d", "primary_value": 5.0},
+        {"run_id": "a", "dataset": "d", "primary_value": 5.0, "method": "adam"},
+        {"run_id": "r", "dataset": "e", "primary_value": 5.0},
+        {"run_id": "b", "dataset": "e", "primary_value": 5.0, "method": "adam",
+         "metrics.epochs": 37.0},  # the run's own record wins over the history's length
+    ])
+    lm = {"train_loss": pd.Series([1.0, 0.5, 0.25]), "epoch_time_s": pd.Series([0.0, 0.5, 0.25])}
+    capped = {"train_loss": pd.Series(np.linspace(1.0, 0.1, 500)),  # steps 0..499: epochs 1..500
+              "epoch_time_s": pd.Series(np.full(500, 0.01))}
+    series = {"l": lm, "r": lm, "a": capped, "b": capped}
+
+    def load(run_ids, keys):
+        return {r: {k: series[r][k] for k in keys if k in series[r]} for r in run_ids}
+
+    md = text_of(dynamics_section(runs, load))
+    table = md[md.index("| dataset | method |"):]
+    assert "| d | adam | a | 500 |" in table  # not 499: Adam's step 0 is its first epoch
+    assert "| d | lm | l | 2 |" in table  # LM's step 0 is the state before the first epoch
+    assert "| e | adam | b | 37 |" in table
