@@ -44,3 +44,11 @@ def test_same_config_gives_bit_identical_metrics():
     assert first.test_metrics == second.test_metrics  # exact, not approximate
     third = run_job(compose_with([*overrides, "seed=1"]))
     assert third.test_metrics != first.test_metrics
+
+
+def test_a_job_of_zero_epochs_is_refused_naming_the_key():
+    cfg = compose_with(["dataset=iris", "model=mlp_tiny", "trainer.max_epochs=0",
+                        "tracking=none"])
+    with pytest.raises(ValueError, match=r"trainer\.max_epochs must be >= 1 in a benchmark "
+                                         r"job, got 0: .* untrained model"):
+        run_job(cfg)
