@@ -212,6 +212,8 @@ def train_distributed_levenberg(
     regularization: Literal["none", "bayesian"] | None = None,
 ) -> Any:
     """LM on data streamed from ``x_loader`` (chunks of (x, y)); every row enters every step.
+    Every pass over the loader must yield the same rows, in any order (shuffling is fine; a
+    sampler with replacement, or fewer rows on a later pass, is refused: ``LoaderSource``).
 
     engine: ``streaming`` accumulates J^T J chunk by chunk (memory O(P^2 + chunk*O*P), no
     Jacobian kept); ``cache`` writes Jacobian chunks to ``temp_folder`` once per epoch and

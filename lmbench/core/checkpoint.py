@@ -2,11 +2,17 @@
 
 A checkpoint is ``epoch_XXXX.pt`` holding ``format``, ``model_state`` (the state dict),
 ``optimizer_state`` (mu, epoch, damping rule state, best-validation bookkeeping), ``history``
-(plain lists and numbers) and ``checksum``: SHA-256 over every tensor's name, dtype, shape and
-bytes. Only plain dicts, lists, tensors, numbers and strings are written, so ``load_checkpoint``
-reads with ``torch.load(weights_only=True)``: a crafted file cannot run code. A flipped bit, an
-empty or foreign file, a plain ``state_dict`` and a checkpoint of another architecture are each
+(plain lists and numbers), ``setup`` (what the run trains with: ``TrainingSetup``) and
+``checksum``: SHA-256 over every tensor's name, dtype, shape and bytes. Only plain dicts,
+lists, tensors, numbers and strings are written, so ``load_checkpoint`` reads with
+``torch.load(weights_only=True)``: a crafted file cannot run code. A flipped bit, an empty or
+foreign file, a plain ``state_dict`` and a checkpoint of another architecture are each
 refused with a ``CheckpointError`` that says what the file is, before the model is touched.
+
+Resuming with another loss, damping rule, regularisation or other training rows than the
+checkpoint's ``setup`` is refused too, naming each difference (the history would otherwise mix
+epochs of two objectives), unless the caller passes ``allow_changed_setup=True``. A checkpoint
+written before ``setup`` was recorded still resumes, with a warning that nothing was compared.
 
 The seed functions also write ``epoch_XXXXXX.pth`` beside them: a plain ``state_dict`` per
 epoch, loadable with ``model.load_state_dict(torch.load(path))`` (``SnapshotCallback``).
@@ -22,17 +28,19 @@ import tempfile
 import warnings
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
 from lmbench.core.callbacks import EpochInfo
 from lmbench.core.damping import DampingState
+from lmbench.core.distributed import LocalReducer
 from lmbench.core.errors import CheckpointError
+from lmbench.core.fingerprint import RowsFingerprint
 from lmbench.core.history import TrainingHistory
-from lmbench.core.regularization import RegularizationState
+from lmbench.core.regularization import Regularization, RegularizationState
 from lmbench.core.stopping import BestWeights
 
 #: The ``format`` tag of a checkpoint written by ``checkpoint_payload``.
@@ -155,6 +163,79 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return payload
 
 
+def describe_damping(rule: Any) -> str:
+    """A damping rule as the checkpoint records it: its class and the parameters that decide
+    its steps (``mu_init`` left out: a resumed run continues from the checkpoint's mu)."""
+    if not is_dataclass(rule):
+        return type(rule).__name__
+    params = ", ".join(f"{f.name}={getattr(rule, f.name)!r}" for f in fields(rule)
+                       if f.name != "mu_init")
+    return f"{type(rule).__name__}({params})"
+
+
+class SetupView(Protocol):
+    """What ``TrainingSetup.of`` reads of a trainer (``LevenbergMarquardt``)."""
+
+    loss: Any
+    damping: Any
+    regularization: Regularization
+    reducer: Any
+
+
+class RowsView(Protocol):
+    """A row source that can fingerprint its rows (``lmbench.core.sources.RowSource``)."""
+
+    def fingerprint(self) -> RowsFingerprint: ...
+
+
+@dataclass(frozen=True)
+class TrainingSetup:
+    """What a run trains with, recorded in each checkpoint and compared when it is resumed:
+    the loss (``Loss.name``, with Huber's delta), the damping rule (``describe_damping``), the
+    weight penalty, and the training rows' ``RowsFingerprint`` (None when not known: data
+    parallelism, where each rank holds another shard)."""
+
+    loss: str
+    damping: str
+    regularization: str
+    data: RowsFingerprint | None = None
+
+    @classmethod
+    def of(cls, trainer: SetupView, source: RowsView) -> TrainingSetup:
+        """What ``trainer`` trains with on ``source``. The rows are fingerprinted in a single
+        process only (each data-parallel rank holds another shard); a loader's fingerprint is
+        its first complete pass's (one pass is read now if none has completed yet)."""
+        loss = trainer.loss
+        name = f"huber(delta={loss.huber_delta!r})" if loss.name == "huber" else str(loss.name)
+        data = source.fingerprint() if isinstance(trainer.reducer, LocalReducer) else None
+        return cls(name, describe_damping(trainer.damping), repr(trainer.regularization), data)
+
+    def differences(self, resumed: TrainingSetup) -> list[str]:
+        """What ``resumed`` changes, one phrase each (rows compared only when both know them)."""
+        found = [f"{name}: checkpoint {mine} vs now {theirs}"
+                 for name, mine, theirs in (("loss", self.loss, resumed.loss),
+                                            ("damping", self.damping, resumed.damping),
+                                            ("regularization", self.regularization,
+                                             resumed.regularization))
+                 if mine != theirs]
+        if self.data is not None and resumed.data is not None:
+            rows = self.data.difference(resumed.data)
+            if rows is not None:
+                found.append(f"training rows: now {rows}")
+        return found
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"loss": self.loss, "damping": self.damping,
+                "regularization": self.regularization,
+                "data": self.data.to_dict() if self.data is not None else None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainingSetup:
+        rows = data.get("data")
+        return cls(str(data["loss"]), str(data["damping"]), str(data["regularization"]),
+                   RowsFingerprint.from_dict(rows) if rows is not None else None)
+
+
 @dataclass
 class ResumePoint:
     """What a checkpoint restores besides the weights: where the loop stood."""
@@ -173,8 +254,10 @@ def checkpoint_payload(
     best: BestWeights,
     history: TrainingHistory,
     regularization: RegularizationState | None = None,
+    setup: TrainingSetup | None = None,
 ) -> dict[str, Any]:
-    """The dict ``save_checkpoint`` writes: weights, loop position, history and checksum."""
+    """The dict ``save_checkpoint`` writes: weights, loop position, history, what the run
+    trains with (``setup``) and the checksum."""
     model_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     best_theta = best.theta.detach().to("cpu", copy=True) if best.theta is not None else None
     return {
@@ -192,6 +275,7 @@ def checkpoint_payload(
                else {}),
         },
         "history": history.to_dict(),
+        **({"setup": setup.to_dict()} if setup is not None else {}),
         "checksum": tensors_checksum(model_state, best_theta),
     }
 
@@ -220,16 +304,21 @@ def check_compatible(path: Path, state: Mapping[str, torch.Tensor], model: torch
 
 def restore_checkpoint(
     path: str | Path, model: torch.nn.Module, device: torch.device, patience_enabled: bool,
-    n_weights: int | None = None,
+    n_weights: int | None = None, setup: TrainingSetup | None = None,
 ) -> ResumePoint:
     """Load ``path`` into ``model`` and return where its loop stood. Everything is read and
-    checked first: on any error the model is left exactly as it was."""
+    checked first: on any error the model is left exactly as it was. With ``setup`` (what the
+    resumed run trains with; None: not compared, the caller's ``allow_changed_setup=True``) a
+    checkpoint recorded with another setup is refused; one that records none resumes with a
+    warning."""
     path = Path(path)
     payload = load_checkpoint(path, map_location=device)
     opt = payload["optimizer_state"]
     if n_weights is None:
         n_weights = sum(p.numel() for p in model.parameters() if p.requires_grad)
     check_compatible(path, payload["model_state"], model, n_weights, opt.get("best_theta"))
+    if setup is not None:
+        check_same_setup(path, payload, setup)
     try:
         history = TrainingHistory.from_dict(payload["history"])
         best = BestWeights(
@@ -250,6 +339,30 @@ def restore_checkpoint(
     model.load_state_dict(payload["model_state"])
     return ResumePoint(epoch=epoch, damping=damping, best=best, history=history,
                        regularization=regularization)
+
+
+def check_same_setup(path: Path, payload: Mapping[str, Any], setup: TrainingSetup) -> None:
+    """Refuse to resume ``payload`` with another ``setup`` than it recorded, naming each
+    difference; a checkpoint without a record (an older lmbench) only warns."""
+    if "setup" not in payload:
+        warnings.warn(f"{path} records no training setup (written by an older lmbench): the "
+                      "loss, damping rule and data it was trained with cannot be compared with "
+                      "this run's", stacklevel=3)
+        return
+    try:
+        recorded = TrainingSetup.from_dict(payload["setup"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path} has a malformed setup record ({exc!r}); {EXPECTED}"
+                              ) from exc
+    changes = recorded.differences(setup)
+    if changes:
+        raise CheckpointError(
+            f"{path} was trained with another setup than this run: {'; '.join(changes)}. "
+            "Resuming would continue one history under two objectives. Resume with the "
+            "checkpoint's loss, damping rule, regularization and training rows, or pass "
+            "allow_changed_setup=True to fit(...) to continue from its weights anyway. The "
+            "model was left unchanged."
+        )
 
 
 class SnapshotCallback:

@@ -13,7 +13,9 @@ batch to batch and from epoch to epoch. One epoch is one pass over the batches:
   rounding); with ``batch_size`` >= the rows there is one batch of all rows and the run equals
   the full-batch trainer's exactly.
 * a loader (``fit_loader``): each batch the loader yields is one step (shuffle it with the
-  loader's own sampler); under data parallelism every rank must yield as many batches.
+  loader's own sampler; every pass must yield the same rows, as in full-batch LM, since the
+  epoch's loss is a full pass: ``LoaderSource``); under data parallelism every rank must
+  yield as many batches.
 
 After the epoch's last batch one full pass over the training rows gives the recorded ``loss``
 and ``objective`` (the exact training loss of the weights the epoch ends with, not a mean of

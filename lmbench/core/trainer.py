@@ -27,7 +27,12 @@ from torch import nn
 
 from lmbench.core.cache import JacobianCache
 from lmbench.core.callbacks import CallbackSpec, EpochInfo, as_callbacks
-from lmbench.core.checkpoint import checkpoint_payload, restore_checkpoint, save_checkpoint
+from lmbench.core.checkpoint import (
+    TrainingSetup,
+    checkpoint_payload,
+    restore_checkpoint,
+    save_checkpoint,
+)
 from lmbench.core.checks import check_device, check_finite_objective, check_materialised
 from lmbench.core.damping import DampingRule, DampingState, SeedDamping
 from lmbench.core.distributed import LocalReducer, Reducer
@@ -42,16 +47,13 @@ from lmbench.core.params import FlatParameters
 from lmbench.core.regularization import Regularization, RegularizationState, weight_energy
 from lmbench.core.solve import Step
 from lmbench.core.sources import (
-    LoaderSource,
     RowSource,
-    as_tensor,
     check_inference_layers,
-    check_paired_rows,
     chunk_rows_for,
     default_jacobian_budget,
-    first_batch,
-    probe_outputs,
-    tensor_source,
+    loader_rows,
+    memory_rows,
+    output_shape,
     validation_source,
 )
 from lmbench.core.stopping import (
@@ -208,33 +210,29 @@ class LevenbergMarquardt:
         x: Any,
         y: Any,
         val: ValidationData = None,
-        resume_from: str | Path | None = None,
+        resume_from: str | Path | None = None, *, allow_changed_setup: bool = False,
     ) -> TrainingHistory:
-        """Train on in-memory data ``x`` (N, ...) and targets ``y`` (N, O) or (N,) for O = 1."""
-        dtype, device = self.flat.dtype, self.flat.device
-        x_t = as_tensor(x, "x", dtype, device)
-        y_t = as_tensor(y, "y", dtype, device)
-        check_paired_rows(x_t, y_t)
+        """Train on in-memory data ``x`` (N, ...) and targets ``y`` shaped as the outputs ((N,)
+        for one output). A ``resume_from`` checkpoint of another loss, damping rule, penalty or
+        data is refused unless ``allow_changed_setup`` (``lmbench.core.checkpoint``)."""
         check_inference_layers(self.model)
-        n_outputs = probe_outputs(self.model, x_t[:1])
-        source = tensor_source(x_t, y_t, n_outputs, dtype, device, self._chunk_rows(n_outputs),
-                               targets=self.loss.targets)
-        return self.fit_source(source, val, resume_from, n_outputs)
+        source = memory_rows(self.model, x, y, self.flat.dtype, self.flat.device,
+                             self._chunk_rows, self.loss.targets)
+        return self.fit_source(source, val, resume_from, allow_changed_setup=allow_changed_setup)
 
     def fit_loader(
         self,
         loader: Iterable[Any],
         val: ValidationData = None,
-        resume_from: str | Path | None = None,
+        resume_from: str | Path | None = None, *, allow_changed_setup: bool = False,
     ) -> TrainingHistory:
-        """Train on an iterable of (x, y) chunks, streamed again for every pass over the data."""
+        """Train on an iterable of (x, y) chunks, streamed again for every pass over the data
+        (each pass must yield the same rows, in any order: ``LoaderSource``); see ``fit``."""
         check_inference_layers(self.model)
-        first = first_batch(loader)
-        x0 = as_tensor(first[0], "x_loader batch 0 x", self.flat.dtype, self.flat.device)
-        n_outputs = probe_outputs(self.model, x0[:1], "x_loader batch 0 x")
-        source = LoaderSource(loader, n_outputs, self.flat.dtype, self.flat.device,
-                              targets=self.loss.targets)
-        return self.fit_source(source, val, resume_from, n_outputs, probe_row=x0[:1])
+        source, probe_row = loader_rows(self.model, loader, self.flat.dtype, self.flat.device,
+                                        self.loss.targets)
+        return self.fit_source(source, val, resume_from, source.n_outputs, probe_row,
+                               allow_changed_setup=allow_changed_setup)
 
     def fit_source(
         self,
@@ -242,21 +240,21 @@ class LevenbergMarquardt:
         val: ValidationData = None,
         resume_from: str | Path | None = None,
         n_outputs: int | None = None,
-        probe_row: torch.Tensor | None = None,
+        probe_row: torch.Tensor | None = None, *, allow_changed_setup: bool = False,
     ) -> TrainingHistory:
         """Train on any ``RowSource`` (the loop shared by every engine)."""
         check_inference_layers(self.model)
         if probe_row is None:
             probe_row = next(iter(source.chunks()))[0][:1]
-        if n_outputs is None:
-            n_outputs = probe_outputs(self.model, probe_row)
+        shape = output_shape(self.model, probe_row)
+        n_outputs = n_outputs or math.prod(shape)
         residual_fn = ResidualFunction(self.flat, n_outputs, self.jacobian_mode)
         # The first torch.func call imports torch._dynamo (~3 s): pay it here, not in epoch 1.
         residual_fn.jacobian(self.flat.vector(), probe_row)
         run = FitState(
             source=source,
             val_source=validation_source(val, n_outputs, self.flat.dtype, self.flat.device,
-                                         self._chunk_rows(n_outputs), self.loss.targets),
+                                         self._chunk_rows(n_outputs), self.loss.targets, shape),
             residual_fn=residual_fn,
             n_outputs=n_outputs,
             damping=self.damping.initial_state(),
@@ -265,8 +263,9 @@ class LevenbergMarquardt:
         )
         self.history = TrainingHistory(jacobian_mode=residual_fn.mode, n_params=self.flat.count)
         if resume_from is not None:
+            setup = None if allow_changed_setup else TrainingSetup.of(self, run.source)
             point = restore_checkpoint(resume_from, self.model, self.flat.device,
-                                       run.best.enabled, self.flat.count)
+                                       run.best.enabled, self.flat.count, setup)
             run.epoch, run.damping, run.best, self.history = (
                 point.epoch, point.damping, point.best, point.history
             )
@@ -457,7 +456,8 @@ class LevenbergMarquardt:
                 stop = bool(callback.on_epoch_end(info)) or stop
             if self.checkpoint_dir is not None:
                 payload = checkpoint_payload(self.model, run.epoch, run.damping, run.best,
-                                             self.history, run.regularization)
+                                             self.history, run.regularization,
+                                             TrainingSetup.of(self, run.source))
                 save_checkpoint(self.checkpoint_dir, run.epoch, payload)
         if not isinstance(self.reducer, LocalReducer):  # every worker stops together
             stop = bool(self.reducer.sum_(torch.tensor([float(stop)])).item() > 0)

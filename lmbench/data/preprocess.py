@@ -6,7 +6,9 @@ and one-hot encoded with at most ``max_categories`` columns each (the most frequ
 levels, plus an ``other`` column when levels were cut). Targets: classification labels become
 one-hot rows (binary included: two columns, for a softmax head, as the original library does);
 regression targets are standardized with the training mean and standard deviation, and the
-encoder maps predictions back to the original units. Every output is float32 numpy.
+encoder maps predictions back to the original units. Every output is float32 numpy. A
+classification target with more than ``MAX_CLASSES`` distinct labels is refused (a continuous
+target declared as classification).
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from lmbench.data.errors import DatasetConfigError
 
 OTHER_LEVEL = "other"
 MISSING_LEVEL = "missing"
+#: The most distinct labels a classification target may have (the registered datasets have at
+#: most 26). More is almost always a continuous target declared as classification, which would
+#: train one output per distinct value.
+MAX_CLASSES = 100
 
 
 @dataclass(frozen=True)
@@ -171,6 +177,13 @@ class TargetEncoder:
             std = float(values.std()) if len(values) else 1.0
             return cls(task, mean=float(values.mean()), scale=std if std > 0 else 1.0)
         classes = _sorted_classes(target)
+        if len(classes) > MAX_CLASSES:
+            column = f"target column {target.name!r}" if target.name is not None else "the target"
+            raise DatasetConfigError(
+                f"task {task!r} but {column} has {len(classes)} distinct values, more than the "
+                f"{MAX_CLASSES} classes a classification target may have (MAX_CLASSES): it looks "
+                "continuous. Set dataset.task=regression, or bin the target into classes first."
+            )
         if task == "binary" and len(classes) != 2:
             raise DatasetConfigError(f"task 'binary' needs 2 classes, found {len(classes)}")
         if task == "multiclass" and len(classes) < 3:

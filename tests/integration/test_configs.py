@@ -53,3 +53,11 @@ def test_run_names_name_the_model_the_run_is_tagged_with(trainer, model):
     cfg = compose_with([f"trainer={trainer}", "dataset=iris", "model=mlp_small"])
     assert model_tag(cfg) == model
     assert run_name(cfg, "m", "iris").startswith(f"m-iris-{model}-s0-")
+
+
+def test_a_job_of_zero_epochs_is_refused_naming_the_key():
+    cfg = compose_with(["dataset=iris", "model=mlp_tiny", "trainer.max_epochs=0",
+                        "tracking=none"])
+    with pytest.raises(ValueError, match=r"trainer\.max_epochs must be >= 1 in a benchmark "
+                                         r"job, got 0: .* untrained model"):
+        run_job(cfg)

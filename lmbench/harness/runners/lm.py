@@ -28,8 +28,9 @@ NOT_SETTINGS = (*HARNESS_KEYS, "defaults")
 
 
 def trainer_settings(trainer: Any, task: str) -> TrainerSettings:
-    """``cfg.trainer`` as typed settings for ``task`` (``loss: auto`` resolved); the engine
-    error names the knob."""
+    """``cfg.trainer`` as typed settings for ``task`` (``loss: auto`` resolved); each error
+    names the knob. A job must train: ``trainer.max_epochs=0`` (the engine's "evaluate only")
+    would score the untrained model as a finished run, so it is refused here."""
     engine = str(trainer.engine)
     if engine not in JOB_ENGINES:
         raise ValueError(
@@ -37,7 +38,15 @@ def trainer_settings(trainer: Any, task: str) -> TrainerSettings:
         )
     values = dict(trainer.items())
     values["loss"] = loss_for_task(str(values.get("loss", "mse")), task)
-    return TrainerSettings.from_mapping(values, ignore=NOT_SETTINGS)
+    settings = TrainerSettings.from_mapping(values, ignore=NOT_SETTINGS)
+    if settings.max_epochs < 1:
+        raise ValueError(
+            f"trainer.max_epochs must be >= 1 in a benchmark job, got {settings.max_epochs}: "
+            "with no epoch the job would score the untrained model as a finished run. Set "
+            "trainer.max_epochs=1 or more (max_epochs=0, evaluation only, is for library "
+            "callers of TrainerSettings)."
+        )
+    return settings
 
 
 def run(job: DatasetJob) -> JobOutcome:

@@ -5,11 +5,13 @@ import math
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
 import lmbench
-from lmbench.core import DiskSpaceError, LevenbergMarquardt, StoppingRules
+from lmbench.core import DiskSpaceError, InvalidInputError, LevenbergMarquardt, StoppingRules
 from lmbench.core import cache as cache_module
+from lmbench.core.engines import plan_engine
+from lmbench.core.fingerprint import RowsFingerprint
 from lmbench.core.solve import solve_damped
 from lmbench.core.system import SystemAccumulator
 
@@ -157,3 +159,93 @@ def test_streaming_seed_api_returns_seed_lists(tmp_path):
     )
     assert len(loss) == len(val) == len(mu) == len(times) == 4
     assert all(math.isfinite(v) for v in loss + val)
+
+
+# ------------------------------------------------------------------ rows that change between passes
+class ShrinkingLoader:
+    """Yields one row fewer on every pass: a loader whose rows change between passes."""
+
+    def __init__(self, x, y):
+        self.x, self.y, self.passes = x, y, 0
+
+    def __iter__(self):
+        end = len(self.x) - self.passes
+        self.passes += 1
+        for start in range(0, end, 30):
+            yield self.x[start:min(start + 30, end)], self.y[start:min(start + 30, end)]
+
+
+def bootstrap_loader(x, y):
+    """Draws rows with replacement: other rows (same count) on every pass."""
+    dataset = TensorDataset(x, y)
+    sampler = RandomSampler(dataset, replacement=True, generator=torch.Generator().manual_seed(3))
+    return DataLoader(dataset, batch_size=30, sampler=sampler)
+
+
+@pytest.mark.parametrize("engine", ["streaming", "cache", "matrix_free"])
+@pytest.mark.parametrize(("make_loader", "message"), [
+    (bootstrap_loader, r"90 rows again, but the sum of x"),
+    (ShrinkingLoader, r"88 rows instead of 89"),  # the first batch's peek took 90
+])
+def test_loader_whose_rows_change_between_passes_is_refused(engine, make_loader, message,
+                                                            tmp_path):
+    x, y = problem()
+    trainer = LevenbergMarquardt(fresh_net(), stopping=RULES,
+                                 engine=plan_engine(engine, temp_folder=tmp_path / "t"))
+    with pytest.raises(InvalidInputError, match=rf"x_loader yielded other rows on pass 2 than "
+                                                rf"on its first pass \({message}.*"
+                                                r"replacement=True"):
+        trainer.fit_loader(make_loader(x, y))
+    assert not (tmp_path / "t").exists()
+
+
+@pytest.mark.parametrize("engine", ["streaming", "cache", "matrix_free"])
+def test_shuffled_loader_of_the_same_rows_trains_as_the_ordered_one(engine, tmp_path):
+    x, y = problem()
+
+    def history(shuffle):
+        loader = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=shuffle,
+                            generator=torch.Generator().manual_seed(0))
+        trainer = LevenbergMarquardt(fresh_net(), stopping=RULES,
+                                     engine=plan_engine(engine, temp_folder=tmp_path / "t"))
+        return trainer.fit_loader(loader)
+
+    ordered, shuffled = history(False), history(True)
+    assert shuffled.epochs == RULES.max_epochs
+    assert shuffled.loss == pytest.approx(ordered.loss, rel=1e-6)
+
+
+def test_rows_fingerprint_ignores_order_and_sees_other_rows():
+    x, y = problem()
+    same = RowsFingerprint.of(x, y)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(1))
+    assert same.difference(RowsFingerprint.of(x[order], y[order])) is None
+    drawn = torch.randint(len(x), (len(x),), generator=torch.Generator().manual_seed(2))
+    assert "sum of" in same.difference(RowsFingerprint.of(x[drawn], y[drawn]))
+    assert same.difference(RowsFingerprint.of(x[1:], y[1:])) == "89 rows instead of 90"
+    assert RowsFingerprint.from_dict(same.to_dict()) == same
+
+
+def test_rows_fingerprint_tells_apart_discrete_rows_whose_plain_sums_tie():
+    x = torch.tensor([[(i >> bit) & 1 for bit in range(4)] for i in range(16)],
+                     dtype=torch.float64)
+    y = x.sum(dim=1, keepdim=True) % 2  # parity-4, every row once
+    # Drop (1,0,0,0) and (0,1,1,0), repeat (1,1,1,0) and (0,0,0,0): the count and the sums of
+    # x, x^2, y and y^2 are unchanged, only the per-row hash sees other rows.
+    rows = [i for i in range(16) if i not in (1, 6)] + [7, 0]
+    other = RowsFingerprint.of(x[rows], y[rows])
+    same = RowsFingerprint.of(x, y)
+    assert other.sums[:4] == same.sums[:4]
+    assert "row hash" in same.difference(other)
+
+
+def test_batches_with_a_third_element_are_refused():
+    x, y = problem()
+    weights = torch.rand(len(x), dtype=torch.float64)
+    weighted = DataLoader(TensorDataset(x, y, weights), batch_size=30)
+    with pytest.raises(InvalidInputError, match=r"x_loader batch 0 is a list of 3 items.*"
+                                                r"sample weights\) would be ignored"):
+        LevenbergMarquardt(fresh_net(), stopping=RULES).fit_loader(weighted)
+    pairs = DataLoader(TensorDataset(x, y), batch_size=30)
+    with pytest.raises(InvalidInputError, match=r"val_loader batch 0 is a list of 3 items"):
+        LevenbergMarquardt(fresh_net(), stopping=RULES).fit_loader(pairs, val=weighted)

@@ -47,6 +47,42 @@ def test_one_dimensional_target_for_single_output_is_accepted():
     assert history.epochs >= 1
 
 
+def grid_net():
+    """Two rows of three outputs per sample: outputs shaped (N, 2, 3)."""
+    return nn.Sequential(nn.Linear(2, 6), nn.Tanh(), nn.Linear(6, 6), nn.Unflatten(1, (2, 3)))
+
+
+@pytest.mark.parametrize("shape", [(40, 6), (40, 3, 2)])
+def test_targets_of_the_same_size_but_another_shape_than_the_outputs_are_refused(shape):
+    x, _ = data()
+    y = torch.randn(*shape)
+
+    def refusal(name, rows=40):
+        return (rf"{name} has shape \({rows}, {', '.join(map(str, shape[1:]))}\) but the "
+                rf"model's output for one sample has shape \(2, 3\): {name} must be "
+                r"\(n_samples, 2, 3\)")
+
+    with pytest.raises(InvalidInputError, match=refusal("y")):
+        LevenbergMarquardt(grid_net()).fit(x, y)
+    with pytest.raises(InvalidInputError, match=refusal("validation y")):
+        LevenbergMarquardt(grid_net()).fit(x, torch.randn(40, 2, 3), val=(x, y))
+    loader = [(x[:20], y[:20]), (x[20:], y[20:])]
+    with pytest.raises(InvalidInputError, match=refusal("x_loader batch 0 y", rows=20)):
+        LevenbergMarquardt(grid_net()).fit_loader(loader)
+
+
+def test_targets_shaped_as_the_outputs_train_and_one_value_per_sample_broadcasts():
+    x, _ = data()
+    y = torch.randn(40, 2, 3)
+    history = LevenbergMarquardt(grid_net(), stopping=StoppingRules(max_epochs=2)).fit(x, y)
+    assert history.epochs == 2
+    flat_output = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 1), nn.Flatten(0))
+    for target in (torch.randn(40), torch.randn(40, 1)):  # (N,) outputs: (N,) or (N, 1) targets
+        history = LevenbergMarquardt(flat_output, stopping=StoppingRules(max_epochs=1)).fit(
+            x, target)
+        assert history.epochs == 1
+
+
 def test_model_without_trainable_parameters():
     model = net()
     for p in model.parameters():

@@ -11,11 +11,18 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import lmbench
-from lmbench.core import DiskSpaceError, InvalidInputError, LevenbergMarquardt, StoppingRules
+from lmbench.core import (
+    DiskSpaceError,
+    GainRatioDamping,
+    InvalidInputError,
+    LevenbergMarquardt,
+    StoppingRules,
+)
 from lmbench.core import cache as cache_module
 from lmbench.core.checkpoint import load_checkpoint
 from lmbench.core.checks import check_temp_folder
 from lmbench.core.errors import CheckpointError, TempFolderError
+from lmbench.core.regularization import Regularization
 
 
 def data(n=32):
@@ -135,6 +142,67 @@ def test_other_architecture_names_the_mismatch_and_leaves_the_model(tmp_path):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         resume(net(), tmp_path / "nope.pt")
+
+
+def resume_with(path, model=None, x=None, y=None, **options):
+    """Resume ``path`` for two more epochs with the trainer ``options`` on (x, y)."""
+    allow = options.pop("allow_changed_setup", False)
+    default_x, default_y = data()
+    trainer = LevenbergMarquardt(model or net(), **options,
+                                 stopping=StoppingRules(max_epochs=4, min_error=None))
+    return trainer.fit(default_x if x is None else x, default_y if y is None else y,
+                       resume_from=path, allow_changed_setup=allow)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"loss": "huber"}, r"loss: checkpoint mse vs now huber\(delta=1\.0\)"),
+    ({"damping": GainRatioDamping()}, r"damping: checkpoint SeedDamping\(factor=10\.0, "
+                                      r"scale_by_diagonal=False\) vs now GainRatioDamping"),
+    ({"regularization": Regularization(weight_decay=0.1)},
+     r"regularization: checkpoint Regularization\(weight_decay=0\.0.* vs now "
+     r"Regularization\(weight_decay=0\.1"),
+])
+def test_resume_with_another_loss_damping_or_penalty_is_refused(tmp_path, options, message):
+    torch.manual_seed(0)
+    path = trained_checkpoint(tmp_path)
+    model = net()
+    before = snapshot(model)
+    with pytest.raises(CheckpointError, match=rf"another setup than this run: {message}.*"
+                                              r"allow_changed_setup=True"):
+        resume_with(path, model, **options)
+    assert_unchanged(model, before)
+    history = resume_with(path, model, allow_changed_setup=True, **options)
+    assert history.epochs == 4  # the explicit request continues from the checkpoint
+
+
+def test_resume_on_other_rows_is_refused_and_same_rows_in_any_order_resume(tmp_path):
+    torch.manual_seed(0)
+    x, y = data()
+    LevenbergMarquardt(net(), stopping=StoppingRules(max_epochs=2, min_error=None),
+                       checkpoint_dir=tmp_path).fit(x, y)
+    path = tmp_path / "epoch_0002.pt"
+    with pytest.raises(CheckpointError, match=r"training rows: now 31 rows instead of 32"):
+        resume_with(path, x=x[1:], y=y[1:])
+    with pytest.raises(CheckpointError, match=r"training rows: now 32 rows again, but the sum"):
+        resume_with(path, x=x + 1.0, y=y)
+    shuffled = DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True)
+    history = LevenbergMarquardt(net(), stopping=StoppingRules(max_epochs=4, min_error=None)
+                                 ).fit_loader(shuffled, resume_from=path)
+    assert history.epochs == 4
+    other = DataLoader(TensorDataset(x * 2, y), batch_size=8)
+    with pytest.raises(CheckpointError, match=r"training rows: now 32 rows again"):
+        LevenbergMarquardt(net(), stopping=StoppingRules(max_epochs=4, min_error=None)
+                           ).fit_loader(other, resume_from=path)
+
+
+def test_checkpoint_without_a_setup_record_resumes_with_a_warning(tmp_path):
+    path = trained_checkpoint(tmp_path)
+    payload = torch.load(path, weights_only=True)
+    assert payload.pop("setup")["loss"] == "mse"
+    torch.save(payload, path)
+    with pytest.warns(UserWarning, match="records no training setup"):
+        history = resume_with(path, loss="huber")
+    assert history.epochs == 4
 
 
 # ------------------------------------------------------------------ devices and inputs

@@ -9,6 +9,7 @@ import pytest
 from lmbench.data import DatasetConfigError, DatasetSpec
 from lmbench.data.prepare import prepare_frame
 from lmbench.data.preprocess import (
+    MAX_CLASSES,
     ColumnRoles,
     FeatureEncoder,
     TargetEncoder,
@@ -192,3 +193,14 @@ def test_rows_without_target_are_dropped_and_id_columns_removed() -> None:
     ds = prepare_frame(frame, _spec(), seed=0)
     assert sum(len(ds.split(s)[0]) for s in ("train", "val", "test")) == 297
     assert not any(name.startswith("row_id") for name in ds.feature_names)
+
+
+def test_continuous_target_declared_multiclass_is_refused_naming_the_column() -> None:
+    frame = _frame().assign(label=lambda f: f["size"] * 3.0 + 5.0)  # 300 distinct values
+    with pytest.raises(DatasetConfigError, match=(
+        rf"Dataset 'synthetic': task 'multiclass' but target column 'label' has 300 distinct "
+        rf"values, more than the {MAX_CLASSES} classes .*dataset.task=regression"
+    )):
+        prepare_frame(frame, _spec("multiclass"), seed=0)
+    many = pd.Series(np.arange(MAX_CLASSES), name="label")
+    assert len(TargetEncoder.fit("multiclass", many).classes) == MAX_CLASSES  # the limit itself
