@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from lmbench.bench.memory import PeakMemory
 from lmbench.data import PreparedDataset, prepare_dataset
 from lmbench.harness.context import DatasetJob, logged_config, method_label, model_tag
+from lmbench.harness.job_checks import check_job_config
 from lmbench.harness.outcome import JobOutcome, run_name
 from lmbench.harness.reproducibility import seed_everything
 from lmbench.harness.resume import finished_outcome, job_config_hash, resume_enabled
@@ -44,7 +45,10 @@ def run_job(
     sweep's run.
     With ``cfg.resume`` (default true) a job whose ``config_hash`` already has a FINISHED run
     logs nothing and returns that run's outcome (``skipped`` set, ``run_id`` that run's).
+    A config that cannot run raises :class:`~lmbench.harness.job_checks.JobConfigError` before
+    the store is touched.
     """
+    check_job_config(cfg)
     name = runner_name(cfg)
     digest = job_config_hash(cfg, name)
     if resume_enabled(cfg):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 import hydra
@@ -13,6 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from lmbench.harness.job_checks import CONFIG_ERROR_STATUS, JobConfigError
 from lmbench.harness.jobs import JobOutcome, run_job
 from lmbench.harness.signals import stop_signals_as_interrupt
 from lmbench.tracking.sweep import read_parent_run_id, record_skipped_job, sweep_id_of
@@ -62,11 +64,16 @@ def _report_skipped(outcome: JobOutcome) -> None:
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> float:
     """Run one job; returns the primary test metric (for Hydra sweepers). SIGTERM (what
-    schedulers send) stops it like Ctrl-C and exits with status 143."""
+    schedulers send) stops it like Ctrl-C and exits with status 143. A config that cannot run
+    prints one line naming the key and exits with status 2, before any run is created."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # offline machines: no pings
-    with stop_signals_as_interrupt():
-        outcome = run_job(cfg, sweep_id=_sweep_id(), parent_run_id=_parent_run_id(),
-                          progress=_show_progress(cfg))
+    try:
+        with stop_signals_as_interrupt():
+            outcome = run_job(cfg, sweep_id=_sweep_id(), parent_run_id=_parent_run_id(),
+                              progress=_show_progress(cfg))
+    except JobConfigError as exc:
+        print(f"lmbench-run: {exc}", file=sys.stderr)
+        raise SystemExit(CONFIG_ERROR_STATUS) from None
     if outcome.skipped:
         _report_skipped(outcome)
         return outcome.primary_value
