@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -20,6 +21,13 @@ from lmbench.harness.signals import stop_signals_as_interrupt
 from lmbench.tracking.sweep import read_parent_run_id, record_skipped_job, sweep_id_of
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+#: The conventional exit status of a process ended by Ctrl-C (128 + SIGINT).
+INTERRUPTED_EXIT_STATUS = 128 + signal.SIGINT
+#: What ``lmbench-run`` prints on Ctrl-C instead of a traceback.
+INTERRUPTED_MESSAGE = (
+    "lmbench-run: interrupted; unfinished runs are recorded as KILLED. Run the same command "
+    "again to resume: jobs already FINISHED in the store are skipped."
+)
 _log = logging.getLogger("lmbench")
 
 
@@ -62,7 +70,7 @@ def _report_skipped(outcome: JobOutcome) -> None:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-def main(cfg: DictConfig) -> float:
+def app(cfg: DictConfig) -> float:
     """Run one job; returns the primary test metric (for Hydra sweepers). SIGTERM (what
     schedulers send) stops it like Ctrl-C and exits with status 143. A config that cannot run
     prints one line naming the key and exits with status 2, before any run is created."""
@@ -83,6 +91,16 @@ def main(cfg: DictConfig) -> float:
         outcome.n_parameters, outcome.train_time_s, outcome.run_id,
     )
     return outcome.primary_value
+
+
+def main() -> None:
+    """``lmbench-run``: the Hydra app. Ctrl-C ends it with one line saying how to resume (the
+    interrupted runs, and a sweep's parent run, are recorded as KILLED) and status 130."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        print(INTERRUPTED_MESSAGE, file=sys.stderr)
+        raise SystemExit(INTERRUPTED_EXIT_STATUS) from None
 
 
 if __name__ == "__main__":
