@@ -18,7 +18,12 @@ from omegaconf import DictConfig
 from lmbench.harness.job_checks import CONFIG_ERROR_STATUS, JobConfigError
 from lmbench.harness.jobs import JobOutcome, run_job
 from lmbench.harness.signals import stop_signals_as_interrupt
-from lmbench.tracking.sweep import read_parent_run_id, record_skipped_job, sweep_id_of
+from lmbench.tracking.sweep import (
+    read_parent_run_id,
+    record_refused_job,
+    record_skipped_job,
+    sweep_id_of,
+)
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 #: The conventional exit status of a process ended by Ctrl-C (128 + SIGINT).
@@ -81,6 +86,9 @@ def app(cfg: DictConfig) -> float:
                               progress=_show_progress(cfg))
     except JobConfigError as exc:
         print(f"lmbench-run: {exc}", file=sys.stderr)
+        hydra_cfg = HydraConfig.get()
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            record_refused_job(hydra_cfg.sweep.dir, str(exc))
         raise SystemExit(CONFIG_ERROR_STATUS) from None
     if outcome.skipped:
         _report_skipped(outcome)

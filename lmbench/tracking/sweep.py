@@ -10,7 +10,9 @@ ends FINISHED, or FAILED when a job failed; a sweep that stops early (a failed j
 Hydra's sweeper before ``on_multirun_end``, or Ctrl-C) is ended at interpreter exit. When its
 jobs ran in processes of this machine (the basic and joblib launchers), they are gone by then
 (joblib kills its workers on Ctrl-C, before they can end their runs), so a job run still
-RUNNING is ended KILLED rather than left RUNNING forever.
+RUNNING is ended KILLED rather than left RUNNING forever. A sweep stopped by a job's config
+mistake before any job ran (:func:`record_refused_job`) deletes its parent run: it leaves no
+run behind, as a single refused run leaves none.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ __all__ = [
     "SweepParent",
     "count_skipped_jobs",
     "read_parent_run_id",
+    "record_refused_job",
     "record_skipped_job",
     "sweep_id_of",
 ]
@@ -62,6 +65,8 @@ PARENT_RUN_FILE = ".mlflow_parent_run_id"
 #: Folder in the sweep directory where each skipped job leaves one file (a skipped job logs
 #: nothing to the store, so the parent counts these files).
 SKIPPED_DIR = ".lmbench_skipped"
+#: File in the sweep directory saying a job's config was refused before it created a run.
+REFUSED_FILE = ".lmbench_refused"
 
 
 def sweep_id_of(sweep_dir: str | os.PathLike[str]) -> str:
@@ -90,6 +95,14 @@ def record_skipped_job(
     folder = Path(sweep_dir) / SKIPPED_DIR
     folder.mkdir(parents=True, exist_ok=True)
     (folder / str(job_num)).write_text(run_id + "\n", encoding="utf-8")
+
+
+def record_refused_job(sweep_dir: str | os.PathLike[str], reason: str) -> None:
+    """Note that a job of the sweep refused its config before creating a run: a sweep that
+    ends with no job run then deletes its parent run too (:meth:`SweepParent.finish`)."""
+    folder = Path(sweep_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / REFUSED_FILE).write_text(reason + "\n", encoding="utf-8")
 
 
 def count_skipped_jobs(sweep_dir: str | os.PathLike[str]) -> int:
@@ -163,6 +176,7 @@ class SweepParent:
         assert run_id is not None
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         _clear_skipped_jobs(self.sweep_dir)  # notes of an earlier sweep in the same directory
+        (self.sweep_dir / REFUSED_FILE).unlink(missing_ok=True)
         (self.sweep_dir / PARENT_RUN_FILE).write_text(run_id + "\n", encoding="utf-8")
         os.environ[PARENT_RUN_ENV] = run_id
         atexit.register(self.finish, completed=False)
@@ -245,6 +259,9 @@ class SweepParent:
             else:
                 status = "KILLED"
             tracker.end(status)  # type: ignore[arg-type]
+            if not counts.get(METRIC_SWEEP_JOBS) and (self.sweep_dir / REFUSED_FILE).exists():
+                # a config mistake stopped the sweep before any job: leave no run behind
+                tracker._require_client().delete_run(tracker.run_id)
         except Exception as exc:
             _log.warning("could not end the sweep's parent run %s: %s", tracker.run_id,
                          redact_text(str(exc)))

@@ -73,3 +73,18 @@ def test_lmbench_run_refuses_a_bad_config_in_one_line_before_any_run(
     # no run, FAILED or otherwise: the store was never opened
     assert not db.exists() or not MlflowClient(f"sqlite:///{db}").search_runs(
         [e.experiment_id for e in MlflowClient(f"sqlite:///{db}").search_experiments()])
+
+
+def test_a_sweep_stopped_by_a_config_mistake_leaves_no_run(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store}
+    done = subprocess.run(
+        [sys.executable, "-m", "lmbench.harness.run", "--multirun", "dataset=iris",
+         "model=mlp_tiny", "trainer.max_epochs=3", "trainer.mu_init=-1,1"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert done.stderr.splitlines()[-1].startswith("lmbench-run: trainer.mu_init must be")
+    assert "Traceback" not in done.stderr + done.stdout
+    client = MlflowClient(store)
+    assert not client.search_runs([e.experiment_id for e in client.search_experiments()])
