@@ -46,8 +46,8 @@ def run_job(
     With ``cfg.resume`` (default true) a job whose ``config_hash`` already has a FINISHED run
     logs nothing and returns that run's outcome (``skipped`` set, ``run_id`` that run's); the
     lookup and the training happen under the configuration's claim, so a job of the same
-    configuration in another process waits and then skips. A config that cannot run raises :class:`~lmbench.harness.job_checks.JobConfigError` before
-    the store is touched.
+    configuration in another process waits and then skips. A config that cannot run raises
+    :class:`~lmbench.harness.job_checks.JobConfigError` before the store is touched.
     """
     check_job_config(cfg)
     name = runner_name(cfg)
