@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from lmbench.core.checks import check_device
 from lmbench.data import DatasetError, DatasetSpec
@@ -30,8 +30,9 @@ class JobConfigError(ValueError):
 
 def check_job_config(cfg: DictConfig) -> None:
     """Refuse ``cfg`` if a job would fail on its config: the runner, ``resume``, ``device``,
-    and for dataset jobs the dataset (its config and source package), the split fractions and
-    an LM trainer's settings (``TrainerSettings`` validates every knob). Raises
+    and for dataset jobs the dataset (its config and source package), the split fractions, an
+    LM trainer's settings (``TrainerSettings`` validates every knob) and a tuned trainer's
+    method and ``tuning`` settings. Raises
     :class:`JobConfigError` (the original error as its cause)."""
     _checked("job", lambda: runner_spec(runner_name(cfg)))
     _checked("", lambda: resume_enabled(cfg))
@@ -48,6 +49,21 @@ def check_job_config(cfg: DictConfig) -> None:
         from lmbench.harness.runners.lm import trainer_settings
 
         _checked("trainer", lambda: trainer_settings(cfg.trainer, spec.task), cfg.trainer)
+    elif name == "search":
+        _checked("", lambda: _check_tuned_method(cfg))
+
+
+def _check_tuned_method(cfg: DictConfig) -> None:
+    """A tuned trainer names a known method, and ``cfg.tuning`` is valid tuning settings."""
+    from lmbench.baselines.dispatch import METHODS
+    from lmbench.baselines.tuning import TuningSettings
+
+    method = str((cfg.get("trainer") or {}).get("name", ""))
+    if method not in METHODS:
+        raise ValueError(f"trainer.name={method!r} is not a tuned method; known: "
+                         f"{', '.join(METHODS)} (trainer=lm for a single LM configuration)")
+    tuning = cfg.get("tuning")
+    TuningSettings.from_mapping(None if tuning is None else OmegaConf.to_container(tuning))
 
 
 def _checked(section: str, check: Callable[[], Any], node: Any = None) -> Any:

@@ -54,6 +54,7 @@ def test_lmbench_compare_names_a_broken_store(tmp_path: Path, capsys) -> None:
     (["trainer.mu_init=-1"], "trainer.mu_init"),
     (["device=cuda:99"], "device='cuda:99'"),
     (["dataset=penguins"], "pip install palmerpenguins"),
+    (["trainer=xgboost", "tuning.n_samples=-1"], "tuning.n_samples"),
 ])
 def test_lmbench_run_refuses_a_bad_config_in_one_line_before_any_run(
     overrides: list[str], names: str, tmp_path: Path
