@@ -38,8 +38,8 @@ reports: $(STAMP)
 	rm -f build/reports.db
 	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/build/reports.db $(VENV)/bin/lmbench-run +experiment=quick
 	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/build/reports.db $(VENV)/bin/lmbench-run +experiment=lm_vs_gbdt_quick
-	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/build/reports.db $(VENV)/bin/lmbench-report --experiment quick
-	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/build/reports.db $(VENV)/bin/lmbench-report --experiment lm_vs_gbdt_quick
+	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/build/reports.db $(VENV)/bin/lmbench-report --experiment quick --out reports/quick
+	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/build/reports.db $(VENV)/bin/lmbench-report --experiment lm_vs_gbdt_quick --out reports/lm_vs_gbdt_quick
 
 ## The study's standard tier (LM, Bayesian LM, XGBoost, CatBoost, Adam, torch-levenberg-marquardt
 ## on 19 datasets x 5 seeds, lmbench/conf/experiment/lm_vs_gbdt_standard.yaml) and its committed
@@ -49,7 +49,7 @@ reports: $(STAMP)
 study: $(STAMP)
 	@test -z "$$(git status --porcelain)" || { echo "commit or stash your changes first: committed reports are built from a clean tree"; exit 1; }
 	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/build/study.db $(VENV)/bin/lmbench-run +experiment=lm_vs_gbdt_standard
-	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/build/study.db $(VENV)/bin/lmbench-report --experiment lm_vs_gbdt_standard
+	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/build/study.db $(VENV)/bin/lmbench-report --experiment lm_vs_gbdt_standard --out reports/lm_vs_gbdt_standard
 
 ## The study's medium tier (every method on the 7 datasets with >= 10,000 rows, training sets of
 ## 10,000 rows, 3 seeds, LM on the engine the cost model picks;
@@ -59,12 +59,14 @@ study: $(STAMP)
 study-medium: $(STAMP)
 	@test -z "$$(git status --porcelain)" || { echo "commit or stash your changes first: committed reports are built from a clean tree"; exit 1; }
 	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/build/study-medium.db $(VENV)/bin/lmbench-run +experiment=lm_vs_gbdt_medium
-	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/build/study-medium.db $(VENV)/bin/lmbench-report --experiment lm_vs_gbdt_medium
+	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/build/study-medium.db $(VENV)/bin/lmbench-report --experiment lm_vs_gbdt_medium --out reports/lm_vs_gbdt_medium
 
-## Published-results checks (parity-N, XOR, sinc) and their report.
+## Published-results checks (parity-N, XOR, sinc) and their committed report reports/paper_checks/.
+## The Makefile's reports, study and paper-checks targets are the only commands that write
+## reports/: lmbench-report writes build/reports/<experiment>/ unless --out says otherwise.
 paper-checks: $(STAMP)
 	$(PY) -m lmbench.harness.paper_checks
-	$(VENV)/bin/lmbench-report --experiment paper_checks
+	$(VENV)/bin/lmbench-report --experiment paper_checks --out reports/paper_checks
 
 ## Test suite (what CI runs).
 test: $(DEV_STAMP)

@@ -146,11 +146,10 @@ SOURCE_PACKAGES: dict[str, SourcePackage] = {
 }
 
 
-def load_raw_frame(spec: DatasetSpec) -> pd.DataFrame:
-    """The dataset's raw table (a copy; loads are cached per process by source).
-
-    Raises errors that name the dataset and, for a missing package, the install command.
-    """
+def import_source_package(spec: DatasetSpec) -> ModuleType:
+    """The imported package that ships ``spec``'s data; an unknown or missing package raises
+    an error naming the dataset and, when missing, the install command. Cheap: the harness
+    calls it to refuse a job before any run exists."""
     package = SOURCE_PACKAGES.get(spec.source.package)
     if package is None:
         raise DatasetConfigError(
@@ -158,12 +157,20 @@ def load_raw_frame(spec: DatasetSpec) -> pd.DataFrame:
             f"known: {sorted(SOURCE_PACKAGES)}"
         )
     try:
-        module = importlib.import_module(package.import_name)
+        return importlib.import_module(package.import_name)
     except ImportError as err:
         raise DatasetPackageMissingError(
             f"Dataset {spec.name!r} ships in the package {package.import_name!r}, which is "
             f"not installed: {package.install}"
         ) from err
+
+
+def load_raw_frame(spec: DatasetSpec) -> pd.DataFrame:
+    """The dataset's raw table (a copy; loads are cached per process by source).
+
+    Raises errors that name the dataset and, for a missing package, the install command.
+    """
+    module = import_source_package(spec)
     try:
         frame = _cached_load(spec.source, module)
     except (UnknownDatasetError, DatasetConfigError) as err:

@@ -6,7 +6,7 @@ on a prepared split (seeding, dataset hashes, tags, peak memory and the final me
 logged here); standalone runners (``limits``, ``paper_check``) open their own runs. Every job
 run is tagged ``config_hash``; a job whose hash already has a FINISHED run in the experiment
 trains nothing and returns that run's outcome (``resume=false`` turns this off;
-``lmbench.harness.resume``).
+``lmbench.harness.resume``; concurrent jobs: ``lmbench.tracking.resume.claim_configuration``).
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ from omegaconf import DictConfig
 from lmbench.bench.memory import PeakMemory
 from lmbench.data import PreparedDataset, prepare_dataset
 from lmbench.harness.context import DatasetJob, logged_config, method_label, model_tag
+from lmbench.harness.job_checks import check_job_config
 from lmbench.harness.outcome import JobOutcome, run_name
 from lmbench.harness.reproducibility import seed_everything
 from lmbench.harness.resume import finished_outcome, job_config_hash, resume_enabled
 from lmbench.harness.runners import load_runner, runner_name, runner_spec
 from lmbench.tracking import Tracker, schema, tracker_from_config
-from lmbench.tracking.resume import find_finished_run
+from lmbench.tracking.resume import claim_configuration, find_finished_run
 
 __all__ = ["JobOutcome", "run_job", "run_name"]
 
@@ -43,14 +44,34 @@ def run_job(
     published-results problem over many random starts. ``parent_run_id`` nests the run under a
     sweep's run.
     With ``cfg.resume`` (default true) a job whose ``config_hash`` already has a FINISHED run
-    logs nothing and returns that run's outcome (``skipped`` set, ``run_id`` that run's).
+    logs nothing and returns that run's outcome (``skipped`` set, ``run_id`` that run's); the
+    lookup and the training happen under the configuration's claim, so a job of the same
+    configuration in another process waits and then skips. A config that cannot run raises
+    :class:`~lmbench.harness.job_checks.JobConfigError` before the store is touched.
     """
+    check_job_config(cfg)
     name = runner_name(cfg)
     digest = job_config_hash(cfg, name)
-    if resume_enabled(cfg):
+    if not resume_enabled(cfg):
+        return _run(cfg, name, digest, sweep_id, parent_run_id, progress)
+    # the claim makes lookup and training one step: a concurrent job of this configuration
+    # (another sweep into the same store) waits, then finds this one's FINISHED run
+    with claim_configuration(cfg.get("tracking"), digest):
         finished = find_finished_run(cfg.get("tracking"), digest)
         if finished is not None:
             return finished_outcome(finished, digest)
+        return _run(cfg, name, digest, sweep_id, parent_run_id, progress)
+
+
+def _run(
+    cfg: DictConfig,
+    name: str,
+    digest: str,
+    sweep_id: str | None,
+    parent_run_id: str | None,
+    progress: bool,
+) -> JobOutcome:
+    """Run job ``cfg`` with runner ``name``, its runs tagged ``config_hash = digest``."""
     run = load_runner(name)
     hash_tag = {schema.TAG_CONFIG_HASH: digest}
     if not runner_spec(name).on_dataset:

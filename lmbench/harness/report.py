@@ -1,9 +1,13 @@
 """``lmbench-report``: the report of named experiments, from the MLflow store alone.
 
-    lmbench-report                                          # lmbench-run's default experiment
-    lmbench-report --experiment quick                       # -> reports/quick/
-    lmbench-report --experiment lm_sweep --experiment lm_vs_gbdt --out reports/paper
+    lmbench-report                                    # lmbench-run's default experiment
+    lmbench-report --experiment quick                 # -> build/reports/quick/
+    lmbench-report --experiment lm_sweep --experiment lm_vs_gbdt --out build/reports/paper
     lmbench-report --experiment quick --tracking-uri sqlite:////data/mlflow.db
+
+The default output folder, ``build/reports/<experiment>/``, is git-ignored: the committed
+reports in ``reports/`` are written only by the Makefile (``make reports``, ``make study``,
+``make paper-checks``), which names them with ``--out``.
 
 Writes ``report.md`` (GitHub-readable), ``tables/*.tex`` (booktabs), ``figures/*.png|pdf`` and
 ``runs.csv`` (every number with its run ID, git commit and dataset hash). The limits,
@@ -26,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lmbench.harness.cli_errors import exit_on_cli_error
-from lmbench.reports.build import ReportOptions, generate_report
+from lmbench.reports.build import DEFAULT_REPORTS_DIR, ReportOptions, generate_report
 from lmbench.tracking import TrackingConfig
 from lmbench.tracking.schema import METHOD_LM
 
@@ -69,7 +73,8 @@ def parse_args(argv: Sequence[str] | None = None) -> ReportOptions:
                         help="store URI (default: MLFLOW_TRACKING_URI, else "
                         "sqlite:///<cwd>/mlflow.db)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="output folder (default: reports/<experiment>[+<experiment>...])")
+                        help=f"output folder (default: {DEFAULT_REPORTS_DIR}/<experiment>"
+                        f"[+<experiment>...]; the committed reports/ are written by make)")
     parser.add_argument("--limits-experiment", default="limits",
                         help="experiment with kind=limits runs (default: limits; '' = none)")
     parser.add_argument("--performance-experiment", default="performance",

@@ -6,17 +6,32 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from lmbench.harness.job_checks import CONFIG_ERROR_STATUS, JobConfigError
 from lmbench.harness.jobs import JobOutcome, run_job
 from lmbench.harness.signals import stop_signals_as_interrupt
 from lmbench.paths import CONF_DIR
-from lmbench.tracking.sweep import read_parent_run_id, record_skipped_job, sweep_id_of
+from lmbench.tracking.sweep import (
+    read_parent_run_id,
+    record_refused_job,
+    record_skipped_job,
+    sweep_id_of,
+)
 
+#: The conventional exit status of a process ended by Ctrl-C (128 + SIGINT).
+INTERRUPTED_EXIT_STATUS = 128 + signal.SIGINT
+#: What ``lmbench-run`` prints on Ctrl-C instead of a traceback.
+INTERRUPTED_MESSAGE = (
+    "lmbench-run: interrupted; unfinished runs are recorded as KILLED. Run the same command "
+    "again to resume: jobs already FINISHED in the store are skipped."
+)
 _log = logging.getLogger("lmbench")
 
 
@@ -59,13 +74,21 @@ def _report_skipped(outcome: JobOutcome) -> None:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-def main(cfg: DictConfig) -> float:
+def app(cfg: DictConfig) -> float:
     """Run one job; returns the primary test metric (for Hydra sweepers). SIGTERM (what
-    schedulers send) stops it like Ctrl-C and exits with status 143."""
+    schedulers send) stops it like Ctrl-C and exits with status 143. A config that cannot run
+    prints one line naming the key and exits with status 2, before any run is created."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # offline machines: no pings
-    with stop_signals_as_interrupt():
-        outcome = run_job(cfg, sweep_id=_sweep_id(), parent_run_id=_parent_run_id(),
-                          progress=_show_progress(cfg))
+    try:
+        with stop_signals_as_interrupt():
+            outcome = run_job(cfg, sweep_id=_sweep_id(), parent_run_id=_parent_run_id(),
+                              progress=_show_progress(cfg))
+    except JobConfigError as exc:
+        print(f"lmbench-run: {exc}", file=sys.stderr)
+        hydra_cfg = HydraConfig.get()
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            record_refused_job(hydra_cfg.sweep.dir, str(exc))
+        raise SystemExit(CONFIG_ERROR_STATUS) from None
     if outcome.skipped:
         _report_skipped(outcome)
         return outcome.primary_value
@@ -75,6 +98,16 @@ def main(cfg: DictConfig) -> float:
         outcome.n_parameters, outcome.train_time_s, outcome.run_id,
     )
     return outcome.primary_value
+
+
+def main() -> None:
+    """``lmbench-run``: the Hydra app. Ctrl-C ends it with one line saying how to resume (the
+    interrupted runs, and a sweep's parent run, are recorded as KILLED) and status 130."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        print(INTERRUPTED_MESSAGE, file=sys.stderr)
+        raise SystemExit(INTERRUPTED_EXIT_STATUS) from None
 
 
 if __name__ == "__main__":

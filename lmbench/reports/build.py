@@ -57,6 +57,13 @@ RUNS_CSV_COLUMNS = [
 ]
 
 
+#: Where a report goes without an explicit ``out_dir``: ``build/reports/<experiment>/``
+#: (git-ignored), so that regenerating a report never rewrites the committed ones in
+#: ``reports/`` (only the Makefile's ``reports``, ``study`` and ``paper-checks`` targets pass
+#: ``--out reports/<experiment>``).
+DEFAULT_REPORTS_DIR = Path("build") / "reports"
+
+
 @dataclass
 class ReportOptions:
     """What to read and how to write it (the ``lmbench-report`` options)."""
@@ -195,7 +202,7 @@ def write_report(report: Report) -> list[Path]:
     """Write report.md, tables/*.tex, figures/*.png|pdf and runs.csv; remove stale files of
     ours (tables and figures a previous build wrote that this one did not)."""
     options = report.options
-    out = options.out_dir or Path("reports") / options.name
+    out = options.out_dir or DEFAULT_REPORTS_DIR / options.name
     tables_dir, figures_dir = out / "tables", out / "figures"
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []

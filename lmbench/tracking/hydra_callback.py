@@ -25,6 +25,12 @@ from lmbench.tracking.config import prepare_store_from_config
 from lmbench.tracking.flatten import to_plain
 from lmbench.tracking.sweep import SweepParent
 
+#: Launchers whose jobs run in processes of the sweep's own machine and end with it.
+LOCAL_LAUNCHERS = (
+    "hydra._internal.core_plugins.basic_launcher.BasicLauncher",
+    "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+)
+
 
 class PrepareTrackingStore(Callback):
     """Prepare ``cfg.tracking``'s store and run the sweep's parent run around a multirun."""
@@ -42,7 +48,9 @@ class PrepareTrackingStore(Callback):
         hydra = config.get("hydra")
         if experiment_id is None or not self.parent_run or hydra is None:
             return
-        self.parent = SweepParent(section, str(hydra.sweep.dir))
+        launcher = str((hydra.get("launcher") or {}).get("_target_", ""))
+        self.parent = SweepParent(section, str(hydra.sweep.dir),
+                                  local_jobs=launcher in LOCAL_LAUNCHERS)
         self.parent.start(
             experiment_id,
             overrides=[str(o) for o in hydra.overrides.task],

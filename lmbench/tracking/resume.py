@@ -7,24 +7,43 @@ asks :func:`find_finished_run` for a FINISHED run of the same experiment with th
 FINISHED counts: FAILED and KILLED runs, and runs left RUNNING by a process that died, are
 trained again. The lookup is an ordinary MLflow search (a filter string), so it works the same
 on the embedded SQLite store and on a tracking server.
+
+Two sweeps into one store at once would both find no FINISHED run of a configuration and both
+train it. So a job first claims its configuration (:func:`claim_configuration`): an exclusive
+lock on ``<db>.claims/<experiment>-<config_hash>.lock`` beside a SQLite store, held while it
+looks the configuration up and trains it. A second job of the same configuration waits for the
+first, then finds its FINISHED run and skips (or trains, when the first failed). The lock is the
+operating system's: it is released when its process ends, however it ends, so a killed job
+leaves no stale claim. A tracking server has no such shared folder: there the claim is a no-op
+and two sweeps of the same configurations started at once may each train one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from lmbench.tracking.config import TrackingConfig
 from lmbench.tracking.flatten import to_plain
+from lmbench.tracking.redact import redact_text
 from lmbench.tracking.schema import GROUPING_KINDS, TAG_CONFIG_HASH, TAG_KIND
 from lmbench.tracking.store import get_client, store_errors
-from lmbench.tracking.uri import resolve_tracking_uri
+from lmbench.tracking.uri import claims_dir, resolve_tracking_uri
 
-__all__ = ["HASH_IGNORED_KEYS", "FinishedRun", "config_hash", "find_finished_run"]
+__all__ = [
+    "HASH_IGNORED_KEYS", "FinishedRun", "claim_configuration", "config_hash", "find_finished_run",
+]
+
+_log = logging.getLogger(__name__)
+_warned_unclaimed: set[str] = set()
 
 #: Config keys (dotted paths) left out of the hash because they cannot change what a job
 #: computes: where and how it is logged (``tracking``, ``tags``, ``progress``), Hydra's own
@@ -87,6 +106,50 @@ class FinishedRun:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
+@contextlib.contextmanager
+def claim_configuration(
+    tracking: Mapping[str, Any] | TrackingConfig | None, digest: str
+) -> Iterator[None]:
+    """Hold the claim on configuration ``digest`` in the experiment ``tracking`` names while
+    inside: waits (saying so) while another process holds it. Look the configuration up with
+    :func:`find_finished_run` and train it inside, so that of two jobs of one configuration
+    started at once only one trains (module doc). A no-op when tracking is off, and for a
+    tracking server (noted once per process)."""
+    _check_digest(digest)
+    settings = TrackingConfig.from_mapping(tracking)
+    if not settings.enabled:
+        yield
+        return
+    uri = resolve_tracking_uri(settings.tracking_uri)
+    folder = claims_dir(uri)
+    if folder is None:
+        if uri not in _warned_unclaimed:
+            _warned_unclaimed.add(uri)
+            _log.info("configurations are claimed only in a local SQLite store: with %s, two "
+                      "sweeps of the same configurations run at once may each train one",
+                      redact_text(uri))
+        yield
+        return
+    slug = re.sub(r"[^A-Za-z0-9._-]", "_", settings.experiment_name)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(folder / f"{slug}-{digest}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        _log.info("configuration %s is being trained by another process; waiting for it",
+                  digest)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _check_digest(digest: str) -> None:
+    if not _HASH_PATTERN.fullmatch(digest):
+        raise ValueError(f"a config hash is {HASH_LENGTH} lowercase hex digits, got {digest!r}")
+
+
 def find_finished_run(
     tracking: Mapping[str, Any] | TrackingConfig | None, digest: str
 ) -> FinishedRun | None:
@@ -94,8 +157,7 @@ def find_finished_run(
     tagged ``config_hash = digest`` in the experiment ``tracking`` names; ``None`` when there
     is none, when tracking is off, or when the experiment does not exist yet (it is not
     created here)."""
-    if not _HASH_PATTERN.fullmatch(digest):
-        raise ValueError(f"a config hash is {HASH_LENGTH} lowercase hex digits, got {digest!r}")
+    _check_digest(digest)
     settings = TrackingConfig.from_mapping(tracking)
     if not settings.enabled:
         return None

@@ -7,7 +7,12 @@ directory (read by every job, also joblib's worker processes) and the environmen
 parent gets a summary (jobs, finished, failed, killed, unfinished, counted from the store, and
 skipped: jobs whose result a FINISHED run already held, see :func:`record_skipped_job`) and
 ends FINISHED, or FAILED when a job failed; a sweep that stops early (a failed job stops
-Hydra's sweeper before ``on_multirun_end``) is ended at interpreter exit.
+Hydra's sweeper before ``on_multirun_end``, or Ctrl-C) is ended at interpreter exit. When its
+jobs ran in processes of this machine (the basic and joblib launchers), they are gone by then
+(joblib kills its workers on Ctrl-C, before they can end their runs), so a job run still
+RUNNING is ended KILLED rather than left RUNNING forever. A sweep stopped by a job's config
+mistake before any job ran (:func:`record_refused_job`) deletes its parent run: it leaves no
+run behind, as a single refused run leaves none.
 """
 
 from __future__ import annotations
@@ -33,8 +38,10 @@ from lmbench.tracking.schema import (
     METRIC_SWEEP_SKIPPED,
     METRIC_SWEEP_UNFINISHED,
     SWEEP_CONFIG_ARTIFACT,
+    TAG_ERROR,
     TAG_KIND,
     TAG_PARENT_RUN_ID,
+    TAG_STOP_REASON,
 )
 
 __all__ = [
@@ -44,6 +51,7 @@ __all__ = [
     "SweepParent",
     "count_skipped_jobs",
     "read_parent_run_id",
+    "record_refused_job",
     "record_skipped_job",
     "sweep_id_of",
 ]
@@ -57,6 +65,8 @@ PARENT_RUN_FILE = ".mlflow_parent_run_id"
 #: Folder in the sweep directory where each skipped job leaves one file (a skipped job logs
 #: nothing to the store, so the parent counts these files).
 SKIPPED_DIR = ".lmbench_skipped"
+#: File in the sweep directory saying a job's config was refused before it created a run.
+REFUSED_FILE = ".lmbench_refused"
 
 
 def sweep_id_of(sweep_dir: str | os.PathLike[str]) -> str:
@@ -87,6 +97,14 @@ def record_skipped_job(
     (folder / str(job_num)).write_text(run_id + "\n", encoding="utf-8")
 
 
+def record_refused_job(sweep_dir: str | os.PathLike[str], reason: str) -> None:
+    """Note that a job of the sweep refused its config before creating a run: a sweep that
+    ends with no job run then deletes its parent run too (:meth:`SweepParent.finish`)."""
+    folder = Path(sweep_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / REFUSED_FILE).write_text(reason + "\n", encoding="utf-8")
+
+
 def count_skipped_jobs(sweep_dir: str | os.PathLike[str]) -> int:
     """How many jobs of the sweep in ``sweep_dir`` were skipped so far."""
     folder = Path(sweep_dir) / SKIPPED_DIR
@@ -104,9 +122,19 @@ def _clear_skipped_jobs(sweep_dir: Path) -> None:
 class SweepParent:
     """The parent run of one multirun; :meth:`start` it before the jobs, :meth:`finish` after."""
 
-    def __init__(self, tracking: Mapping[str, Any] | TrackingConfig, sweep_dir: str) -> None:
+    def __init__(
+        self,
+        tracking: Mapping[str, Any] | TrackingConfig,
+        sweep_dir: str,
+        *,
+        local_jobs: bool = True,
+    ) -> None:
+        """``local_jobs``: the jobs run in processes of this machine that end with the sweep
+        (basic, joblib launchers), so a job run still RUNNING when an unfinished sweep ends
+        has no process left to end it; false for a cluster launcher, whose jobs outlive it."""
         self.tracking = TrackingConfig.from_mapping(tracking)
         self.sweep_dir = Path(sweep_dir)
+        self.local_jobs = local_jobs
         self.tracker: RunTracker | None = None
 
     @property
@@ -148,6 +176,7 @@ class SweepParent:
         assert run_id is not None
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         _clear_skipped_jobs(self.sweep_dir)  # notes of an earlier sweep in the same directory
+        (self.sweep_dir / REFUSED_FILE).unlink(missing_ok=True)
         (self.sweep_dir / PARENT_RUN_FILE).write_text(run_id + "\n", encoding="utf-8")
         os.environ[PARENT_RUN_ENV] = run_id
         atexit.register(self.finish, completed=False)
@@ -156,23 +185,9 @@ class SweepParent:
     def job_counts(self) -> dict[str, int]:
         """Jobs nested under the parent so far, by status (read from the store), and the jobs
         skipped because a FINISHED run already held their result (``n_jobs`` counts both)."""
-        tracker = self.tracker
-        if tracker is None or tracker.run_id is None:
+        if self.tracker is None or self.tracker.run_id is None:
             return {}
-        client = tracker._require_client()
-        statuses: list[str] = []
-        token = None
-        while True:
-            page = client.search_runs(
-                [tracker.experiment_id],
-                filter_string=f"tags.`{TAG_PARENT_RUN_ID}` = '{tracker.run_id}'",
-                max_results=1000,
-                page_token=token,
-            )
-            statuses.extend(run.info.status for run in page)
-            token = page.token
-            if not token:
-                break
+        statuses = [status for _, status in self._job_runs()]
         finished = statuses.count("FINISHED")
         failed = statuses.count("FAILED")
         killed = statuses.count("KILLED")
@@ -186,6 +201,43 @@ class SweepParent:
             METRIC_SWEEP_SKIPPED: skipped,
         }
 
+    def _job_runs(self) -> list[tuple[str, str]]:
+        """(run id, status) of every run nested under the parent."""
+        tracker = self.tracker
+        if tracker is None or tracker.run_id is None:
+            return []
+        client = tracker._require_client()
+        runs: list[tuple[str, str]] = []
+        token = None
+        while True:
+            page = client.search_runs(
+                [tracker.experiment_id],
+                filter_string=f"tags.`{TAG_PARENT_RUN_ID}` = '{tracker.run_id}'",
+                max_results=1000,
+                page_token=token,
+            )
+            runs.extend((run.info.run_id, run.info.status) for run in page)
+            token = page.token
+            if not token:
+                break
+        return runs
+
+    def end_orphaned_jobs(self) -> list[str]:
+        """End KILLED every job run still RUNNING under the parent (tagged
+        ``stop_reason=interrupted``): called when an unfinished sweep of local jobs ends, whose
+        processes are gone. Returns their run ids."""
+        tracker = self.tracker
+        if tracker is None or not self.local_jobs:
+            return []
+        client = tracker._require_client()
+        orphans = [run_id for run_id, status in self._job_runs() if status == "RUNNING"]
+        for run_id in orphans:
+            client.set_tag(run_id, TAG_STOP_REASON, "interrupted")
+            client.set_tag(run_id, TAG_ERROR, "the sweep stopped before this job ended "
+                           "(Ctrl-C, or another job failed); its process is gone")
+            client.set_terminated(run_id, status="KILLED")
+        return orphans
+
     def finish(self, completed: bool = True) -> None:
         """Log the job counts and end the parent: FINISHED when the sweep ``completed`` and no
         job failed or was killed, else FAILED (a job failed) or KILLED. Idempotent; never
@@ -196,6 +248,8 @@ class SweepParent:
         if os.environ.get(PARENT_RUN_ENV) == tracker.run_id:
             del os.environ[PARENT_RUN_ENV]
         try:
+            if not completed:
+                self.end_orphaned_jobs()
             counts = self.job_counts()
             tracker.log_metrics(counts)
             if counts.get(METRIC_SWEEP_FAILED):
@@ -205,6 +259,9 @@ class SweepParent:
             else:
                 status = "KILLED"
             tracker.end(status)  # type: ignore[arg-type]
+            if not counts.get(METRIC_SWEEP_JOBS) and (self.sweep_dir / REFUSED_FILE).exists():
+                # a config mistake stopped the sweep before any job: leave no run behind
+                tracker._require_client().delete_run(tracker.run_id)
         except Exception as exc:
             _log.warning("could not end the sweep's parent run %s: %s", tracker.run_id,
                          redact_text(str(exc)))

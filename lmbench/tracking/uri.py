@@ -25,6 +25,8 @@ DEFAULT_DB_NAME = "mlflow.db"
 ARTIFACTS_DIR_NAME = "mlruns"
 #: Suffix of the store's lock file (``mlflow.db.lock`` beside ``mlflow.db``).
 LOCK_SUFFIX = ".lock"
+#: Suffix of the folder of per-configuration claim locks (``mlflow.db.claims`` beside it).
+CLAIMS_SUFFIX = ".claims"
 
 _SQLITE_PREFIX = "sqlite:///"
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
@@ -113,6 +115,13 @@ def store_lock_path(tracking_uri: str) -> Path | None:
     """The lock file of a local SQLite store (``<db>.lock`` beside it), else ``None``."""
     db = sqlite_path(tracking_uri)
     return None if db is None else db.with_name(db.name + LOCK_SUFFIX)
+
+
+def claims_dir(tracking_uri: str) -> Path | None:
+    """The folder of a local SQLite store's configuration claims (``<db>.claims`` beside it,
+    ``lmbench.tracking.resume.claim_configuration``), else ``None``."""
+    db = sqlite_path(tracking_uri)
+    return None if db is None else db.with_name(db.name + CLAIMS_SUFFIX)
 
 
 @contextlib.contextmanager

@@ -1,5 +1,7 @@
 """The real Hydra app, a real MLflow store: what a sweep leaves behind can be read back."""
 
+from pathlib import Path
+
 import mlflow
 import pytest
 from mlflow import MlflowClient
@@ -38,14 +40,25 @@ def test_multirun_logs_params_epoch_metrics_and_artifacts(run_app):
 
 
 def test_failing_run_is_recorded_as_failed_and_the_error_reaches_the_user(run_app):
-    done = run_app("dataset=iris", "trainer.engine=warp_drive", "tracking.experiment_name=bad",
+    # a failure found only while training (a config mistake is refused before any run)
+    done = run_app("dataset=iris", "model=mlp_tiny", "trainer=lm_cache", "trainer.batch_size=32",
+                   "trainer.temp_folder=/proc/lmbench", "tracking.experiment_name=bad",
                    expect_ok=False)
     assert done.returncode != 0
-    assert "trainer.engine must be one of in_memory, streaming, cache, matrix_free" in done.stderr
+    assert "temp_folder='/proc/lmbench' is on a proc pseudo-filesystem" in done.stderr
     mlflow.set_tracking_uri(run_app.store)
     runs = mlflow.search_runs(experiment_names=["bad"])
     assert list(runs["status"]) == ["FAILED"]
-    assert "warp_drive" in runs["tags.error"].iloc[0]
+    assert "/proc/lmbench" in runs["tags.error"].iloc[0]
+
+
+def test_a_config_mistake_exits_2_in_one_line_and_leaves_no_run(run_app):
+    done = run_app("dataset=iris", "trainer.engine=warp_drive", "tracking.experiment_name=bad",
+                   expect_ok=False)
+    assert done.returncode == 2
+    assert done.stderr == ("lmbench-run: trainer.engine must be one of in_memory, streaming, "
+                           "cache, matrix_free, got 'warp_drive'\n")
+    assert not (Path(run_app.store.removeprefix("sqlite:///"))).exists()
 
 
 @pytest.mark.parametrize("engine", ["streaming", "cache"])

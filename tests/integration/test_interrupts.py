@@ -96,3 +96,32 @@ def test_sigterm_cleans_the_cache_folder_marks_the_run_killed_and_exits_143(tmp_
     _, run = _only_run(store)
     assert run.info.status == "KILLED"
     assert "SIGTERM" in run.data.tags["error"]
+
+
+def test_ctrl_c_under_the_joblib_launcher_marks_the_jobs_and_the_sweep_killed(tmp_path):
+    # Ctrl-C in a terminal signals the whole process group: the sweep and joblib's workers
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lmbench.harness.run", "--multirun", "hydra/launcher=joblib",
+         "hydra.launcher.n_jobs=2", *LONG_RUN, "seed=0,1,2"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )
+    _wait_for_epochs(process, tmp_path / "mlflow.db", at_least=20)
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        output, _ = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+    assert process.returncode == 130, output[-3000:]
+    lines = output.strip().splitlines()
+    assert lines[-1].startswith("lmbench-run: interrupted") and "same command" in lines[-1]
+    assert len(lines) < 30 and "Traceback" not in output, output[-3000:]
+    client = MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("lmbench").experiment_id])
+    statuses = {run.data.tags.get("kind", "job"): set() for run in runs}
+    for run in runs:
+        statuses[run.data.tags.get("kind", "job")].add(run.info.status)
+    assert statuses == {"sweep": {"KILLED"}, "job": {"KILLED"}}, statuses

@@ -21,10 +21,12 @@ def _kind(runs: pd.DataFrame) -> pd.Series:
 
 
 def test_joblib_sweep_nests_its_jobs_and_a_failed_job_fails_the_parent(run_app):
+    # the cache job fails while training (its engine cannot use a folder under /proc); the
+    # in-memory job never uses the folder
     done = run_app("--multirun", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                    "dataset=iris", "model=mlp_tiny", "trainer.max_epochs=3",
-                   "trainer.engine=in_memory,warp_drive", "tracking.experiment_name=sw",
-                   expect_ok=False)
+                   "trainer.engine=in_memory,cache", "trainer.temp_folder=/proc/lmbench",
+                   "tracking.experiment_name=sw", expect_ok=False)
     assert done.returncode != 0
     runs = _runs(run_app, "sw")
     parent = runs[_kind(runs) == schema.KIND_SWEEP]
@@ -37,7 +39,7 @@ def test_joblib_sweep_nests_its_jobs_and_a_failed_job_fails_the_parent(run_app):
     assert row["status"] == "FAILED"
     assert row["metrics." + schema.METRIC_SWEEP_JOBS] == 2
     assert row["metrics." + schema.METRIC_SWEEP_FAILED] == 1
-    assert "trainer.engine=in_memory,warp_drive" in row["params.sweep.overrides"]
+    assert "trainer.engine=in_memory,cache" in row["params.sweep.overrides"]
     artifacts = {a.path for a in MlflowClient(run_app.store).list_artifacts(parent_id)}
     assert schema.SWEEP_CONFIG_ARTIFACT in artifacts
 

@@ -5,7 +5,10 @@ composed configs ignores settings the job never reads."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import mlflow
 import pandas as pd
@@ -127,3 +130,28 @@ def test_a_limits_point_is_tagged_and_skipped(tmp_path):
     assert again.skipped and again.run_id == first.run_id
     assert again.method == schema.KIND_LIMITS and again.dataset == "in_memory_primal"
     assert not run_job(_compose(*overrides, "job.budget=2KB")).skipped
+
+
+def test_two_sweeps_into_one_store_at_once_train_each_configuration_once(tmp_path):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "PYTHONUNBUFFERED": "1"}
+    sweep = [sys.executable, "-m", "lmbench.harness.run", "--multirun", "dataset=iris",
+             "model=mlp_tiny", "trainer.max_epochs=300", "trainer.patience=null",
+             "trainer.min_error=null", "trainer.mu_init=1,10,100", "tracking.experiment_name=two"]
+    processes = [subprocess.Popen(sweep, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outputs = [process.communicate(timeout=600)[0] for process in processes]
+    for process, output in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, output[-3000:]
+    client = MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("two").experiment_id])
+    jobs = [run for run in runs if run.data.tags.get(schema.TAG_KIND) != schema.KIND_SWEEP]
+    hashes = [run.data.tags[schema.TAG_CONFIG_HASH] for run in jobs]
+    assert len(hashes) == len(set(hashes)) == 3, "a configuration was trained twice"
+    assert {run.info.status for run in jobs} == {"FINISHED"}
+    parents = [run for run in runs if run.data.tags.get(schema.TAG_KIND) == schema.KIND_SWEEP]
+    assert len(parents) == 2
+    assert sum(run.data.metrics[schema.METRIC_SWEEP_SKIPPED] for run in parents) == 3
+    # each sweep has its own folder (the launching process's id after the time)
+    folders = [path.parent for path in tmp_path.glob("multirun/*/*/.mlflow_parent_run_id")]
+    assert len(set(folders)) == 2 and all(len(list(f.glob("[0-9]"))) == 3 for f in folders)

@@ -14,7 +14,7 @@ import pytest
 from mlflow import MlflowClient
 
 from lmbench.tracking import RunTracker, schema
-from lmbench.tracking.resume import config_hash, find_finished_run
+from lmbench.tracking.resume import claim_configuration, config_hash, find_finished_run
 from lmbench.tracking.sweep import SweepParent, record_skipped_job
 
 CONFIG = {
@@ -130,3 +130,35 @@ def test_the_sweep_parent_counts_skipped_jobs(store, tmp_path) -> None:
     assert run.data.metrics[schema.METRIC_SWEEP_SKIPPED] == 2
     assert run.data.metrics[schema.METRIC_SWEEP_JOBS] == 2
     assert run.data.metrics[schema.METRIC_SWEEP_FINISHED] == 0
+
+
+_CLAIM_IN_ANOTHER_PROCESS = """
+import sys
+from lmbench.tracking.resume import claim_configuration
+print("ready", flush=True)
+with claim_configuration({"tracking_uri": sys.argv[1], "experiment_name": "a"}, sys.argv[2]):
+    print("claimed", flush=True)
+"""
+
+
+def test_a_claimed_configuration_waits_for_the_process_that_holds_it(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    digest = config_hash(CONFIG)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    with claim_configuration({"tracking_uri": uri, "experiment_name": "a"}, digest):
+        other = subprocess.Popen([sys.executable, "-c", _CLAIM_IN_ANOTHER_PROCESS, uri, digest],
+                                 env=env, stdout=subprocess.PIPE, text=True)
+        assert other.stdout.readline().strip() == "ready"
+        with pytest.raises(subprocess.TimeoutExpired):
+            other.wait(timeout=3)  # blocked on the claim held here
+    rest, _ = other.communicate(timeout=60)
+    assert other.returncode == 0 and rest.strip() == "claimed"
+    assert (tmp_path / "mlflow.db.claims" / f"a-{digest}.lock").exists()
+
+
+def test_a_tracking_server_has_no_claim_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    tracking = {"tracking_uri": "http://127.0.0.1:9", "experiment_name": "a"}
+    with (caplog.at_level("INFO", logger="lmbench.tracking.resume"),
+          claim_configuration(tracking, config_hash(CONFIG))):
+        pass
+    assert "claimed only in a local SQLite store" in caplog.text
