@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run reports study study-medium test bench gate gate-baseline paper-checks lint clean
+.PHONY: run reports study study-medium test bench benchmarks-report gate gate-baseline paper-checks lint clean
 
 # Two install levels: `make run` needs the package and the datasets only; `make test` and the
 # benchmarks add the dev, bench and cluster extras (pytest, ruff, the reference LM library, the
@@ -79,6 +79,16 @@ gate: $(DEV_STAMP)
 ## Refresh the gate's baseline (idle machine only; commit the JSON).
 gate-baseline: $(DEV_STAMP)
 	$(PY) -m lmbench.bench.gate --update-baseline
+
+## Refresh the measured tables of reports/benchmarks/ (only from a clean tree, on a quiet
+## machine, ~15 min on 2 cores): the full-batch epoch beside torch-levenberg-marquardt and the
+## GEMM / syrk floors, the engine speed cases, and streaming / data-parallel LM at scale. Each
+## writes its raw numbers (JSON) beside the tables it prints; the .md commentary cites them.
+benchmarks-report: $(DEV_STAMP)
+	@test -z "$$(git status --porcelain)" || { echo "commit or stash your changes first: committed reports are built from a clean tree"; exit 1; }
+	$(PY) -m lmbench.bench.performance --size 2000:1 --size 4000:2 --repeats 3 --loss-steps 3 --out reports/benchmarks/reference_library.json > reports/benchmarks/reference_library_tables.md
+	$(PY) tests/benchmarks/lm_speed_cases.py --rounds 3 > reports/benchmarks/engine_speed_tables.md
+	$(PY) -m lmbench.bench.scale all --workdir build/lmbench-scale --out reports/benchmarks/large_data.json > reports/benchmarks/large_data_tables.md
 
 bench: $(DEV_STAMP)
 	$(PY) -m pytest tests/benchmarks --benchmark-only --benchmark-min-rounds=3

@@ -290,7 +290,8 @@ def main(argv: list[str] | None = None) -> None:
                                        args.dp_epochs, args.dp_dtype, args.dp_repeats)))
     else:
         if not (args.workdir / "x.npy").exists():
-            print(json.dumps(run_child(["prepare", "--workdir", str(args.workdir)])), flush=True)
+            prepared = run_child(["prepare", "--workdir", str(args.workdir)])
+            print(json.dumps(prepared), file=sys.stderr, flush=True)
         meta = json.loads((args.workdir / "meta.json").read_text())
         result: dict[str, Any] = {"meta": meta, "streaming": []}
         for rows in args.rows.split(","):
@@ -300,7 +301,7 @@ def main(argv: list[str] | None = None) -> None:
             if rows != "all":
                 child += ["--rows", rows]
             result["streaming"].append(run_child(child))
-            print(f"streamed {result['streaming'][-1]['rows']} rows", flush=True)
+            print(f"streamed {result['streaming'][-1]['rows']} rows", file=sys.stderr, flush=True)
         result["growth"] = growth(result["streaming"][0], result["streaming"][-1])
         if not args.skip_dp:
             result["data_parallel"] = data_parallel(args.dp_rows, args.dp_features,

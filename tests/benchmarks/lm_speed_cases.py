@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -276,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
         shape = SHAPES[name]
         reports.append(measure_shape(shape, args.rounds, name in SEED_STYLE_SHAPES,
                                      args.max_rounds, args.max_other_cores))
-        print(f"measured {name}", flush=True)
+        print(f"measured {name}", file=sys.stderr, flush=True)
     load = os.getloadavg()
     print(f"threads={torch.get_num_threads()} rounds={args.rounds} "
           f"loadavg={load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f} torch={torch.__version__}")
