@@ -132,7 +132,8 @@ TargetFn = Callable[[torch.Tensor, int, str], torch.Tensor]
 class TensorSource:
     """Rows held in memory, served in chunks of ``chunk_rows`` samples (all at once if None)."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, chunk_rows: int | None = None) -> None:
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, chunk_rows: int | None = None,
+                 sample_shape: tuple[int, ...] | None = None) -> None:
         if x.shape[0] != y.shape[0]:
             raise InvalidInputError(
                 f"x has {x.shape[0]} samples but y has {y.shape[0]}; they must have the same "
@@ -142,6 +143,7 @@ class TensorSource:
         self.y = y
         self.n_samples: int | None = x.shape[0]
         self.chunk_rows = chunk_rows
+        self.sample_shape = sample_shape  # the model's output shape per sample, when known
         self._fingerprint: RowsFingerprint | None = None
 
     def chunks(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -308,7 +310,7 @@ def tensor_source(
     check_finite(y_t, f"{prefix}y")
     check_target_shape(y_t, sample_shape, f"{prefix}y")
     shaped = (targets or match_targets)(y_t, n_outputs, f"{prefix}y")
-    return TensorSource(x_t, shaped, chunk_rows)
+    return TensorSource(x_t, shaped, chunk_rows, sample_shape)
 
 
 def memory_rows(
@@ -357,22 +359,21 @@ def validation_source(
 #: The largest Jacobian chunk the default budget allows, and the only one on a GPU (where each
 #: chunk costs kernel launches and host round trips, and memory is rarely the limit at that size).
 MAX_JACOBIAN_BUDGET = 512 * 2**20
-#: Fewest samples per chunk the default CPU budget allows: smaller vmap calls and Gram updates
-#: lose speed (256-sample chunks made a P = 1.2k, M = 2k epoch 1.5x slower on 2 threads).
-MIN_CHUNK_ROWS = 1024
+#: The default CPU chunk's floors, in samples and bytes: smaller chunks lose speed and save no
+#: memory that matters (256-sample chunks made a P = 1.2k, M = 2k epoch 1.5x slower).
+MIN_CHUNK_ROWS, MIN_JACOBIAN_BUDGET = 1024, 8 * 2**20
 
 
 def default_jacobian_budget(n_params: int, n_outputs: int, dtype: torch.dtype,
                             device: torch.device) -> int:
-    """Bytes of one Jacobian chunk when the caller sets neither ``chunk_rows`` nor a budget.
-
-    On the CPU: half of J^T J's bytes (P^2 * itemsize / 2), at least ``MIN_CHUNK_ROWS`` samples'
-    rows, at most ``MAX_JACOBIAN_BUDGET``: assembly then needs about what the solve needs (J^T J
-    and its factor), not the whole M x P Jacobian. On a GPU: ``MAX_JACOBIAN_BUDGET``."""
+    """Bytes of one Jacobian chunk when the caller sets neither ``chunk_rows`` nor a budget. On the
+    CPU: half of J^T J's bytes (P^2 * itemsize / 2) within ``MIN_CHUNK_ROWS`` samples' rows,
+    ``MIN_JACOBIAN_BUDGET`` and ``MAX_JACOBIAN_BUDGET``: assembly then needs about what the solve
+    needs (J^T J and its factor), not the whole M x P Jacobian. GPU: ``MAX_JACOBIAN_BUDGET``."""
     if device.type != "cpu":
         return MAX_JACOBIAN_BUDGET
     itemsize = torch.finfo(dtype).bits // 8
-    smallest = MIN_CHUNK_ROWS * max(n_outputs, 1) * n_params * itemsize
+    smallest = max(MIN_CHUNK_ROWS * max(n_outputs, 1) * n_params * itemsize, MIN_JACOBIAN_BUDGET)
     return min(MAX_JACOBIAN_BUDGET, max(n_params * n_params * itemsize // 2, smallest))
 
 

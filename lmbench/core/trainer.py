@@ -246,7 +246,8 @@ class LevenbergMarquardt:
         check_inference_layers(self.model)
         if probe_row is None:
             probe_row = next(iter(source.chunks()))[0][:1]
-        shape = output_shape(self.model, probe_row)
+        # the sources built by fit and fit_loader know it already (one forward pass saved)
+        shape = getattr(source, "sample_shape", None) or output_shape(self.model, probe_row)
         n_outputs = n_outputs or math.prod(shape)
         residual_fn = ResidualFunction(self.flat, n_outputs, self.jacobian_mode)
         # The first torch.func call imports torch._dynamo (~3 s): pay it here, not in epoch 1.

@@ -100,3 +100,38 @@ def test_singular_system_is_reported_not_nan():
     assert solve_damped(system, 0.0, False) is None  # rank 1 of 3: not positive definite
     step = solve_damped(system, 1e-3, False)
     assert step is not None and torch.isfinite(step.delta).all()
+
+
+def test_default_jacobian_budget_is_half_the_gram_within_its_floors():
+    from lmbench.core.sources import (
+        MAX_JACOBIAN_BUDGET,
+        MIN_CHUNK_ROWS,
+        MIN_JACOBIAN_BUDGET,
+        default_jacobian_budget,
+    )
+
+    cpu, f32 = torch.device("cpu"), torch.float32
+    assert default_jacobian_budget(4000, 1, f32, cpu) == 4000 * 4000 * 4 // 2
+    assert default_jacobian_budget(4000, 1, torch.float64, cpu) == 4000 * 4000 * 8 // 2
+    assert default_jacobian_budget(1152, 2, f32, cpu) == MIN_CHUNK_ROWS * 2 * 1152 * 4
+    assert default_jacobian_budget(61, 1, f32, cpu) == MIN_JACOBIAN_BUDGET
+    assert default_jacobian_budget(100_000, 1, f32, cpu) == MAX_JACOBIAN_BUDGET
+    assert default_jacobian_budget(4000, 2, f32, torch.device("cuda")) == MAX_JACOBIAN_BUDGET
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_native_syrk_and_the_gemm_panels_form_the_same_triangle(monkeypatch, transposed):
+    from lmbench.core import solve
+
+    if solve._native_syrk() is None:
+        pytest.skip("this torch build exports no BLAS ?syrk")
+    base = torch.randn(130, 300, dtype=torch.float64)
+    jac = base.T if transposed else base.T.contiguous()  # a transposed view: the dual kernel
+    native = torch.zeros(130, 130, dtype=torch.float64)
+    accumulate_upper_gram(native, jac)
+    monkeypatch.setattr(solve, "_native_syrk", lambda: None)
+    panels = torch.zeros(130, 130, dtype=torch.float64)
+    accumulate_upper_gram(panels, jac, block=48)
+    torch.testing.assert_close(torch.triu(native), torch.triu(panels))
+    torch.testing.assert_close(symmetrize_upper(native), jac.T @ jac)
+    assert not native.tril(-1).any()  # the other triangle is never written
