@@ -46,7 +46,8 @@ def test_every_job_run_records_its_trials_and_the_selected_settings(swept):
                 assert value == value, (run["method"], number, field)  # logged, not NaN
             reason = run[schema.tag_column(schema.trial_record(number, schema.TRIAL_STOP_REASON))]
             assert reason in {"max_epochs", "validation_patience", "min_error", "time_limit",
-                              "mu_max", "min_gradient"}, reason
+                              "mu_max", "min_gradient", "converged_ftol", "converged_xtol",
+                              "converged_gtol"}, reason
             assert run[schema.metric_column(schema.trial_record(number, schema.TRIAL_EPOCHS))] >= 1
         selected = int(run[schema.metric_column(schema.METRIC_SELECTED_TRIAL)])
         assert run[schema.metric_column(schema.METRIC_EPOCHS)] == run[schema.metric_column(
