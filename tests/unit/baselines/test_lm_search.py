@@ -109,7 +109,8 @@ def test_lm_end_to_end_through_run_baseline(task, splits, lm_cfg) -> None:
     assert result.model_size == {"n_parameters": n_parameters}
     for score, run in zip(result.trials, result.runs, strict=True):
         assert score.best_iteration == run.best_epoch <= run.epochs <= 20  # quick max_epochs
-        assert run.stop_reason in {"max_epochs", "min_error", "validation_patience", "mu_max"}
+        assert run.stop_reason in {"max_epochs", "min_error", "validation_patience", "mu_max",
+                                   "converged_ftol", "converged_xtol", "converged_gtol"}
     assert result.runs[result.selected_trial].n_parameters == n_parameters
 
     # the selected run's history: one entry per epoch, epoch 0 (initial state) included
