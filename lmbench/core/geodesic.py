@@ -50,20 +50,28 @@ class GeodesicAcceleration:
                 f"number > 0 (0.75 is the default), got {self.ratio}"
             )
 
-    def check(self, loss_name: str, form: str | None = None) -> None:
-        """Refuse what the correction is not defined for here, saying what to use instead
-        (``form``: the system the epoch built, once known)."""
-        if loss_name != "mse":
+    def check(self, loss_name: str | None, form: str | None = None, engine: str | None = None,
+              mini_batch: bool = False) -> None:
+        """Refuse what the correction is not defined for here, saying what to use instead: a
+        loss other than mse, a system other than the primal one (``form``: the system asked for
+        or built; ``auto`` and None pass), an engine without a J^T J factor, mini-batch steps
+        (None: not known here)."""
+        if loss_name not in (None, "mse"):
             raise ValueError(
                 f"geodesic acceleration needs the plain least-squares loss (loss='mse'), not "
                 f"{loss_name!r}: its residuals' second derivative is that of the model outputs"
             )
-        if form is not None and form != "primal":
+        if form not in (None, "auto", "primal") or engine not in (None, "in_memory",
+                                                                   "streaming"):
             raise ValueError(
-                f"geodesic acceleration solves with the primal J^T J factor, but this epoch's "
-                f"system is {form!r}; use form='primal' (in_memory or streaming engine), or turn "
-                f"the acceleration off"
+                f"geodesic acceleration solves with the primal J^T J factor, but this run's "
+                f"system is {form or 'auto'!r} on engine {engine or 'in_memory'!r}; use "
+                f"form='primal' on the in_memory or streaming engine, or turn the acceleration "
+                f"off"
             )
+        if mini_batch:
+            raise ValueError("geodesic acceleration needs full-batch LM (no mini_batch_size / "
+                             "batch_size)")
 
     def pulled_back_curvature(
         self,

@@ -112,7 +112,7 @@ class MiniBatchLevenbergMarquardt(LevenbergMarquardt):
                 "(solver='cg') is not offered with it; use the in_memory or streaming engine"
             )
         if options.get("acceleration") is not None:
-            raise ValueError("geodesic acceleration needs full-batch LM (no batch_size)")
+            options["acceleration"].check(None, mini_batch=True)
         super().__init__(model, **options)
         self.regularization.check_full_batch(mini_batch=True)
         self.batch_size = batch_size

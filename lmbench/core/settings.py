@@ -153,13 +153,7 @@ class TrainerSettings:
         self.damping_rule()  # validates mu_init and damping_factor (the seed's demping_coef)
         accelerator = self.accelerator()  # validates acceleration and geodesic_ratio
         if accelerator is not None:
-            accelerator.check(self.loss)
-            if self.engine not in ("in_memory", "streaming") or self.form == "dual" or (
-                    self.mini_batch_size is not None):
-                raise ValueError(
-                    "acceleration='geodesic' needs the primal system of a full-batch in_memory "
-                    "or streaming run (form 'auto' or 'primal', no mini_batch_size)"
-                )
+            accelerator.check(self.loss, self.form, self.engine, self.mini_batch_size is not None)
         regularizer = self.regularizer()  # validates weight_decay and regularization
         if self.engine != "auto":  # auto is checked by the trainer, once resolved
             regularizer.check_engine(self.engine)
