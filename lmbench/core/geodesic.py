@@ -102,7 +102,7 @@ class GeodesicAcceleration:
                   ) -> Step | None:
         """The trial step v + a / 2 for the velocity v that ``system`` gave at this ``mu``, or
         None when the acceleration is too large (or the damped matrix is not definite)."""
-        self.check("mse", system.form)
+        self.check(None, system.form)
         curvature = self.pulled_back_curvature(residual_fn, chunks, theta, velocity.delta, reducer)
         correction = system.solve_linear(mu, damping.scale_by_diagonal, -curvature)
         return None if correction is None else self.accelerated(velocity, correction)
