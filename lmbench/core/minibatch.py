@@ -40,9 +40,10 @@ from torch import nn
 from lmbench.core.checks import check_finite_objective
 from lmbench.core.distributed import LocalReducer
 from lmbench.core.errors import InvalidInputError
+from lmbench.core.outcomes import EpochTally
 from lmbench.core.sources import RowSource, TensorSource
 from lmbench.core.timing import PhaseTimer
-from lmbench.core.trainer import EpochTally, FitState, LevenbergMarquardt
+from lmbench.core.trainer import FitState, LevenbergMarquardt
 
 
 def check_batch_size(batch_size: Any, name: str = "batch_size") -> None:

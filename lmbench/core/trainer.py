@@ -69,10 +69,7 @@ ValidationData = tuple[Any, Any] | Iterable[Any] | None
 
 #: Default memory for one chunk's Jacobian, in bytes (chunk rows are derived from it).
 
-__all__ = [
-    "DampedStep", "EpochTally", "FitState", "LevenbergMarquardt",
-    "StoppingRules",
-]
+__all__ = ["FitState", "LevenbergMarquardt", "StoppingRules"]
 
 
 @dataclass
