@@ -137,6 +137,12 @@ class Deadline:
         self.started = time.perf_counter()
         self.hit = False
 
+    def remaining_s(self) -> float | None:
+        """Seconds left (at least a millisecond), or None without a limit."""
+        if self.limit_s is None:
+            return None
+        return max(self.limit_s - (time.perf_counter() - self.started), 1e-3)
+
     def expired(self) -> bool:
         """True once ``limit_s`` seconds have passed since construction (marks ``hit``)."""
         if self.limit_s is None:

@@ -64,7 +64,6 @@ from lmbench.baselines.torch_utils import (
 )
 from lmbench.baselines.tuning import TuningSettings, run_tuning
 from lmbench.core import (
-    EpochInfo,
     TrainerSettings,
     TrainingHistory,
     get_weights_count,
@@ -265,11 +264,12 @@ def search_lm(
                 dtype=dtype,
             )  # fmt: skip
         threads = resolve_threads(settings.n_threads, n_rows, get_weights_count(model))
+        # the trial's limit is the engine's own: checked inside an epoch too, so that one epoch
+        # of a wide network on 10,000 rows cannot overrun it by minutes
+        engine = engine.with_(time_limit_s=deadline.remaining_s())
         with torch_threads(threads):
-            history = engine.fit(
-                model, x_train, y_train, val=(x_val, y_val),
-                callbacks=[lambda info: _stop_at(deadline, info)],
-            )  # fmt: skip
+            history = engine.fit(model, x_train, y_train, val=(x_val, y_val))
+        deadline.expired()  # marks the trial timed out when the engine stopped on the limit
         model.eval()
         best_epoch = history.best_epoch if history.best_epoch is not None else history.epochs
         runs.append(
@@ -328,11 +328,6 @@ def _warm_up_engine() -> None:
     with torch.random.fork_rng(devices=[]):  # leaves the caller's RNG stream untouched
         model = nn.Linear(1, 1)
     TrainerSettings(max_epochs=0, min_error=None).fit(model, torch.zeros(1, 1), torch.zeros(1, 1))
-
-
-def _stop_at(deadline: Deadline, info: EpochInfo) -> bool:
-    """Epoch callback: stop LM (reason ``callback``) once the trial's time limit has passed."""
-    return deadline.expired()
 
 
 def _optional(value: Any, cast: type) -> Any:

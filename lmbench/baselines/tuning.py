@@ -8,9 +8,10 @@ Every method is tuned the same way (TabArena-style protocol):
   seed, so one seed always yields the same trials) over the config's ``space``; K is
   ``tuning.n_samples`` from ``conf/config.yaml``, the same for every method;
 * every trial fits on train with the method's early stopping on validation and a cooperative
-  time limit (``tuning.trial_time_limit_s``); a trial that hits it keeps the model trained so
-  far, is scored like the others and is recorded with ``timed_out=True`` (stop reason
-  ``time_limit``); every trial records its epochs (boosting rounds), best epoch
+  time limit (``tuning.trial_time_limit_s``: LM's engine checks it inside an epoch too, the
+  other methods after each epoch or boosting round); a trial that hits it keeps the model
+  trained so far, is scored like the others and is recorded with ``timed_out=True`` (stop
+  reason ``time_limit``); every trial records its epochs (boosting rounds), best epoch
   (``best_iteration``), stop reason and fit time (``TrialScore``);
 * selection is on the validation split by ``PRIMARY_METRIC`` (ties keep the earlier trial, so
   the default wins ties); no refit. Only two models stay in memory: the selected one and the

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from lmbench.core.matrix_free import WarmStart
     from lmbench.core.params import FlatParameters
     from lmbench.core.sources import RowSource
+    from lmbench.core.stopping import FitClock
     from lmbench.core.system import FormName, GaussNewtonSystem
     from lmbench.core.timing import PhaseTimer
 
@@ -68,6 +69,7 @@ class FitView(Protocol):
     n_outputs: int
     cache: JacobianCache | None
     warm: WarmStart
+    clock: FitClock  # the time limit, checked before each chunk
 
 
 @dataclass(frozen=True)
@@ -107,8 +109,9 @@ def _accumulated(trainer: TrainerView, run: FitView, theta: torch.Tensor, timer:
     from lmbench.core.system import SystemAccumulator
 
     acc = SystemAccumulator(trainer.flat.count, form, trainer.system_dtype, theta.device)
-    return acc.assemble(run.source.chunks(), lambda x: run.residual_fn.jacobian(theta, x),
-                        trainer.loss, trainer.reducer, run.cache, timer, cg_max_iter)
+    return acc.assemble(run.clock.timed_chunks(run.source),
+                        lambda x: run.residual_fn.jacobian(theta, x), trainer.loss,
+                        trainer.reducer, run.cache, timer, cg_max_iter)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ reverse mode (matrix-free problems have P far above O).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
@@ -54,6 +54,7 @@ from lmbench.core.matrix_free_diagonal import (
 )
 from lmbench.core.solve import CGResult, Step, cg_tolerance, conjugate_gradient
 from lmbench.core.sources import RowSource
+from lmbench.core.stopping import FitClock
 from lmbench.core.system import GaussNewtonSystem, SystemName
 from lmbench.core.timing import PhaseTimer
 
@@ -183,6 +184,7 @@ class RunView(Protocol):
     residual_fn: ResidualFunction
     n_outputs: int
     warm: WarmStart
+    clock: FitClock  # the time limit, checked before each chunk
 
 
 def assemble_streamed(
@@ -190,7 +192,11 @@ def assemble_streamed(
 ) -> StreamedSystem:
     """The matrix-free system at ``theta``: one gradient/diagonal pass (timed as Jacobian work);
     the products run later, inside each damping trial's solve."""
-    chunks, dtype = run.source.chunks, trainer.system_dtype
+    dtype = trainer.system_dtype
+
+    def chunks() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return run.clock.timed_chunks(run.source)
+
     with timer("time_jacobian"):
         pieces = gradient_and_diagonal(run.residual_fn, trainer.loss, chunks, theta,
                                        trainer.reducer, dtype, run.n_outputs)

@@ -78,8 +78,9 @@ class TrainerSettings:
         and biases; ``bayesian`` re-estimates the penalty from the evidence (MATLAB's trainbr;
         in_memory and streaming engines, full batch), each update bounded by the factor
         ``bayesian_max_change``.
-    max_epochs, min_error, min_gradient, mu_max, patience, ftol, xtol, gtol: the stopping
-        rules (``lmbench.core.stopping``; ftol, xtol and gtol are the convergence tests).
+    max_epochs, min_error, min_gradient, mu_max, patience, ftol, xtol, gtol, time_limit_s: the
+        stopping rules (``lmbench.core.stopping``; ftol, xtol and gtol are the convergence
+        tests, time_limit_s a wall-clock limit checked inside epochs too).
     jacobian_mode, system_dtype, chunk_rows, jacobian_budget_bytes, cg_max_iter, mu_min: numerics.
     temp_folder: the cache engine's Jacobian files (a private sub-folder, always removed).
     batch_size: rows per chunk when in-memory arrays feed the streaming or cache engine.
@@ -114,6 +115,7 @@ class TrainerSettings:
     ftol: float = StoppingRules.ftol
     xtol: float = StoppingRules.xtol
     gtol: float = StoppingRules.gtol
+    time_limit_s: float | None = StoppingRules.time_limit_s
     jacobian_mode: JacobianMode = "auto"
     system_dtype: str | None = None
     chunk_rows: int | None = None
@@ -213,6 +215,7 @@ class TrainerSettings:
             ftol=self.ftol,
             xtol=self.xtol,
             gtol=self.gtol,
+            time_limit_s=self.time_limit_s,
         )
 
     def accelerator(self) -> GeodesicAcceleration | None:

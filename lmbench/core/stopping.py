@@ -11,15 +11,18 @@ sum, the history's ``gradient_norm``.
 
 Stop reasons: ``converged_ftol``, ``converged_xtol``, ``converged_gtol`` (converged: the
 answer is a local minimum to the stated tolerance), ``min_error``, ``min_gradient``,
-``mu_max`` (no damped step makes progress), ``validation_patience``, ``callback``,
-``max_epochs`` and ``interrupted``.
+``mu_max`` (no damped step makes progress), ``validation_patience``, ``time_limit``,
+``callback``, ``max_epochs`` and ``interrupted``.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 
@@ -48,6 +51,13 @@ class StoppingRules:
         column of J (max_j |g_j| / (||J_j|| ||r||), MINPACK's ``gtol``), is at most ``gtol``.
     Each of the three is 0 to disable. They test full-batch steps only: mini-batch LM, whose
     steps each see one batch, never stops on them.
+    time_limit_s: stop once the fit has run this many seconds (wall clock; MATLAB trainlm's
+        ``time``, Ceres' ``max_solver_time_in_seconds``); None disables. It is checked after
+        each epoch and, in one process, inside it too: between the Jacobian chunks that build
+        the system and between damping trials, so that one epoch of a large network cannot
+        overrun it by minutes. An epoch cut short is dropped: the weights stay where the last
+        finished epoch left them. Data-parallel workers check it at an epoch's end only, all
+        together.
     """
 
     max_epochs: int = 10
@@ -59,6 +69,7 @@ class StoppingRules:
     ftol: float = 1e-8
     xtol: float = 1e-8
     gtol: float = 1e-8
+    time_limit_s: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_epochs", "min_epochs"):
@@ -86,6 +97,11 @@ class StoppingRules:
                     f"{name} must be a relative tolerance in [0, 1) (0 disables; 1e-8 is the "
                     f"default, as in scipy.optimize.least_squares), got {value!r}"
                 )
+        if self.time_limit_s is not None and not self.time_limit_s > 0:  # also refuses NaN
+            raise ValueError(
+                f"time_limit_s must be > 0 seconds (or None for no limit), got "
+                f"{self.time_limit_s!r}"
+            )
 
     def reduction_converged(self, actual: float, predicted: float, objective: float) -> bool:
         """MINPACK's ftol test on an accepted step from a point where F = ``objective``."""
@@ -147,6 +163,45 @@ class StoppingRules:
         if self.patience is not None and bad_epochs >= self.patience:
             return "validation_patience"
         return None
+
+
+#: The stop reason of ``StoppingRules.time_limit_s`` (the tuning's trials use the same name).
+TIME_LIMIT = "time_limit"
+
+
+class TimeLimitReached(Exception):
+    """Raised inside an epoch once ``StoppingRules.time_limit_s`` has run out; the trainer
+    drops that epoch and stops with ``time_limit``."""
+
+
+class ChunkSource(Protocol):
+    def chunks(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+
+@dataclass
+class FitClock:
+    """One fit's wall clock against ``StoppingRules.time_limit_s``, started with the fit.
+    ``inside_epochs`` is False under data parallelism, where every worker must stop at the same
+    epoch's end."""
+
+    limit_s: float | None = None
+    inside_epochs: bool = True
+    started: float = field(default_factory=time.perf_counter)
+
+    def expired(self) -> bool:
+        """True once the limit has passed (never without one)."""
+        return self.limit_s is not None and time.perf_counter() - self.started >= self.limit_s
+
+    def check(self) -> None:
+        """Inside an epoch: raise ``TimeLimitReached`` once the limit has passed."""
+        if self.inside_epochs and self.expired():
+            raise TimeLimitReached
+
+    def timed_chunks(self, source: ChunkSource) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """``source``'s chunks, checked against the limit before each one."""
+        for chunk in source.chunks():
+            self.check()
+            yield chunk
 
 
 #: The convergence tests' tolerances and the stop reason each one gives.

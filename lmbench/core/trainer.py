@@ -58,16 +58,17 @@ from lmbench.core.sources import (
 )
 from lmbench.core.stopping import (
     CONVERGED_GTOL,
+    TIME_LIMIT,
     BestWeights,
+    FitClock,
     StoppingRules,
+    TimeLimitReached,
 )
 from lmbench.core.system import GaussNewtonSystem, SystemForm, default_system_dtype
 from lmbench.core.timing import PhaseTimer
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ValidationData = tuple[Any, Any] | Iterable[Any] | None
-
-#: Default memory for one chunk's Jacobian, in bytes (chunk rows are derived from it).
 
 __all__ = ["FitState", "LevenbergMarquardt", "StoppingRules"]
 
@@ -89,6 +90,7 @@ class FitState:
     regularization: RegularizationState = field(default_factory=RegularizationState)
     train_rows: float = 0.0  # training rows (over every worker), counted at the start
     scale_floor: torch.Tensor | None = None  # More's running max of diag(J^T J)
+    clock: FitClock = field(default_factory=FitClock)  # StoppingRules.time_limit_s
 
 
 class LevenbergMarquardt:
@@ -258,6 +260,8 @@ class LevenbergMarquardt:
             damping=self.damping.initial_state(),
             best=BestWeights(enabled=self.stopping.patience is not None),
             regularization=self.regularization.initial_state(),
+            clock=FitClock(self.stopping.time_limit_s,
+                           inside_epochs=isinstance(self.reducer, LocalReducer)),
         )
         self.history = TrainingHistory(jacobian_mode=residual_fn.mode, n_params=self.flat.count)
         if resume_from is not None:
@@ -303,7 +307,14 @@ class LevenbergMarquardt:
             started = time.perf_counter()
             timer = PhaseTimer(theta.device)
             tally = EpochTally()
-            theta, objective, loss = self._run_epoch(run, theta, objective, loss, timer, tally)
+            try:
+                theta, objective, loss = self._run_epoch(run, theta, objective, loss, timer,
+                                                         tally)
+            except TimeLimitReached:  # the epoch is dropped: back to where the last one ended
+                run.epoch, run.system = run.epoch - 1, None
+                self.flat.assign(theta)
+                history.stop_reason = TIME_LIMIT
+                return
             with timer("time_evaluate"):
                 val_loss = self._loss_only(run, theta)
             history.form = tally.form or history.form
@@ -320,6 +331,8 @@ class LevenbergMarquardt:
             converged = tally.converged if settled else None
             reason = rules.stop_reason(loss, val_loss, tally.gradient_norm, run.damping.mu,
                                        run.best.bad_epochs, run.epoch, converged)
+            if reason is None and self._together(run.clock.expired()):
+                reason = TIME_LIMIT
             if reason is None and stop_requested:
                 reason = "callback"
             if reason is not None:
@@ -357,6 +370,7 @@ class LevenbergMarquardt:
         penalised = objective + system.penalty * weight_energy(theta)
         while trials < self.inner_steps:
             trials += 1
+            run.clock.check()
             with timer("time_solve"):
                 step = system.solve(run.damping.mu, self.damping.scale_by_diagonal)
             if step is not None and self.acceleration is not None:
@@ -457,9 +471,13 @@ class LevenbergMarquardt:
                                              self.history, run.regularization,
                                              TrainingSetup.of(self, run.source))
                 save_checkpoint(self.checkpoint_dir, run.epoch, payload)
-        if not isinstance(self.reducer, LocalReducer):  # every worker stops together
-            stop = bool(self.reducer.sum_(torch.tensor([float(stop)])).item() > 0)
-        return stop
+        return self._together(stop)
+
+    def _together(self, stop: bool) -> bool:
+        """Whether any data-parallel worker stops (every worker then stops together)."""
+        if isinstance(self.reducer, LocalReducer):
+            return stop
+        return bool(self.reducer.sum_(torch.tensor([float(stop)])).item() > 0)
 
     def _chunk_rows(self, n_outputs: int) -> int:
         if self.chunk_rows is not None:

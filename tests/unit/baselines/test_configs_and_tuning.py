@@ -160,7 +160,8 @@ def test_the_sampler_is_seeded(sampler, splits, quick_cfg) -> None:
 
 @pytest.mark.parametrize("name", SEARCHES)
 def test_timed_out_trials_are_kept_scored_and_recorded(name, splits, quick_cfg) -> None:
-    """A limit shorter than one epoch / boosting round: every fit stops after its first step,
+    """A limit shorter than one epoch / boosting round: every fit stops at its first step (LM,
+    whose engine checks the limit inside an epoch, before it; the others after it),
     keeps that model, is scored and is recorded as timed out."""
     split = splits["multiclass"]
     tuning = TuningSettings(n_samples=1, trial_time_limit_s=1e-9)
