@@ -38,17 +38,35 @@ def test_medium_tier_truncates_the_large_datasets_and_runs_lm_on_the_auto_engine
     cfg = compose_with(["+experiment=lm_vs_gbdt_medium"])
     params = sweep(cfg)
     assert params["dataset"] == MEDIUM_DATASETS and params["seed"] == {"0", "1", "2"}
-    assert params["trainer"] == {"lm_auto", "lm_bayesian_auto"} | BASELINES
+    assert params["trainer"] == {"lm_medium", "lm_bayesian_medium", "xgboost", "catboost",
+                                 "adam_medium", "tlm_medium"}
     assert (cfg.split.max_train_rows, cfg.split.max_eval_rows) == (10_000, 5_000)
-    assert (cfg.tuning.n_samples, cfg.tuning.trial_time_limit_s) == (2, 20)
+    assert (cfg.tuning.n_samples, cfg.tuning.trial_time_limit_s) == (1, 90)
     assert cfg.tags.tier == "medium" and cfg.tracking.experiment_name == "lm_vs_gbdt_medium"
-    lm = compose_with(["+experiment=lm_vs_gbdt_medium", "trainer=lm_auto"]).trainer
+    lm = compose_with(["+experiment=lm_vs_gbdt_medium", "trainer=lm_medium"]).trainer
     assert (method_label(lm), lm.params.engine) == ("lm", "auto")
     assert lm.space.weight_decay is not None  # tuned, as in the standard tier
-    bayes = compose_with(["+experiment=lm_vs_gbdt_medium", "trainer=lm_bayesian_auto"]).trainer
+    bayes = compose_with(["+experiment=lm_vs_gbdt_medium", "trainer=lm_bayesian_medium"]).trainer
     assert (method_label(bayes), bayes.params.engine) == ("lm_bayesian", "auto")
     assert bayes.params.regularization == "bayesian" and bayes.space.weight_decay is None
     assert set(bayes.space) - {"weight_decay"} == {"mu_init", "demping_coef", "hidden"}
+
+
+def test_medium_tier_networks_share_widths_up_to_32_16_and_keep_their_method_tags():
+    """Every network method searches the same widths there, without [64, 32] (one LM epoch of
+    it outlasts a trial), and the runs keep the standard tier's method tags."""
+    labels = {}
+    standard_of = {"lm_medium": "lm_tuned", "lm_bayesian_medium": "lm_bayesian",
+                   "adam_medium": "adam", "tlm_medium": "tlm"}
+    for trainer, standard_name in standard_of.items():
+        composed = compose_with(["+experiment=lm_vs_gbdt_medium", f"trainer={trainer}"]).trainer
+        assert list(map(list, composed.space.hidden.choices)) == [[16], [32], [32, 16]], trainer
+        standard = compose_with([f"trainer={standard_name}"]).trainer
+        assert {k: v for k, v in composed.space.items() if k != "hidden"} == {
+            k: v for k, v in standard.space.items() if k != "hidden"}, trainer
+        labels[trainer] = method_label(composed)
+    assert labels == {"lm_medium": "lm", "lm_bayesian_medium": "lm_bayesian",
+                      "adam_medium": "adam", "tlm_medium": "tlm"}
 
 
 def test_each_tier_has_a_make_target_with_its_own_resumable_store():
