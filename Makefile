@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run reports study study-medium test bench benchmarks-report gate gate-baseline paper-checks lint clean
+.PHONY: run reports study study-medium study-save study-medium-save test bench benchmarks-report gate gate-baseline paper-checks lint clean
 
 # Two install levels: `make run` needs the package and the datasets only; `make test` and the
 # benchmarks add the dev, bench and cluster extras (pytest, ruff, the reference LM library, the
@@ -45,9 +45,12 @@ reports: $(STAMP)
 ## on 19 datasets x 5 seeds, lmbench/conf/experiment/lm_vs_gbdt_standard.yaml) and its committed
 ## report reports/lm_vs_gbdt_standard/: only from a clean tree. Resumable: the store
 ## build/study.db is kept, so running it again after an interruption trains only the jobs not
-## yet FINISHED.
+## yet FINISHED. Where build/ does not survive (a machine with sittings of limited length),
+## `make study-save` packs the store into studies/lm_vs_gbdt_standard.db.gz (commit it), and
+## `make study` restores it first when build/study.db is missing.
 study: $(STAMP)
 	@test -z "$$(git status --porcelain)" || { echo "commit or stash your changes first: committed reports are built from a clean tree"; exit 1; }
+	@test ! -f studies/lm_vs_gbdt_standard.db.gz || $(PY) -m lmbench.tracking.archive restore studies/lm_vs_gbdt_standard.db.gz build/study.db
 	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/build/study.db $(VENV)/bin/lmbench-run +experiment=lm_vs_gbdt_standard
 	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/build/study.db $(VENV)/bin/lmbench-report --experiment lm_vs_gbdt_standard --out reports/lm_vs_gbdt_standard
 
@@ -55,11 +58,20 @@ study: $(STAMP)
 ## 10,000 rows, 3 seeds, LM on the engine the cost model picks;
 ## lmbench/conf/experiment/lm_vs_gbdt_medium.yaml) and its committed report
 ## reports/lm_vs_gbdt_medium/: only from a clean tree. Resumable like `make study`: its store
-## build/study-medium.db is kept, so a rerun trains only the jobs not yet FINISHED.
+## build/study-medium.db is kept, so a rerun trains only the jobs not yet FINISHED; carried
+## across sittings like `make study` (`make study-medium-save`).
 study-medium: $(STAMP)
 	@test -z "$$(git status --porcelain)" || { echo "commit or stash your changes first: committed reports are built from a clean tree"; exit 1; }
+	@test ! -f studies/lm_vs_gbdt_medium.db.gz || $(PY) -m lmbench.tracking.archive restore studies/lm_vs_gbdt_medium.db.gz build/study-medium.db
 	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/build/study-medium.db $(VENV)/bin/lmbench-run +experiment=lm_vs_gbdt_medium
 	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/build/study-medium.db $(VENV)/bin/lmbench-report --experiment lm_vs_gbdt_medium --out reports/lm_vs_gbdt_medium
+
+## Pack a study's store into studies/ (commit it) so that a later sitting resumes it.
+study-save: $(STAMP)
+	$(PY) -m lmbench.tracking.archive save build/study.db studies/lm_vs_gbdt_standard.db.gz
+
+study-medium-save: $(STAMP)
+	$(PY) -m lmbench.tracking.archive save build/study-medium.db studies/lm_vs_gbdt_medium.db.gz
 
 ## Published-results checks (parity-N, XOR, sinc) and their committed report reports/paper_checks/.
 ## The Makefile's reports, study and paper-checks targets are the only commands that write
