@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from lmbench.core.stopping import TIME_LIMIT
 from lmbench.metrics import PRIMARY_METRIC, evaluate_predictions
 
 BUDGETS: tuple[str, ...] = ("full", "quick")
@@ -174,7 +175,7 @@ STOP_MAX_EPOCHS = "max_epochs"
 STOP_PATIENCE = "validation_patience"
 STOP_DIVERGED = "diverged"
 STOP_DAMPING_MAX = "damping_max"
-STOP_TIME_LIMIT = "time_limit"
+STOP_TIME_LIMIT = TIME_LIMIT  # the LM engine's own time limit stops with the same reason
 STOP_REASONS: tuple[str, ...] = (
     STOP_MAX_EPOCHS, STOP_PATIENCE, STOP_DIVERGED, STOP_DAMPING_MAX, STOP_TIME_LIMIT,
 )

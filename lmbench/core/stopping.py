@@ -175,6 +175,8 @@ class TimeLimitReached(Exception):
 
 
 class ChunkSource(Protocol):
+    """What the clock reads of a row source (``lmbench.core.sources.RowSource``)."""
+
     def chunks(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
 
 
