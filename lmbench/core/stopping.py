@@ -22,9 +22,10 @@ import numbers
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import torch
+
+from lmbench.core.sources import RowSource
 
 
 @dataclass(frozen=True)
@@ -174,12 +175,6 @@ class TimeLimitReached(Exception):
     drops that epoch and stops with ``time_limit``."""
 
 
-class ChunkSource(Protocol):
-    """What the clock reads of a row source (``lmbench.core.sources.RowSource``)."""
-
-    def chunks(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
-
-
 @dataclass
 class FitClock:
     """One fit's wall clock against ``StoppingRules.time_limit_s``, started with the fit.
@@ -199,7 +194,7 @@ class FitClock:
         if self.inside_epochs and self.expired():
             raise TimeLimitReached
 
-    def timed_chunks(self, source: ChunkSource) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def timed_chunks(self, source: RowSource) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """``source``'s chunks, checked against the limit before each one."""
         for chunk in source.chunks():
             self.check()
