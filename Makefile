@@ -80,9 +80,9 @@ paper-checks: $(STAMP)
 	$(PY) -m lmbench.harness.paper_checks
 	$(VENV)/bin/lmbench-report --experiment paper_checks --out reports/paper_checks
 
-## Test suite (what CI runs).
+## Test suite (what CI runs): two workers, each test file on one (its module fixtures built once).
 test: $(DEV_STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 ## Speed gate: workload / calibration-kernel ratios against tests/benchmarks/perf_baseline.json.
 gate: $(DEV_STAMP)

@@ -14,8 +14,8 @@ Jacobian calls (scipy); evaluations are passes over the residuals.
 
 A stop reason is *correct* when it tells the truth about the final point: a convergence reason
 (lmbench ``converged_*``, MINPACK status 1-4) on a solved problem or at a stationary point
-(scaled gradient max_j |J_j^T r| / (||J_j|| ||r||) <= ``STATIONARY_COSINE``, or one of the
-paper's local minima), and any other reason (max_epochs, mu_max, evaluation limit) only on an
+(scaled gradient max_j |J_j^T r| / (||J_j|| ||r||) <= ``STATIONARY_COSINE`` over the weights
+not frozen below rounding, or one of the paper's local minima), and any other reason (max_epochs, mu_max, evaluation limit) only on an
 unsolved one.
 """
 
@@ -44,6 +44,7 @@ from lmbench.bench.mgh import (
 from lmbench.core.errors import NonFiniteLossError
 from lmbench.core.history import TrainingHistory
 from lmbench.core.settings import TrainerSettings
+from lmbench.core import stopping
 from lmbench.core.stopping import CONVERGENCE_TOLERANCES
 from lmbench.tracking.provenance import git_commit, git_dirty
 
@@ -75,16 +76,18 @@ class RunRecord:
 
 
 def scaled_gradient(problem: LeastSquaresProblem, theta: torch.Tensor) -> float:
-    """max_j |J_j^T r| / (||J_j|| ||r||) at ``theta`` (0 at a zero residual)."""
+    """The solver's gtol measure (``stopping.scaled_gradient``) at ``theta``, skipping the
+    frozen weights: those whose change by their own size (|theta_j| ||J_j||) would move the
+    residuals by less than float64 rounding of ||r|| (an exponential saturated far out on
+    Box 3-D: no local test, MINPACK's included, can see a direction there)."""
     theta = theta.detach().to(torch.float64)
     residuals = problem.residuals(theta)
     jac = torch.autograd.functional.jacobian(problem.residuals, theta)
-    r_norm = float(torch.linalg.vector_norm(residuals))
     columns = torch.linalg.vector_norm(jac, dim=0)
-    used = columns > 0
-    if r_norm == 0 or not bool(used.any()):
-        return 0.0
-    return float(((jac.T @ residuals)[used].abs() / columns[used]).max()) / r_norm
+    residual_norm = float(torch.linalg.vector_norm(residuals))
+    # a weight frozen below rounding: moving it by its own size moves no residual measurably
+    frozen = theta.abs() * columns <= torch.finfo(columns.dtype).eps * residual_norm
+    return stopping.scaled_gradient(jac.T @ residuals, columns.where(~frozen, 0.0), residual_norm)
 
 
 def run_lmbench(problem: LeastSquaresProblem, scale: float, variant: str) -> RunRecord:

@@ -201,6 +201,17 @@ class FitClock:
             yield chunk
 
 
+def scaled_gradient(gradient: torch.Tensor, column_norms: torch.Tensor,
+                    residual_norm: float) -> float:
+    """MINPACK's gtol measure max_j |g_j| / (||J_j|| ||r||): the largest cosine between the
+    residuals and a column of J, over the columns that are not zero (as MINPACK); 0 at a zero
+    residual or when every column is zero."""
+    used = column_norms > 0
+    if residual_norm == 0.0 or not bool(used.any()):
+        return 0.0
+    return float((gradient[used].abs() / column_norms[used]).max()) / residual_norm
+
+
 #: The convergence tests' tolerances and the stop reason each one gives.
 CONVERGENCE_TOLERANCES = ("ftol", "xtol", "gtol")
 CONVERGED_FTOL, CONVERGED_XTOL, CONVERGED_GTOL = (f"converged_{n}" for n in CONVERGENCE_TOLERANCES)

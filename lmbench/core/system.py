@@ -42,6 +42,7 @@ from lmbench.core.solve import (
     conjugate_gradient,
     solve_factored,
 )
+from lmbench.core.stopping import scaled_gradient
 from lmbench.core.timing import PhaseTimer
 
 SystemForm = Literal["auto", "primal", "dual"]
@@ -94,17 +95,9 @@ class GaussNewtonSystem:
 
     @property
     def scaled_gradient(self) -> float:
-        """max_j |g_j| / (||J_j|| ||r||): MINPACK's gtol measure, the largest cosine between the
-        residuals and a column of J (the penalty's rows included); 0 at a zero residual."""
+        """MINPACK's gtol measure (``stopping.scaled_gradient``), the penalty's rows included."""
         residual_norm = math.sqrt(max(2.0 * self.penalised_objective, 0.0))
-        if residual_norm == 0.0:
-            return 0.0
-        columns = self.diagonal.sqrt()
-        used = columns > 0
-        if not bool(used.any()):
-            return 0.0
-        cosines = self.gradient[used].abs() / columns[used]
-        return float(cosines.max()) / residual_norm
+        return scaled_gradient(self.gradient, self.diagonal.sqrt(), residual_norm)
 
     @property
     def penalised_objective(self) -> float:
@@ -124,9 +117,18 @@ class GaussNewtonSystem:
         return torch.clamp(diagonal, min=float(floor) * 1e-12)
 
     def held_back(self, mu: float, scale_by_diagonal: bool) -> bool:
-        """Whether mu * D exceeds the largest curvature diag(J^T J): a step is then short because
-        of the damping, and its size says nothing about convergence (the xtol test waits)."""
-        return mu * float(self.scaling(scale_by_diagonal).max()) > float(self.diagonal.max())
+        """Whether the damping withholds most of the reduction an undamped step could bring, by
+        the diagonal estimate: sum_j g_j^2 / (A_jj + mu D_j) is below half of
+        sum_j g_j^2 / A_jj (A = J^T J + penalty I; each weight counts by its squared cosine with
+        the residuals, so a column that carries the gradient but whose curvature has faded
+        below mu D_j holds the step back however small its share of the step). A step so held
+        says nothing about convergence: a less damped one may still go far."""
+        curvature = self.diagonal + self.penalty
+        used = curvature > 0
+        weights = self.gradient[used] ** 2
+        undamped = float((weights / curvature[used]).sum())
+        shift = mu * self.scaling(scale_by_diagonal)[used]
+        return float((weights / (curvature[used] + shift)).sum()) < 0.5 * undamped
 
     def solve(self, mu: float, scale_by_diagonal: bool) -> Step | None:
         """The step of (J^T J + penalty I + mu*D) delta = -g, or None when the system is not

@@ -381,13 +381,13 @@ class LevenbergMarquardt:
                     new_objective, new_loss = self._evaluate(run, source, candidate)
                 actual = penalised - (new_objective + system.penalty * weight_energy(candidate))
                 predicted = step.predicted_reduction
-                # a trial whose step the damping holds back says nothing about convergence
-                judged = self.tests_convergence and not system.held_back(
-                    run.damping.mu, self.damping.scale_by_diagonal)
+                gain = actual / predicted if predicted > 0 else math.nan
+                # a step mu holds back while the model agrees is no sign of convergence
+                judged = self.tests_convergence and not (gain > 0.5 and system.held_back(
+                    run.damping.mu, self.damping.scale_by_diagonal))
                 converged = self.stopping.trial_converged(
                     step.delta, theta, actual, predicted, penalised) if judged else None
                 if math.isfinite(new_objective) and self.damping.accepts(actual, predicted):
-                    gain = actual / predicted if predicted > 0 else math.nan
                     state = self.damping.after_accept(run.damping, gain)
                     run.damping = replace(state, mu=max(state.mu, self.mu_min))
                     self.flat.assign(candidate)
