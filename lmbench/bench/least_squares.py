@@ -15,8 +15,8 @@ Jacobian calls (scipy); evaluations are passes over the residuals.
 A stop reason is *correct* when it tells the truth about the final point: a convergence reason
 (lmbench ``converged_*``, MINPACK status 1-4) on a solved problem or at a stationary point
 (scaled gradient max_j |J_j^T r| / (||J_j|| ||r||) <= ``STATIONARY_COSINE`` over the weights
-not frozen below rounding, or one of the paper's local minima), and any other reason (max_epochs, mu_max, evaluation limit) only on an
-unsolved one.
+not frozen below rounding, or one of the paper's local minima), and any other reason
+(max_epochs, mu_max, evaluation limit) only on an unsolved one.
 """
 
 from __future__ import annotations
@@ -41,10 +41,10 @@ from lmbench.bench.mgh import (
     problem_data,
     run_scipy,
 )
+from lmbench.core import stopping
 from lmbench.core.errors import NonFiniteLossError
 from lmbench.core.history import TrainingHistory
 from lmbench.core.settings import TrainerSettings
-from lmbench.core import stopping
 from lmbench.core.stopping import CONVERGENCE_TOLERANCES
 from lmbench.tracking.provenance import git_commit, git_dirty
 
