@@ -179,7 +179,8 @@ def markdown(runs: Sequence[RunRecord], meta: dict[str, Any]) -> str:
         "Jacobians. Solved: final sum of squares within the problem's tolerance of the best "
         "known. Jacobian ratio: lmbench's Jacobians over MINPACK's, median over the runs both "
         "solved. Correct stop: a convergence reason only at a solution or a stationary point "
-        f"(scaled gradient <= {STATIONARY_COSINE:g}), any other reason only when unsolved.",
+        f"(scaled gradient <= {STATIONARY_COSINE:g} over the weights not frozen below float64 "
+        "rounding), any other reason only when unsolved.",
         "",
         "| solver | solved | of MINPACK's solved | median Jacobian ratio | correct stop "
         "| time (s) |",

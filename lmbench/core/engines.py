@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from lmbench.core.losses import Loss
     from lmbench.core.matrix_free import WarmStart
     from lmbench.core.params import FlatParameters
+    from lmbench.core.solve import EpochBuffers
     from lmbench.core.sources import RowSource
     from lmbench.core.stopping import FitClock
     from lmbench.core.system import FormName, GaussNewtonSystem
@@ -70,6 +71,7 @@ class FitView(Protocol):
     cache: JacobianCache | None
     warm: WarmStart
     clock: FitClock  # the time limit, checked before each chunk
+    buffers: EpochBuffers  # the P x P buffers reused from epoch to epoch
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,8 @@ def _accumulated(trainer: TrainerView, run: FitView, theta: torch.Tensor, timer:
     """The system summed chunk by chunk from each chunk's Jacobian (``SystemAccumulator``)."""
     from lmbench.core.system import SystemAccumulator
 
-    acc = SystemAccumulator(trainer.flat.count, form, trainer.system_dtype, theta.device)
+    acc = SystemAccumulator(trainer.flat.count, form, trainer.system_dtype, theta.device,
+                            run.buffers)
     return acc.assemble(run.clock.timed_chunks(run.source),
                         lambda x: run.residual_fn.jacobian(theta, x), trainer.loss,
                         trainer.reducer, run.cache, timer, cg_max_iter)
