@@ -51,7 +51,9 @@ class StoppingRules:
     gtol: converged when the scaled gradient, the largest cosine between the residuals and a
         column of J (max_j |g_j| / (||J_j|| ||r||), MINPACK's ``gtol``), is at most ``gtol``.
     Each of the three is 0 to disable. They test full-batch steps only: mini-batch LM, whose
-    steps each see one batch, never stops on them.
+    steps each see one batch, never stops on them. ftol and xtol skip a trial that the damping
+    holds back while the model agrees (gain ratio > 1/2 and ``GaussNewtonSystem.held_back``):
+    its step is short because of mu, not because the problem is solved.
     time_limit_s: stop once the fit has run this many seconds (wall clock; MATLAB trainlm's
         ``time``, Ceres' ``max_solver_time_in_seconds``); None disables. It is checked after
         each epoch and, in one process, inside it too: between the Jacobian chunks that build
