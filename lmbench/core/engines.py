@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from lmbench.core.losses import Loss
     from lmbench.core.matrix_free import WarmStart
     from lmbench.core.params import FlatParameters
-    from lmbench.core.solve import EpochBuffers
+    from lmbench.core.solve import GramBuffer
     from lmbench.core.sources import RowSource
     from lmbench.core.stopping import FitClock
     from lmbench.core.system import FormName, GaussNewtonSystem
@@ -71,7 +71,7 @@ class FitView(Protocol):
     cache: JacobianCache | None
     warm: WarmStart
     clock: FitClock  # the time limit, checked before each chunk
-    buffers: EpochBuffers  # the P x P buffers reused from epoch to epoch
+    gram_buffer: GramBuffer  # J^T J's buffer, reused from epoch to epoch
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def _accumulated(trainer: TrainerView, run: FitView, theta: torch.Tensor, timer:
     from lmbench.core.system import SystemAccumulator
 
     acc = SystemAccumulator(trainer.flat.count, form, trainer.system_dtype, theta.device,
-                            run.buffers)
+                            run.gram_buffer)
     return acc.assemble(run.clock.timed_chunks(run.source),
                         lambda x: run.residual_fn.jacobian(theta, x), trainer.loss,
                         trainer.reducer, run.cache, timer, cg_max_iter)

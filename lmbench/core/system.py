@@ -37,7 +37,7 @@ from lmbench.core.gram import accumulate_upper_gram, trace_of_inverse
 from lmbench.core.losses import Loss
 from lmbench.core.solve import (
     CholeskyWorkspace,
-    EpochBuffers,
+    GramBuffer,
     Step,
     cg_tolerance,
     conjugate_gradient,
@@ -303,7 +303,7 @@ class SystemAccumulator:
         form: FormName,
         dtype: torch.dtype,
         device: torch.device,
-        buffers: EpochBuffers | None = None,
+        gram_buffer: GramBuffer | None = None,
     ) -> None:
         if form not in ("primal", "dual", "cache_cg"):
             raise ValueError(f"form must be primal, dual or cache_cg, got {form!r}")
@@ -318,9 +318,8 @@ class SystemAccumulator:
         self.diagonal = torch.zeros(n_params, dtype=dtype, device=device)
         self._jac_chunks: list[torch.Tensor] = []
         self._res_chunks: list[torch.Tensor] = []
-        self.buffers = EpochBuffers() if buffers is None else buffers
         if form == "primal":
-            self.gram = self.buffers.zeroed_gram(n_params, dtype, device)
+            self.gram = (gram_buffer or GramBuffer()).zeroed(n_params, dtype, device)
 
     def add(self, jac: torch.Tensor, residuals: torch.Tensor) -> None:
         """Fold one chunk in: J_c of shape (m, P) and r_c of shape (m,)."""
@@ -405,8 +404,7 @@ class SystemAccumulator:
             return MatrixFreeSystem(diagonal=self.diagonal, operator=operator,
                                     max_iter=cg_max_iter, **common)
         if self.gram is not None:
-            return PrimalSystem(diagonal=self.gram.diagonal().clone(), gram=self.gram,
-                                workspace=self.buffers.workspace, **common)
+            return PrimalSystem(diagonal=self.gram.diagonal().clone(), gram=self.gram, **common)
         jac = torch.cat(self._jac_chunks) if len(self._jac_chunks) > 1 else self._jac_chunks[0]
         res = torch.cat(self._res_chunks) if len(self._res_chunks) > 1 else self._res_chunks[0]
         return DualSystem(diagonal=(jac * jac).sum(dim=0), jacobian=jac, residuals=res, **common)

@@ -45,7 +45,7 @@ from lmbench.core.matrix_free import WarmStart
 from lmbench.core.outcomes import DampedStep, EpochTally
 from lmbench.core.params import FlatParameters
 from lmbench.core.regularization import Regularization, RegularizationState, weight_energy
-from lmbench.core.solve import EpochBuffers, Step
+from lmbench.core.solve import GramBuffer, Step
 from lmbench.core.sources import (
     RowSource,
     check_inference_layers,
@@ -91,7 +91,7 @@ class FitState:
     train_rows: float = 0.0  # training rows (over every worker), counted at the start
     scale_floor: torch.Tensor | None = None  # More's running max of diag(J^T J)
     clock: FitClock = field(default_factory=FitClock)  # StoppingRules.time_limit_s
-    buffers: EpochBuffers = field(default_factory=EpochBuffers)  # P x P, reused by each epoch
+    gram_buffer: GramBuffer = field(default_factory=GramBuffer)  # reused by each epoch
 
 
 class LevenbergMarquardt:
