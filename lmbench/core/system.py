@@ -124,7 +124,7 @@ class GaussNewtonSystem:
         the residuals, so a column that carries the gradient but whose curvature has faded
         below mu D_j holds the step back however small its share of the step). A step so held
         says nothing about convergence: a less damped one may still go far."""
-        curvature = self.diagonal + self.penalty
+        curvature = self.diagonal  # diag(A): the penalised system's includes the penalty
         used = curvature > 0
         weights = self.gradient[used] ** 2
         undamped = float((weights / curvature[used]).sum())

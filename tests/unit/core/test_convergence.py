@@ -332,6 +332,9 @@ def test_held_back_weighs_each_weight_by_the_gradient_it_carries():
     assert system.held_back(1e-3, False) and not system.held_back(1e-7, False)  # D = I
     # the threshold is half the undamped diagonal estimate sum_j g_j^2 / A_jj (= 1 here)
     assert not system.held_back(0.99e-6, False) and system.held_back(1.01e-6, False)
+    # weight decay 1e-6 at w = 0: A_22 = 2e-6 (counted once), so the threshold moves to 2e-6
+    decayed = system.penalised(1e-6, torch.zeros(2, dtype=torch.float64))
+    assert not decayed.held_back(1.9e-6, False) and decayed.held_back(2.1e-6, False)
 
 
 def test_a_damped_step_along_a_slow_valley_is_not_called_converged():
