@@ -4,8 +4,8 @@
   and its default Jacobian chunks (on the CPU at most half of JᵀJ's bytes; variants:
   ``lmbench_auto`` with ``form="auto"``, ``lmbench_whole_jacobian`` with one chunk of up to
   ``MAX_JACOBIAN_BUDGET``, the default before chunking). Its time is the epoch time the trainer
-  records: the first epoch of a fit, which allocates the fit's P x P buffers (variant
-  ``lmbench_later_epoch``: the second epoch of a two-epoch fit, which reuses them, as every
+  records: the first epoch of a fit, which allocates JᵀJ's buffer (variant
+  ``lmbench_later_epoch``: the second epoch of a two-epoch fit, which reuses it, as every
   epoch after the first does).
 * ``torch_levenberg_marquardt``: ``LevenbergMarquardtModule.training_step`` on the whole batch,
   ``solve_method="cholesky"`` (variant ``torch_levenberg_marquardt_qr``: its default QR) and
