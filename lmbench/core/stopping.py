@@ -52,8 +52,9 @@ class StoppingRules:
         column of J (max_j |g_j| / (||J_j|| ||r||), MINPACK's ``gtol``), is at most ``gtol``.
     Each of the three is 0 to disable. They test full-batch steps only: mini-batch LM, whose
     steps each see one batch, never stops on them. ftol and xtol skip a trial that the damping
-    holds back while the model agrees (gain ratio > 1/2 and ``GaussNewtonSystem.held_back``):
-    its step is short because of mu, not because the problem is solved.
+    holds back (``GaussNewtonSystem.held_back``) while the model agrees (gain ratio > 1/2) or
+    while an undamped step could still gain more than ``ftol * F`` (``judges_trial``): its
+    step is short because of mu, not because the problem is solved.
     time_limit_s: stop once the fit has run this many seconds (wall clock; MATLAB trainlm's
         ``time``, Ceres' ``max_solver_time_in_seconds``); None disables. It is checked after
         each epoch and, in one process, inside it too: between the Jacobian chunks that build
@@ -112,6 +113,17 @@ class StoppingRules:
             return False
         bound = self.ftol * objective
         return abs(actual) <= bound and predicted <= bound and actual <= 2.0 * predicted
+
+    def judges_trial(self, gain_ratio: float, held_back: bool, undamped_reduction: float,
+                     objective: float) -> bool:
+        """Whether ftol and xtol may read a trial from a point where F = ``objective``. A step
+        the damping holds back (``GaussNewtonSystem.held_back``) is short because of mu, so it
+        is read only where the model disagrees (gain ratio <= 1/2, as at a minimum where
+        rounding rejects every trial) and even an undamped step would gain at most ftol * F
+        (by ``undamped_reduction``): a plateau is not a minimum."""
+        if not held_back:
+            return True
+        return not gain_ratio > 0.5 and undamped_reduction <= self.ftol * objective
 
     def step_converged(self, step: torch.Tensor, theta: torch.Tensor) -> bool:
         """The xtol test: every weight's step is negligible beside that weight."""

@@ -117,19 +117,24 @@ class GaussNewtonSystem:
         floor = torch.clamp(diagonal.max(), min=torch.finfo(diagonal.dtype).tiny)
         return torch.clamp(diagonal, min=float(floor) * 1e-12)
 
-    def held_back(self, mu: float, scale_by_diagonal: bool) -> bool:
-        """Whether the damping withholds most of the reduction an undamped step could bring, by
-        the diagonal estimate: sum_j g_j^2 / (A_jj + mu D_j) is below half of
-        sum_j g_j^2 / A_jj (A = J^T J + penalty I; each weight counts by its squared cosine with
-        the residuals, so a column that carries the gradient but whose curvature has faded
-        below mu D_j holds the step back however small its share of the step). A step so held
-        says nothing about convergence: a less damped one may still go far."""
+    @property
+    def undamped_reduction(self) -> float:
+        """The reduction of F an undamped step could bring, by the diagonal estimate
+        1/2 sum_j g_j^2 / A_jj (A = J^T J + penalty I, its columns of no curvature left out)."""
         curvature = self.diagonal  # diag(A): the penalised system's includes the penalty
         used = curvature > 0
-        weights = self.gradient[used] ** 2
-        undamped = float((weights / curvature[used]).sum())
-        shift = mu * self.scaling(scale_by_diagonal)[used]
-        return float((weights / (curvature[used] + shift)).sum()) < 0.5 * undamped
+        return 0.5 * float((self.gradient[used] ** 2 / curvature[used]).sum())
+
+    def held_back(self, mu: float, scale_by_diagonal: bool) -> bool:
+        """Whether mu withholds most of ``undamped_reduction`` (then the step says nothing of
+        convergence), by the same estimate: 1/2 sum_j g_j^2 / (A_jj + mu D_j) is below half of
+        it. Each weight counts by its squared cosine with the residuals, so a column that carries
+        the gradient but whose curvature has faded below mu D_j holds the step back however
+        small its share of the step."""
+        used = self.diagonal > 0
+        shifted = self.diagonal[used] + mu * self.scaling(scale_by_diagonal)[used]
+        damped = 0.5 * float((self.gradient[used] ** 2 / shifted).sum())
+        return damped < 0.5 * self.undamped_reduction
 
     def solve(self, mu: float, scale_by_diagonal: bool) -> Step | None:
         """The step of (J^T J + penalty I + mu*D) delta = -g, or None when the system is not

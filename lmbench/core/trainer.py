@@ -383,9 +383,9 @@ class LevenbergMarquardt:
                 actual = penalised - (new_objective + system.penalty * weight_energy(candidate))
                 predicted = step.predicted_reduction
                 gain = actual / predicted if predicted > 0 else math.nan
-                # a step mu holds back while the model agrees is no sign of convergence
-                judged = self.tests_convergence and not (gain > 0.5 and system.held_back(
-                    run.damping.mu, self.damping.scale_by_diagonal))
+                held = system.held_back(run.damping.mu, self.damping.scale_by_diagonal)
+                judged = self.tests_convergence and self.stopping.judges_trial(
+                    gain, held, system.undamped_reduction, penalised)
                 converged = self.stopping.trial_converged(
                     step.delta, theta, actual, predicted, penalised) if judged else None
                 if math.isfinite(new_objective) and self.damping.accepts(actual, predicted):

@@ -358,3 +358,29 @@ def test_rejected_trials_at_a_nonzero_residual_minimum_still_converge():
     history = TrainerSettings.for_curve_fit().fit(module, rows, targets)
     assert history.stop_reason in CONVERGED
     assert problem.is_solved(float((problem.residuals(module.theta.detach()) ** 2).sum()))
+
+
+def test_a_plateau_where_rounding_rejects_a_held_back_trial_is_not_called_converged():
+    # Meyer from 100 x0 with mu_init = 1e-12: the first step lands where exp(x2 / (t + x3)) is
+    # ~1e-12, so J and J^T r are tiny beside F ~ 2e9. More's D (the start's columns) holds the
+    # next trial to a sliver whose reduction is lost in F's rounding, and the trial is
+    # rejected; yet an undamped step could still remove most of F, so it is no minimum
+    problem = PROBLEMS["meyer"]
+    module = ResidualModule(problem, scale=100.0)
+    rows, targets = problem_data(problem)
+    history = TrainerSettings.for_curve_fit(mu_init=1e-12, max_epochs=30).fit(
+        module, rows, targets)
+    theta = module.theta.detach()
+    assert history.objective[-1] > 1e8  # stuck on the plateau
+    assert history.stop_reason not in CONVERGED
+    assert scaled_gradient(problem, theta) > 1e-4  # not stationary: no test may claim it
+
+
+def test_a_held_back_trial_is_read_only_where_nothing_is_left_to_gain():
+    rules = StoppingRules(ftol=1e-8)
+    assert rules.judges_trial(0.9, False, 1.0, 1.0)  # not held back: always read
+    assert not rules.judges_trial(0.9, True, 0.0, 1.0)  # held back while the model agrees
+    assert rules.judges_trial(0.1, True, 1e-9, 1.0)  # rounding at a minimum: read
+    assert rules.judges_trial(math.nan, True, 1e-9, 1.0)
+    assert not rules.judges_trial(0.1, True, 1e-3, 1.0)  # a plateau: an undamped step gains
+    assert not StoppingRules(ftol=0.0).judges_trial(0.1, True, 1e-20, 1.0)  # ftol disabled
