@@ -77,16 +77,14 @@ class RunRecord:
 
 def scaled_gradient(problem: LeastSquaresProblem, theta: torch.Tensor) -> float:
     """The solver's gtol measure (``stopping.scaled_gradient``) at ``theta``, skipping the
-    frozen weights: those whose change by their own size (|theta_j| ||J_j||) would move the
-    residuals by less than float64 rounding of ||r|| (an exponential saturated far out on
-    Box 3-D: no local test, MINPACK's included, can see a direction there)."""
+    weights frozen below float64 rounding (``stopping.frozen_weights``: an exponential
+    saturated far out on Box 3-D)."""
     theta = theta.detach().to(torch.float64)
     residuals = problem.residuals(theta)
     jac = torch.autograd.functional.jacobian(problem.residuals, theta)
     columns = torch.linalg.vector_norm(jac, dim=0)
     residual_norm = float(torch.linalg.vector_norm(residuals))
-    # a weight frozen below rounding: moving it by its own size moves no residual measurably
-    frozen = theta.abs() * columns <= torch.finfo(columns.dtype).eps * residual_norm
+    frozen = stopping.frozen_weights(theta, columns, residual_norm)
     return stopping.scaled_gradient(jac.T @ residuals, columns.where(~frozen, 0.0), residual_norm)
 
 

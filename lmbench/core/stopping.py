@@ -226,6 +226,15 @@ def scaled_gradient(gradient: torch.Tensor, column_norms: torch.Tensor,
     return float((gradient[used].abs() / column_norms[used]).max()) / residual_norm
 
 
+def frozen_weights(theta: torch.Tensor, column_norms: torch.Tensor,
+                   residual_norm: float) -> torch.Tensor:
+    """The weights frozen below rounding: changing one by its own size (|theta_j| ||J_j||)
+    would move the residuals by less than ``theta``'s rounding of ||r|| (an exponential
+    saturated far out): no local test, MINPACK's included, can see a direction there."""
+    eps = torch.finfo(theta.dtype).eps
+    return theta.abs().to(column_norms.dtype) * column_norms <= eps * residual_norm
+
+
 #: The convergence tests' tolerances and the stop reason each one gives.
 CONVERGENCE_TOLERANCES = ("ftol", "xtol", "gtol")
 CONVERGED_FTOL, CONVERGED_XTOL, CONVERGED_GTOL = (f"converged_{n}" for n in CONVERGENCE_TOLERANCES)

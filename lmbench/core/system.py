@@ -43,7 +43,7 @@ from lmbench.core.solve import (
     conjugate_gradient,
     solve_factored,
 )
-from lmbench.core.stopping import scaled_gradient
+from lmbench.core.stopping import frozen_weights, scaled_gradient
 from lmbench.core.timing import PhaseTimer
 
 SystemForm = Literal["auto", "primal", "dual"]
@@ -117,24 +117,24 @@ class GaussNewtonSystem:
         floor = torch.clamp(diagonal.max(), min=torch.finfo(diagonal.dtype).tiny)
         return torch.clamp(diagonal, min=float(floor) * 1e-12)
 
-    @property
-    def undamped_reduction(self) -> float:
-        """The reduction of F an undamped step could bring, by the diagonal estimate
-        1/2 sum_j g_j^2 / A_jj (A = J^T J + penalty I, its columns of no curvature left out)."""
-        curvature = self.diagonal  # diag(A): the penalised system's includes the penalty
-        used = curvature > 0
-        return 0.5 * float((self.gradient[used] ** 2 / curvature[used]).sum())
+    def undamped_reduction(self, theta: torch.Tensor) -> float:
+        """The reduction of F an undamped step from ``theta`` could bring by the diagonal
+        estimate 1/2 sum_j g_j^2 / A_jj (A = J^T J + penalty I; = F sum_j cos_j^2 unpenalised),
+        over the weights neither without curvature nor frozen (``stopping.frozen_weights``)."""
+        norm = math.sqrt(max(2.0 * self.penalised_objective, 0.0))
+        used = (self.diagonal > 0) & ~frozen_weights(theta, self.diagonal.sqrt(), norm)
+        return 0.5 * float((self.gradient[used] ** 2 / self.diagonal[used]).sum())
 
     def held_back(self, mu: float, scale_by_diagonal: bool) -> bool:
-        """Whether mu withholds most of ``undamped_reduction`` (then the step says nothing of
-        convergence), by the same estimate: 1/2 sum_j g_j^2 / (A_jj + mu D_j) is below half of
-        it. Each weight counts by its squared cosine with the residuals, so a column that carries
-        the gradient but whose curvature has faded below mu D_j holds the step back however
-        small its share of the step."""
+        """Whether mu withholds most of what an undamped step could gain (then the step says
+        nothing of convergence), by the diagonal estimate: sum_j g_j^2 / (A_jj + mu D_j) is
+        below half of sum_j g_j^2 / A_jj. Each weight counts by its squared cosine with the
+        residuals, so a column that carries the gradient but whose curvature has faded below
+        mu D_j holds the step back however small its share of the step."""
         used = self.diagonal > 0
-        shifted = self.diagonal[used] + mu * self.scaling(scale_by_diagonal)[used]
-        damped = 0.5 * float((self.gradient[used] ** 2 / shifted).sum())
-        return damped < 0.5 * self.undamped_reduction
+        weights, curvature = self.gradient[used] ** 2, self.diagonal[used]
+        damped = curvature + mu * self.scaling(scale_by_diagonal)[used]
+        return float((weights / damped).sum()) < 0.5 * float((weights / curvature).sum())
 
     def solve(self, mu: float, scale_by_diagonal: bool) -> Step | None:
         """The step of (J^T J + penalty I + mu*D) delta = -g, or None when the system is not
