@@ -383,9 +383,9 @@ class LevenbergMarquardt:
                 actual = penalised - (new_objective + system.penalty * weight_energy(candidate))
                 predicted = step.predicted_reduction
                 gain = actual / predicted if predicted > 0 else math.nan
-                held = system.held_back(run.damping.mu, self.damping.scale_by_diagonal)
                 judged = self.tests_convergence and self.stopping.judges_trial(
-                    gain, held, system.undamped_reduction(theta), penalised)
+                    gain, system.held_back(run.damping.mu, self.damping.scale_by_diagonal),
+                    system.undamped_reduction(theta), penalised)
                 converged = self.stopping.trial_converged(
                     step.delta, theta, actual, predicted, penalised) if judged else None
                 if math.isfinite(new_objective) and self.damping.accepts(actual, predicted):
